@@ -1,0 +1,317 @@
+//! Who is asking: the [`Access`] value every core call takes, and the access
+//! entries the core records for each call that touches user data.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use rampart_store::PrincipalId;
+use serde::Serialize;
+
+/// The protocol (or surface) a request arrived on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// The `rampart` command line, run by the machine's operator.
+    Cli,
+    /// SMTP on the MX port.
+    Smtp,
+    /// SMTP submission (587 or 465).
+    Submission,
+    /// IMAP.
+    Imap,
+    /// The web app and its API.
+    Web,
+    /// CalDAV and CardDAV.
+    Dav,
+    /// The admin listener.
+    Admin,
+    /// Work the server does on its own (queue, expiry).
+    Internal,
+}
+
+/// How the principal proved who it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AuthMethod {
+    /// The account's main password.
+    Password,
+    /// A per-device app password.
+    AppPassword,
+    /// Password plus a second factor.
+    SecondFactor,
+    /// A TLS client certificate.
+    Certificate,
+    /// The operator on the machine itself (file-system access to the store).
+    LocalOperator,
+    /// Nobody authenticated (inbound mail from the Internet, server-internal work).
+    Unauthenticated,
+}
+
+/// The party an access is attributed to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Actor {
+    /// A Rampart account.
+    Account {
+        /// Its id.
+        #[serde(serialize_with = "serialize_principal")]
+        id: PrincipalId,
+        /// Its primary address at the time of the access.
+        address: String,
+    },
+    /// The operator of the machine, using the CLI.
+    Operator {
+        /// The operating-system user name.
+        os_user: String,
+    },
+    /// The server itself, for a named service (for example inbound SMTP delivery).
+    Service {
+        /// The service's name.
+        name: String,
+    },
+}
+
+impl fmt::Display for Actor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Actor::Account { address, .. } => f.write_str(address),
+            Actor::Operator { os_user } => write!(f, "operator:{os_user}"),
+            Actor::Service { name } => write!(f, "service:{name}"),
+        }
+    }
+}
+
+fn serialize_principal<S: serde::Serializer>(id: &PrincipalId, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_i64(id.0)
+}
+
+/// Identifies one protocol session (one connection, one web login).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+pub struct SessionId(pub u64);
+
+impl SessionId {
+    /// A fresh random session id.
+    pub fn random() -> Self {
+        SessionId(rand::random())
+    }
+}
+
+impl fmt::Display for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+/// Where a request comes from, before anyone has authenticated.
+#[derive(Clone, Debug)]
+pub struct SessionContext {
+    /// The session.
+    pub session: SessionId,
+    /// The protocol.
+    pub protocol: Protocol,
+    /// The peer's address, when there is a network peer.
+    pub client: Option<IpAddr>,
+}
+
+impl SessionContext {
+    /// A new session on `protocol` from `client`.
+    pub fn new(protocol: Protocol, client: Option<IpAddr>) -> Self {
+        SessionContext {
+            session: SessionId::random(),
+            protocol,
+            client,
+        }
+    }
+}
+
+/// Who is asking, carried by every core call (rule R2). It holds everything
+/// the access ledger records about the caller. Protocol crates cannot make one
+/// for an account: only [`crate::Core::authenticate`] issues those.
+#[derive(Clone, Debug, Serialize)]
+pub struct Access {
+    principal: Actor,
+    acting_as: Actor,
+    session: SessionId,
+    protocol: Protocol,
+    client: Option<IpAddr>,
+    auth_method: AuthMethod,
+}
+
+impl Access {
+    pub(crate) fn for_account(
+        id: PrincipalId,
+        address: String,
+        ctx: &SessionContext,
+        method: AuthMethod,
+    ) -> Self {
+        let actor = Actor::Account { id, address };
+        Access {
+            principal: actor.clone(),
+            acting_as: actor,
+            session: ctx.session,
+            protocol: ctx.protocol,
+            client: ctx.client,
+            auth_method: method,
+        }
+    }
+
+    /// The machine's operator at the command line. Whoever can run the CLI
+    /// against the store can read its files anyway; the CLI is still recorded.
+    pub fn local_operator() -> Self {
+        let os_user = nix_user_name();
+        let actor = Actor::Operator { os_user };
+        Access {
+            principal: actor.clone(),
+            acting_as: actor,
+            session: SessionId::random(),
+            protocol: Protocol::Cli,
+            client: None,
+            auth_method: AuthMethod::LocalOperator,
+        }
+    }
+
+    /// The server acting for a service with no authenticated user, such as
+    /// inbound SMTP delivering to local mailboxes. It may create messages but
+    /// never read them.
+    pub fn service(name: &str, ctx: &SessionContext) -> Self {
+        let actor = Actor::Service { name: name.into() };
+        Access {
+            principal: actor.clone(),
+            acting_as: actor,
+            session: ctx.session,
+            protocol: ctx.protocol,
+            client: ctx.client,
+            auth_method: AuthMethod::Unauthenticated,
+        }
+    }
+
+    /// The authenticated party.
+    pub fn principal(&self) -> &Actor {
+        &self.principal
+    }
+    /// The party whose rights apply (differs from the principal under delegation).
+    pub fn acting_as(&self) -> &Actor {
+        &self.acting_as
+    }
+    /// The session.
+    pub fn session(&self) -> SessionId {
+        self.session
+    }
+    /// The protocol.
+    pub fn protocol(&self) -> Protocol {
+        self.protocol
+    }
+    /// The peer's address.
+    pub fn client(&self) -> Option<IpAddr> {
+        self.client
+    }
+    /// How the principal authenticated.
+    pub fn auth_method(&self) -> AuthMethod {
+        self.auth_method
+    }
+
+    /// The account this access acts as, if it is an account.
+    pub fn account(&self) -> Option<PrincipalId> {
+        match &self.acting_as {
+            Actor::Account { id, .. } => Some(*id),
+            _ => None,
+        }
+    }
+}
+
+fn nix_user_name() -> String {
+    std::env::var("SUDO_USER")
+        .or_else(|_| std::env::var("USER"))
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// What an access did, in the ledger's vocabulary.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Operation {
+    /// Listed containers (mailboxes, calendars, address books).
+    ListContainers,
+    /// Listed the items of a container.
+    ListItems,
+    /// Searched.
+    Search,
+    /// Read message headers or summaries.
+    ReadHeader,
+    /// Read a whole message or body.
+    ReadBody,
+    /// Read an attachment.
+    ReadAttachment,
+    /// Exported data.
+    Export,
+    /// Queried the directory.
+    DirectoryQuery,
+    /// Created an object.
+    Create,
+    /// Modified an object.
+    Modify,
+    /// Deleted an object.
+    Delete,
+    /// Moved an object.
+    Move,
+    /// Changed flags.
+    Flag,
+    /// Changed sharing.
+    Share,
+    /// Changed a forwarding or filter rule.
+    RuleChange,
+    /// Changed a credential.
+    CredentialChange,
+    /// Administered principals or domains.
+    Administer,
+    /// Logged in.
+    LoginSuccess,
+    /// Failed to log in.
+    LoginFailure,
+}
+
+/// Whether the access succeeded.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// It succeeded.
+    Ok,
+    /// It was refused for lack of rights.
+    Denied,
+    /// It failed for another reason.
+    Failed(String),
+}
+
+/// One access to user data (or to an account), as the ledger records it.
+#[derive(Clone, Debug, Serialize)]
+pub struct AccessEntry {
+    /// Milliseconds since the epoch.
+    pub at: i64,
+    /// The node that served it.
+    pub node: String,
+    /// Who asked, from where, how.
+    pub access: Access,
+    /// What was done.
+    pub operation: Operation,
+    /// Whose data it was.
+    #[serde(serialize_with = "serialize_opt_principal")]
+    pub owner: Option<PrincipalId>,
+    /// The container (mailbox name, domain), if any.
+    pub container: Option<String>,
+    /// Every object touched (message ids, principal ids): never only a count.
+    pub objects: Vec<i64>,
+    /// Bytes of user data returned to the caller.
+    pub bytes: u64,
+    /// The result.
+    pub outcome: Outcome,
+}
+
+fn serialize_opt_principal<S: serde::Serializer>(
+    id: &Option<PrincipalId>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match id {
+        Some(id) => s.serialize_some(&id.0),
+        None => s.serialize_none(),
+    }
+}

@@ -1,0 +1,214 @@
+#![forbid(unsafe_code)]
+//! Rampart's core: the one gate to the data (rule R2).
+//!
+//! Every call takes an [`Access`] saying who asks, from where and how; the
+//! core checks that party's rights, performs the operation through the
+//! [`rampart_store::Store`], and records an [`AccessEntry`] for every access
+//! to user data before any of that data is returned.
+
+mod access;
+mod address;
+mod admin;
+mod auth;
+mod error;
+mod mail;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use rampart_store::{PrincipalId, Store};
+
+pub use access::*;
+pub use address::{Address, normalize_domain};
+pub use admin::{Bootstrap, NewUser, RecipientSet};
+pub use auth::{
+    MAX_PASSWORD_LEN, MIN_PASSWORD_LEN, PasswordParams, check_new_password, random_password,
+};
+pub use error::{CoreError, CoreResult};
+pub use mail::{AddressSummary, MessageSummary};
+pub use rampart_store as store;
+
+/// Settings of the core, taken from the config file.
+#[derive(Clone, Debug)]
+pub struct CoreConfig {
+    /// Name of this node, recorded with every access.
+    pub node: String,
+    /// Argon2id parameters for new password hashes.
+    pub passwords: PasswordParams,
+    /// Quota of new accounts in bytes (0 = unlimited).
+    pub default_quota_bytes: u64,
+    /// Largest message accepted anywhere, in bytes.
+    pub max_message_bytes: u64,
+    /// How deep groups may nest when expanding a group address.
+    pub max_group_depth: usize,
+}
+
+impl Default for CoreConfig {
+    fn default() -> Self {
+        CoreConfig {
+            node: "localhost".into(),
+            passwords: PasswordParams::default(),
+            default_quota_bytes: 2 * 1024 * 1024 * 1024,
+            max_message_bytes: 50 * 1024 * 1024,
+            max_group_depth: 8,
+        }
+    }
+}
+
+/// Receives one entry per access. The durable, hash-chained ledger plugs in
+/// here; until then [`LogRecorder`] writes entries to the server log.
+#[async_trait]
+pub trait AccessRecorder: Send + Sync {
+    /// Records an entry; the caller releases data only after this returns `Ok`.
+    async fn record(&self, entry: AccessEntry) -> CoreResult<()>;
+}
+
+/// Writes each access entry as one JSON line to the log target `rampart::access`.
+pub struct LogRecorder;
+
+#[async_trait]
+impl AccessRecorder for LogRecorder {
+    async fn record(&self, entry: AccessEntry) -> CoreResult<()> {
+        let line = serde_json::to_string(&entry).map_err(|e| CoreError::Ledger(e.to_string()))?;
+        tracing::info!(target: "rampart::access", "{line}");
+        Ok(())
+    }
+}
+
+/// What one core call did, before the caller's identity is added.
+struct Event {
+    operation: Operation,
+    owner: Option<PrincipalId>,
+    container: Option<String>,
+    objects: Vec<i64>,
+    bytes: u64,
+    outcome: Outcome,
+}
+
+impl Event {
+    fn new(operation: Operation, owner: Option<PrincipalId>) -> Self {
+        Event {
+            operation,
+            owner,
+            container: None,
+            objects: Vec::new(),
+            bytes: 0,
+            outcome: Outcome::Ok,
+        }
+    }
+
+    fn container(mut self, name: impl Into<String>) -> Self {
+        self.container = Some(name.into());
+        self
+    }
+
+    fn objects(mut self, ids: Vec<i64>) -> Self {
+        self.objects = ids;
+        self
+    }
+
+    fn bytes(mut self, n: u64) -> Self {
+        self.bytes = n;
+        self
+    }
+}
+
+/// The core: shared by every protocol session of the process.
+pub struct Core {
+    store: Arc<dyn Store>,
+    config: CoreConfig,
+    recorder: Arc<dyn AccessRecorder>,
+    /// A hash of a random password, verified when the account does not
+    /// exist so that failures take the same time either way.
+    dummy_hash: String,
+}
+
+impl Core {
+    /// Builds the core over an open store.
+    pub async fn new(
+        store: Arc<dyn Store>,
+        config: CoreConfig,
+        recorder: Arc<dyn AccessRecorder>,
+    ) -> CoreResult<Self> {
+        let params = config.passwords;
+        let dummy_hash = tokio::task::spawn_blocking(move || params.hash(&random_password()))
+            .await
+            .map_err(|e| CoreError::Invalid(format!("hashing task failed: {e}")))??;
+        Ok(Core {
+            store,
+            config,
+            recorder,
+            dummy_hash,
+        })
+    }
+
+    /// The store under the core; for the binary's maintenance tasks only.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The core's settings.
+    pub fn config(&self) -> &CoreConfig {
+        &self.config
+    }
+
+    /// Records one access; the caller returns data only after this succeeded.
+    async fn record(&self, access: &Access, event: Event) -> CoreResult<()> {
+        self.recorder
+            .record(AccessEntry {
+                at: rampart_store::now_millis(),
+                node: self.config.node.clone(),
+                access: access.clone(),
+                operation: event.operation,
+                owner: event.owner,
+                container: event.container,
+                objects: event.objects,
+                bytes: event.bytes,
+                outcome: event.outcome,
+            })
+            .await
+    }
+
+    /// Verifies an address and password and issues the [`Access`] for the session.
+    /// A wrong password, an unknown or disabled account and a group all give the
+    /// same [`CoreError::AuthFailed`] after the same amount of work.
+    pub async fn authenticate(
+        &self,
+        ctx: &SessionContext,
+        address: &str,
+        password: &str,
+    ) -> CoreResult<Access> {
+        let principal = match Address::parse(address) {
+            Ok(a) => self.store.find_principal(&a.local_part, &a.domain).await?,
+            Err(_) => None,
+        };
+        let candidate = principal.filter(|p| {
+            p.kind == rampart_store::PrincipalKind::User && !p.disabled && p.password_hash.is_some()
+        });
+        let hash = candidate
+            .as_ref()
+            .and_then(|p| p.password_hash.clone())
+            .unwrap_or_else(|| self.dummy_hash.clone());
+        let params = self.config.passwords;
+        let password = password.to_owned();
+        let verified = tokio::task::spawn_blocking(move || params.verify(&password, &hash))
+            .await
+            .map_err(|e| CoreError::Invalid(format!("hashing task failed: {e}")))?;
+        match candidate {
+            Some(p) if verified => {
+                let access = Access::for_account(p.id, p.address(), ctx, AuthMethod::Password);
+                self.record(&access, Event::new(Operation::LoginSuccess, Some(p.id)))
+                    .await?;
+                Ok(access)
+            }
+            other => {
+                let attempt = Access::service("login", ctx);
+                let mut event = Event::new(Operation::LoginFailure, other.map(|p| p.id));
+                event.container = Some(address.chars().take(320).collect());
+                event.outcome = Outcome::Denied;
+                self.record(&attempt, event).await?;
+                Err(CoreError::AuthFailed)
+            }
+        }
+    }
+}

@@ -1,0 +1,436 @@
+//! Mailboxes and messages: append, deliver, list, read, flag, expunge.
+
+use mail_parser::{HeaderValue, MessageParser};
+use rampart_store::{
+    Appended, FlagChange, Mailbox, MailboxId, MailboxRole, MessageRecord, NewMessage, PrincipalId,
+    SystemFlags,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::{Access, Actor, Core, CoreError, CoreResult, Event, Operation};
+
+/// A name and address from a message header.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddressSummary {
+    /// Display name, if given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The address, if given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+}
+
+/// What the store keeps about a message besides its raw bytes: enough for
+/// message lists, threading and the ledger's list of affected persons.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageSummary {
+    /// Subject header, decoded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// Date header, seconds since the epoch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub date: Option<i64>,
+    /// From.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub from: Vec<AddressSummary>,
+    /// To.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub to: Vec<AddressSummary>,
+    /// Cc.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cc: Vec<AddressSummary>,
+    /// Reply-To.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reply_to: Vec<AddressSummary>,
+    /// Message-ID without angle brackets.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
+    /// Whether the message has attachments.
+    #[serde(default)]
+    pub has_attachments: bool,
+}
+
+/// Headers longer than this are cut in the summary (the raw message keeps them whole).
+const MAX_SUMMARY_FIELD: usize = 998;
+/// At most this many addresses per header are summarised.
+const MAX_SUMMARY_ADDRESSES: usize = 1000;
+/// At most this many References are used for threading.
+const MAX_REFERENCES: usize = 100;
+
+fn clip(s: &str) -> String {
+    let mut end = s.len().min(MAX_SUMMARY_FIELD);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_owned()
+}
+
+fn addresses(value: Option<&mail_parser::Address<'_>>) -> Vec<AddressSummary> {
+    value
+        .map(|a| {
+            a.iter()
+                .take(MAX_SUMMARY_ADDRESSES)
+                .map(|addr| AddressSummary {
+                    name: addr.name().map(clip),
+                    address: addr.address().map(|s| clip(&s.to_lowercase())),
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn header_ids(value: &HeaderValue<'_>) -> Vec<String> {
+    match value {
+        HeaderValue::Text(t) => vec![clip(t)],
+        HeaderValue::TextList(list) => list.iter().map(|t| clip(t)).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Parses a raw message into its summary and threading references.
+pub(crate) fn summarize(raw: &[u8]) -> (MessageSummary, Vec<String>) {
+    let Some(msg) = MessageParser::default().parse(raw) else {
+        return (MessageSummary::default(), Vec::new());
+    };
+    let summary = MessageSummary {
+        subject: msg.subject().map(clip),
+        date: msg.date().map(|d| d.to_timestamp()),
+        from: addresses(msg.from()),
+        to: addresses(msg.to()),
+        cc: addresses(msg.cc()),
+        reply_to: addresses(msg.reply_to()),
+        message_id: msg.message_id().map(clip),
+        has_attachments: msg.attachment_count() > 0,
+    };
+    let mut references = header_ids(msg.in_reply_to());
+    references.extend(header_ids(msg.references()).into_iter().rev());
+    references.truncate(MAX_REFERENCES);
+    (summary, references)
+}
+
+impl Core {
+    /// Checks that the caller may read the data of `owner`. Only the owner may
+    /// (delegation comes later); operators and services never read mail (R6).
+    fn require_reader(&self, access: &Access, owner: PrincipalId) -> CoreResult<()> {
+        match access.acting_as() {
+            Actor::Account { id, .. } if *id == owner => Ok(()),
+            _ => Err(CoreError::Denied(
+                "only the mailbox owner may read it".into(),
+            )),
+        }
+    }
+
+    /// Checks that the caller may add messages for `owner`: the owner, the
+    /// operator (imports) or a service (inbound delivery).
+    fn require_writer(&self, access: &Access, owner: PrincipalId) -> CoreResult<()> {
+        match access.acting_as() {
+            Actor::Account { id, .. } if *id == owner => Ok(()),
+            Actor::Operator { .. } | Actor::Service { .. } => Ok(()),
+            _ => Err(CoreError::Denied(
+                "only the mailbox owner may change it".into(),
+            )),
+        }
+    }
+
+    async fn mailbox(&self, id: MailboxId) -> CoreResult<Mailbox> {
+        self.store
+            .get_mailbox(id)
+            .await?
+            .ok_or_else(|| CoreError::NotFound {
+                kind: "mailbox",
+                name: id.to_string(),
+            })
+    }
+
+    /// Finds a mailbox of an account by name (for imports and delivery).
+    pub async fn find_mailbox(
+        &self,
+        access: &Access,
+        account: PrincipalId,
+        name: &str,
+    ) -> CoreResult<Mailbox> {
+        self.require_writer(access, account)?;
+        self.store
+            .list_mailboxes(account)
+            .await?
+            .into_iter()
+            .find(|m| {
+                m.name == name
+                    || (name.eq_ignore_ascii_case("inbox") && m.role == Some(MailboxRole::Inbox))
+            })
+            .ok_or_else(|| CoreError::NotFound {
+                kind: "mailbox",
+                name: name.into(),
+            })
+    }
+
+    /// Lists the caller's own mailboxes.
+    pub async fn list_mailboxes(&self, access: &Access) -> CoreResult<Vec<Mailbox>> {
+        let account = access
+            .account()
+            .ok_or_else(|| CoreError::Denied("only an account has mailboxes".into()))?;
+        let mailboxes = self.store.list_mailboxes(account).await?;
+        self.record(
+            access,
+            Event::new(Operation::ListContainers, Some(account))
+                .objects(mailboxes.iter().map(|m| m.id.0).collect()),
+        )
+        .await?;
+        Ok(mailboxes)
+    }
+
+    fn check_size(&self, size: usize) -> CoreResult<()> {
+        if size as u64 > self.config.max_message_bytes {
+            return Err(CoreError::Limit {
+                what: format!("a message of {size} bytes"),
+                limit: self.config.max_message_bytes,
+                key: "limits.max_message_bytes",
+            });
+        }
+        Ok(())
+    }
+
+    async fn store_message(
+        &self,
+        targets: &[MailboxId],
+        raw: Vec<u8>,
+        flags: SystemFlags,
+        keywords: Vec<String>,
+        received_at: Option<i64>,
+    ) -> CoreResult<Vec<Appended>> {
+        self.check_size(raw.len())?;
+        let size = raw.len() as u64;
+        let (summary, references) = summarize(&raw);
+        let blob = self.store.put_blob(raw).await?;
+        let appended = self
+            .store
+            .append_message(
+                targets,
+                NewMessage {
+                    blob,
+                    size,
+                    received_at: received_at.unwrap_or_else(rampart_store::now_millis),
+                    message_id_header: summary.message_id.clone(),
+                    references,
+                    summary: serde_json::to_string(&summary)
+                        .map_err(|e| CoreError::Invalid(e.to_string()))?,
+                    flags,
+                    keywords,
+                },
+            )
+            .await?;
+        Ok(appended)
+    }
+
+    /// Appends a message to one mailbox (IMAP APPEND, import). Returns once
+    /// the message is durable.
+    pub async fn append(
+        &self,
+        access: &Access,
+        mailbox: MailboxId,
+        raw: Vec<u8>,
+        flags: SystemFlags,
+        keywords: Vec<String>,
+        received_at: Option<i64>,
+    ) -> CoreResult<Appended> {
+        let target = self.mailbox(mailbox).await?;
+        self.require_writer(access, target.account)?;
+        let bytes = raw.len() as u64;
+        let appended = self
+            .store_message(&[mailbox], raw, flags, keywords, received_at)
+            .await?
+            .pop()
+            .ok_or_else(|| CoreError::Invalid("append stored nothing".into()))?;
+        self.record(
+            access,
+            Event::new(Operation::Create, Some(target.account))
+                .container(target.name)
+                .objects(vec![appended.message.0])
+                .bytes(bytes),
+        )
+        .await?;
+        Ok(appended)
+    }
+
+    /// Delivers a message into the Inbox of each account, atomically: all get
+    /// it or none does. Returns once it is durable for every recipient.
+    pub async fn deliver(
+        &self,
+        access: &Access,
+        accounts: &[PrincipalId],
+        raw: Vec<u8>,
+    ) -> CoreResult<Vec<Appended>> {
+        let mut inboxes = Vec::with_capacity(accounts.len());
+        for &account in accounts {
+            self.require_writer(access, account)?;
+            let inbox = self
+                .store
+                .list_mailboxes(account)
+                .await?
+                .into_iter()
+                .find(|m| m.role == Some(MailboxRole::Inbox))
+                .ok_or_else(|| CoreError::NotFound {
+                    kind: "inbox of account",
+                    name: account.to_string(),
+                })?;
+            if !inboxes.iter().any(|(id, _)| *id == inbox.id) {
+                inboxes.push((inbox.id, account));
+            }
+        }
+        let bytes = raw.len() as u64;
+        let appended = self
+            .store_message(
+                &inboxes.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
+                raw,
+                SystemFlags::default(),
+                vec![],
+                None,
+            )
+            .await?;
+        for (a, &(_, account)) in appended.iter().zip(&inboxes) {
+            self.record(
+                access,
+                Event::new(Operation::Create, Some(account))
+                    .container("INBOX")
+                    .objects(vec![a.message.0])
+                    .bytes(bytes),
+            )
+            .await?;
+        }
+        Ok(appended)
+    }
+
+    /// Lists a mailbox's messages with their summaries.
+    pub async fn list_messages(
+        &self,
+        access: &Access,
+        mailbox: MailboxId,
+    ) -> CoreResult<Vec<MessageRecord>> {
+        let target = self.mailbox(mailbox).await?;
+        self.require_reader(access, target.account)?;
+        let messages = self.store.list_messages(mailbox).await?;
+        let bytes = messages.iter().map(|m| m.summary.len() as u64).sum();
+        self.record(
+            access,
+            Event::new(Operation::ReadHeader, Some(target.account))
+                .container(target.name)
+                .objects(messages.iter().map(|m| m.message.0).collect())
+                .bytes(bytes),
+        )
+        .await?;
+        Ok(messages)
+    }
+
+    /// Reads a whole raw message by UID.
+    pub async fn read_message(
+        &self,
+        access: &Access,
+        mailbox: MailboxId,
+        uid: u32,
+    ) -> CoreResult<Vec<u8>> {
+        let target = self.mailbox(mailbox).await?;
+        self.require_reader(access, target.account)?;
+        let record = self
+            .store
+            .list_messages(mailbox)
+            .await?
+            .into_iter()
+            .find(|m| m.uid == uid)
+            .ok_or_else(|| CoreError::NotFound {
+                kind: "message with UID",
+                name: uid.to_string(),
+            })?;
+        let raw = self.store.read_blob(record.blob).await?;
+        self.record(
+            access,
+            Event::new(Operation::ReadBody, Some(target.account))
+                .container(target.name)
+                .objects(vec![record.message.0])
+                .bytes(raw.len() as u64),
+        )
+        .await?;
+        Ok(raw)
+    }
+
+    /// Changes flags of messages; returns each changed UID with its new MODSEQ.
+    pub async fn store_flags(
+        &self,
+        access: &Access,
+        mailbox: MailboxId,
+        uids: &[u32],
+        change: FlagChange,
+    ) -> CoreResult<Vec<(u32, u64)>> {
+        let target = self.mailbox(mailbox).await?;
+        self.require_reader(access, target.account)?;
+        let changed = self.store.store_flags(mailbox, uids, change).await?;
+        self.record(
+            access,
+            Event::new(Operation::Flag, Some(target.account))
+                .container(target.name)
+                .objects(changed.iter().map(|(uid, _)| *uid as i64).collect()),
+        )
+        .await?;
+        Ok(changed)
+    }
+
+    /// Removes messages from a mailbox; returns the new HIGHESTMODSEQ.
+    pub async fn expunge(
+        &self,
+        access: &Access,
+        mailbox: MailboxId,
+        uids: &[u32],
+    ) -> CoreResult<u64> {
+        let target = self.mailbox(mailbox).await?;
+        self.require_reader(access, target.account)?;
+        let modseq = self.store.expunge(mailbox, uids).await?;
+        self.record(
+            access,
+            Event::new(Operation::Delete, Some(target.account))
+                .container(target.name)
+                .objects(uids.iter().map(|u| *u as i64).collect()),
+        )
+        .await?;
+        Ok(modseq)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summarizes_headers_and_threading() {
+        let raw = b"From: \"Alice Example\" <Alice@Example.org>\r\n\
+To: bob@example.org, Carol <carol@example.net>\r\n\
+Subject: =?utf-8?q?Gr=C3=BC=C3=9Fe?=\r\n\
+Message-ID: <m2@example.org>\r\n\
+In-Reply-To: <m1@example.org>\r\n\
+References: <m0@example.org> <m1@example.org>\r\n\
+Date: Tue, 1 Sep 2026 10:00:00 +0000\r\n\
+\r\n\
+hello\r\n";
+        let (s, refs) = summarize(raw);
+        assert_eq!(s.subject.as_deref(), Some("Grüße"));
+        assert_eq!(s.from[0].address.as_deref(), Some("alice@example.org"));
+        assert_eq!(s.from[0].name.as_deref(), Some("Alice Example"));
+        assert_eq!(s.to.len(), 2);
+        assert_eq!(s.message_id.as_deref(), Some("m2@example.org"));
+        assert_eq!(
+            refs,
+            vec!["m1@example.org", "m1@example.org", "m0@example.org"]
+        );
+        assert_eq!(s.date, Some(1_788_256_800));
+    }
+
+    #[test]
+    fn summarizes_garbage_without_panicking() {
+        for raw in [
+            &b""[..],
+            b"\r\n\r\n",
+            b"From: <<<@@@>>>\r\n\r\n",
+            &[0xff, 0xfe, 0, 1],
+        ] {
+            let _ = summarize(raw);
+        }
+    }
+}

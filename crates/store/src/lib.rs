@@ -1,0 +1,207 @@
+#![forbid(unsafe_code)]
+//! Rampart's storage layer: the [`Store`] trait and its two backends.
+//!
+//! Only the `core` crate depends on this crate (rule R2): protocol crates never
+//! see a `Store`. The trait speaks in domain operations (append a message to
+//! mailboxes, allocate UIDs, expunge) rather than in generic rows, because each
+//! of those must be atomic and each backend knows best how to make it so.
+
+mod blob;
+mod model;
+mod postgres;
+mod sqlite;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+pub use blob::BlobHash;
+pub use model::*;
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+
+/// The schema version this binary writes and understands.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// Everything that can go wrong in the store, phrased for the operator.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The named object does not exist.
+    #[error("{kind} not found: {name}")]
+    NotFound { kind: &'static str, name: String },
+    /// The object (or an address that would clash with it) exists already.
+    #[error("{0} already exists")]
+    AlreadyExists(String),
+    /// The operation would leave the store inconsistent (for example a domain that still has accounts).
+    #[error("{0}")]
+    Conflict(String),
+    /// The account's quota does not leave room for the message.
+    #[error("quota exceeded for account {account}: {needed} bytes needed, {available} bytes free")]
+    QuotaExceeded {
+        account: PrincipalId,
+        needed: u64,
+        available: u64,
+    },
+    /// The store was written by a newer Rampart.
+    #[error(
+        "the store has schema version {found}, newer than this binary supports ({supported}): run a newer rampart, or restore a backup made with this version"
+    )]
+    SchemaTooNew { found: i64, supported: i64 },
+    /// The data directory or database is not a usable Rampart store.
+    #[error("{0}")]
+    Corrupt(String),
+    /// A blob's content does not match its hash or is missing.
+    #[error("blob {hash} is damaged or missing: {reason}")]
+    BlobDamaged { hash: BlobHash, reason: String },
+    /// An I/O error on a named path.
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// An error from the database engine.
+    #[error("database error: {0}")]
+    Backend(String),
+}
+
+/// Result type of every store call.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Which backend to open and where.
+#[derive(Debug, Clone)]
+pub enum StoreConfig {
+    /// The embedded default: `rampart.db` and `blobs/` under the data directory.
+    Sqlite { data_dir: PathBuf, pool_size: usize },
+    /// A PostgreSQL database shared by one or more Rampart nodes; blobs live in the database too.
+    Postgres { url: String, pool_size: usize },
+}
+
+/// Whether opening may create a new, empty store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenMode {
+    /// Create the store (and data directory) if there is none yet.
+    CreateIfMissing,
+    /// Fail with a clear error if there is no store yet.
+    MustExist,
+}
+
+/// Opens the configured backend, running schema migrations.
+pub async fn open(config: &StoreConfig, mode: OpenMode) -> Result<Arc<dyn Store>> {
+    match config {
+        StoreConfig::Sqlite {
+            data_dir,
+            pool_size,
+        } => Ok(Arc::new(
+            SqliteStore::open(data_dir, *pool_size, mode).await?,
+        )),
+        StoreConfig::Postgres { url, pool_size } => {
+            Ok(Arc::new(PostgresStore::open(url, *pool_size).await?))
+        }
+    }
+}
+
+/// The storage interface used by `core`. Every method is atomic: it either
+/// commits entirely or leaves no trace.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Short name of the backend, for logs.
+    fn backend_name(&self) -> &'static str;
+
+    /// Reads a store-wide setting.
+    async fn get_meta(&self, key: &str) -> Result<Option<String>>;
+    /// Sets a store-wide setting only if it is not set yet; returns whether it was set now.
+    async fn set_meta_if_absent(&self, key: &str, value: &str) -> Result<bool>;
+
+    /// Adds a local domain.
+    async fn create_domain(&self, name: &str) -> Result<Domain>;
+    /// Looks up a domain by name (lower case).
+    async fn find_domain(&self, name: &str) -> Result<Option<Domain>>;
+    /// Lists every domain, by name.
+    async fn list_domains(&self) -> Result<Vec<Domain>>;
+    /// Removes a domain that has no accounts, groups or aliases left.
+    async fn delete_domain(&self, id: DomainId) -> Result<()>;
+
+    /// Creates a user or group together with its initial mailboxes.
+    async fn create_principal(&self, new: NewPrincipal) -> Result<Principal>;
+    /// Reads a principal by id.
+    async fn get_principal(&self, id: PrincipalId) -> Result<Option<Principal>>;
+    /// Finds the principal an address names, directly or through an alias.
+    async fn find_principal(&self, local_part: &str, domain: &str) -> Result<Option<Principal>>;
+    /// Lists principals, of one domain or of all.
+    async fn list_principals(&self, domain: Option<DomainId>) -> Result<Vec<Principal>>;
+    /// Changes the given attributes of a principal.
+    async fn update_principal(&self, id: PrincipalId, update: PrincipalUpdate) -> Result<()>;
+    /// Removes a principal with its mailboxes, messages, aliases and memberships.
+    async fn delete_principal(&self, id: PrincipalId) -> Result<()>;
+
+    /// Adds an alias address that delivers to `target`.
+    async fn add_alias(
+        &self,
+        domain: DomainId,
+        local_part: &str,
+        target: PrincipalId,
+    ) -> Result<()>;
+    /// Removes an alias address.
+    async fn remove_alias(&self, domain: DomainId, local_part: &str) -> Result<()>;
+    /// Lists aliases, of one target or of all.
+    async fn list_aliases(&self, target: Option<PrincipalId>) -> Result<Vec<Alias>>;
+
+    /// Makes `member` a member of `group`.
+    async fn add_group_member(&self, group: PrincipalId, member: PrincipalId) -> Result<()>;
+    /// Removes `member` from `group`.
+    async fn remove_group_member(&self, group: PrincipalId, member: PrincipalId) -> Result<()>;
+    /// Lists the members of a group.
+    async fn group_members(&self, group: PrincipalId) -> Result<Vec<Principal>>;
+
+    /// Creates a mailbox in an account.
+    async fn create_mailbox(&self, account: PrincipalId, new: NewMailbox) -> Result<Mailbox>;
+    /// Lists an account's mailboxes, by name.
+    async fn list_mailboxes(&self, account: PrincipalId) -> Result<Vec<Mailbox>>;
+    /// Reads a mailbox by id.
+    async fn get_mailbox(&self, id: MailboxId) -> Result<Option<Mailbox>>;
+
+    /// Stores blob content durably (synced) and returns its hash. The blob is
+    /// not yet named by any row; [`Store::sweep_blobs`] may remove it after the
+    /// grace period unless a message names it first.
+    async fn put_blob(&self, data: Vec<u8>) -> Result<BlobHash>;
+    /// Reads blob content, verifying it against its hash.
+    async fn read_blob(&self, hash: BlobHash) -> Result<Vec<u8>>;
+    /// How many messages name the blob (0 when none).
+    async fn blob_refcount(&self, hash: BlobHash) -> Result<u64>;
+    /// Whether the blob's content is still held (named or not).
+    async fn blob_stored(&self, hash: BlobHash) -> Result<bool>;
+    /// Removes blob content that no row names and that is older than `grace`; returns how many.
+    async fn sweep_blobs(&self, grace: Duration) -> Result<u64>;
+
+    /// Appends one message to one or more mailboxes (possibly of several
+    /// accounts) atomically: every mailbox gets it, or none does.
+    async fn append_message(
+        &self,
+        targets: &[MailboxId],
+        message: NewMessage,
+    ) -> Result<Vec<Appended>>;
+    /// Lists a mailbox's messages in UID order.
+    async fn list_messages(&self, mailbox: MailboxId) -> Result<Vec<MessageRecord>>;
+    /// Changes flags and keywords of the given UIDs; returns the new MODSEQ of each changed message.
+    async fn store_flags(
+        &self,
+        mailbox: MailboxId,
+        uids: &[u32],
+        change: FlagChange,
+    ) -> Result<Vec<(u32, u64)>>;
+    /// Removes the given UIDs from a mailbox; returns the mailbox's new HIGHESTMODSEQ.
+    async fn expunge(&self, mailbox: MailboxId, uids: &[u32]) -> Result<u64>;
+    /// The change log of a mailbox after `since_modseq`, in MODSEQ order.
+    async fn changes_since(&self, mailbox: MailboxId, since_modseq: u64) -> Result<Vec<Change>>;
+}
+
+/// Milliseconds since the Unix epoch, the store's clock.
+pub fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,430 @@
+//! The records the store keeps.
+
+use std::fmt;
+
+use crate::BlobHash;
+
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(pub i64);
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}", self.0)
+            }
+        }
+    };
+}
+
+id_type!(
+    /// Internal id of a domain.
+    DomainId
+);
+id_type!(
+    /// Internal id of a user or group.
+    PrincipalId
+);
+id_type!(
+    /// Internal id of a mailbox; also its UIDVALIDITY.
+    MailboxId
+);
+id_type!(
+    /// Internal id of a message within its account (the JMAP/OBJECTID email id).
+    MessageId
+);
+
+/// A local domain.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Domain {
+    /// Internal id.
+    pub id: DomainId,
+    /// Lower-case domain name.
+    pub name: String,
+    /// Creation time, milliseconds since the epoch.
+    pub created_at: i64,
+}
+
+/// Whether a principal is a person's account or a group address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PrincipalKind {
+    /// An account that logs in and owns mailboxes.
+    User,
+    /// An address that fans out to its members.
+    Group,
+}
+
+impl PrincipalKind {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            PrincipalKind::User => "user",
+            PrincipalKind::Group => "group",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> crate::Result<Self> {
+        match s {
+            "user" => Ok(PrincipalKind::User),
+            "group" => Ok(PrincipalKind::Group),
+            other => Err(crate::StoreError::Corrupt(format!(
+                "unknown principal kind {other:?} in store"
+            ))),
+        }
+    }
+}
+
+/// A user or group.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Principal {
+    /// Internal id.
+    pub id: PrincipalId,
+    /// User or group.
+    pub kind: PrincipalKind,
+    /// Domain of the primary address.
+    pub domain_id: DomainId,
+    /// Domain name of the primary address.
+    pub domain: String,
+    /// Local part of the primary address (lower case).
+    pub local_part: String,
+    /// Name shown to people.
+    pub display_name: String,
+    /// Argon2id PHC string; `None` for groups and for accounts that cannot log in.
+    pub password_hash: Option<String>,
+    /// Storage quota in bytes; 0 means unlimited.
+    pub quota_bytes: u64,
+    /// Bytes of messages held now.
+    pub used_bytes: u64,
+    /// A disabled account neither logs in nor receives mail.
+    pub disabled: bool,
+    /// May administer domains and accounts (never read their data, rule R6).
+    pub is_admin: bool,
+    /// Creation time, milliseconds since the epoch.
+    pub created_at: i64,
+}
+
+impl Principal {
+    /// The primary address, `local@domain`.
+    pub fn address(&self) -> String {
+        format!("{}@{}", self.local_part, self.domain)
+    }
+}
+
+/// What is needed to create a principal.
+#[derive(Clone, Debug)]
+pub struct NewPrincipal {
+    /// User or group.
+    pub kind: PrincipalKind,
+    /// Domain of the primary address.
+    pub domain_id: DomainId,
+    /// Local part of the primary address (lower case).
+    pub local_part: String,
+    /// Name shown to people.
+    pub display_name: String,
+    /// Argon2id PHC string.
+    pub password_hash: Option<String>,
+    /// Storage quota in bytes; 0 means unlimited.
+    pub quota_bytes: u64,
+    /// Administrator flag.
+    pub is_admin: bool,
+    /// Mailboxes created in the same transaction.
+    pub mailboxes: Vec<NewMailbox>,
+}
+
+/// Attributes of a principal to change; `None` leaves one as it is.
+#[derive(Clone, Debug, Default)]
+pub struct PrincipalUpdate {
+    /// New password hash.
+    pub password_hash: Option<String>,
+    /// New disabled state.
+    pub disabled: Option<bool>,
+    /// New quota in bytes.
+    pub quota_bytes: Option<u64>,
+    /// New display name.
+    pub display_name: Option<String>,
+}
+
+/// An extra address that delivers to a principal.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Alias {
+    /// Local part (lower case).
+    pub local_part: String,
+    /// Domain name.
+    pub domain: String,
+    /// The principal it delivers to.
+    pub target: PrincipalId,
+}
+
+impl Alias {
+    /// The alias address, `local@domain`.
+    pub fn address(&self) -> String {
+        format!("{}@{}", self.local_part, self.domain)
+    }
+}
+
+/// The role of a special mailbox (RFC 6154 special-use, JMAP role).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MailboxRole {
+    /// Where new mail arrives.
+    Inbox,
+    /// Copies of sent mail.
+    Sent,
+    /// Unfinished messages.
+    Drafts,
+    /// Deleted messages.
+    Trash,
+    /// Spam and quarantined mail.
+    Junk,
+    /// Archived mail.
+    Archive,
+}
+
+impl MailboxRole {
+    /// Every role, in the order new accounts get them.
+    pub const ALL: [MailboxRole; 6] = [
+        MailboxRole::Inbox,
+        MailboxRole::Sent,
+        MailboxRole::Drafts,
+        MailboxRole::Trash,
+        MailboxRole::Junk,
+        MailboxRole::Archive,
+    ];
+
+    /// The role's name as stored (and as JMAP spells it).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MailboxRole::Inbox => "inbox",
+            MailboxRole::Sent => "sent",
+            MailboxRole::Drafts => "drafts",
+            MailboxRole::Trash => "trash",
+            MailboxRole::Junk => "junk",
+            MailboxRole::Archive => "archive",
+        }
+    }
+
+    /// The default mailbox name for this role.
+    pub fn default_name(self) -> &'static str {
+        match self {
+            MailboxRole::Inbox => "INBOX",
+            MailboxRole::Sent => "Sent",
+            MailboxRole::Drafts => "Drafts",
+            MailboxRole::Trash => "Trash",
+            MailboxRole::Junk => "Junk",
+            MailboxRole::Archive => "Archive",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+}
+
+/// What is needed to create a mailbox.
+#[derive(Clone, Debug)]
+pub struct NewMailbox {
+    /// Full hierarchical name, `/` separated, UTF-8.
+    pub name: String,
+    /// Special-use role, if any.
+    pub role: Option<MailboxRole>,
+}
+
+/// A mailbox and its IMAP counters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mailbox {
+    /// Internal id.
+    pub id: MailboxId,
+    /// Owning account.
+    pub account: PrincipalId,
+    /// Full hierarchical name.
+    pub name: String,
+    /// Special-use role.
+    pub role: Option<MailboxRole>,
+    /// IMAP UIDVALIDITY; never reused within a store.
+    pub uid_validity: u32,
+    /// The UID the next message will get.
+    pub uid_next: u32,
+    /// The highest MODSEQ given in this mailbox (CONDSTORE).
+    pub highest_modseq: u64,
+    /// Whether the owner subscribes to it.
+    pub subscribed: bool,
+}
+
+/// IMAP system flags, as a bit set.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct SystemFlags(pub u32);
+
+impl SystemFlags {
+    /// `\Seen`
+    pub const SEEN: u32 = 1;
+    /// `\Answered`
+    pub const ANSWERED: u32 = 2;
+    /// `\Flagged`
+    pub const FLAGGED: u32 = 4;
+    /// `\Deleted`
+    pub const DELETED: u32 = 8;
+    /// `\Draft`
+    pub const DRAFT: u32 = 16;
+
+    /// Whether every bit of `flag` is set.
+    pub fn contains(self, flag: u32) -> bool {
+        self.0 & flag == flag
+    }
+}
+
+/// What is needed to append a message.
+#[derive(Clone, Debug)]
+pub struct NewMessage {
+    /// The stored raw message (from [`crate::Store::put_blob`]).
+    pub blob: BlobHash,
+    /// Size of the raw message in bytes.
+    pub size: u64,
+    /// IMAP INTERNALDATE, milliseconds since the epoch.
+    pub received_at: i64,
+    /// The Message-ID header without angle brackets, for threading.
+    pub message_id_header: Option<String>,
+    /// Message-IDs from In-Reply-To and References, for threading.
+    pub references: Vec<String>,
+    /// Parsed envelope summary (JSON written by core; opaque to the store).
+    pub summary: String,
+    /// Initial system flags.
+    pub flags: SystemFlags,
+    /// Initial keywords.
+    pub keywords: Vec<String>,
+}
+
+/// Where an appended message landed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Appended {
+    /// The mailbox.
+    pub mailbox: MailboxId,
+    /// The message's id in the mailbox's account.
+    pub message: MessageId,
+    /// Its UID in the mailbox.
+    pub uid: u32,
+    /// Its MODSEQ.
+    pub modseq: u64,
+    /// Its thread id.
+    pub thread: MessageId,
+}
+
+/// A message as seen in one mailbox.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MessageRecord {
+    /// The mailbox.
+    pub mailbox: MailboxId,
+    /// UID in the mailbox.
+    pub uid: u32,
+    /// The account-wide message id.
+    pub message: MessageId,
+    /// The raw message's blob.
+    pub blob: BlobHash,
+    /// Size in bytes.
+    pub size: u64,
+    /// INTERNALDATE, milliseconds since the epoch.
+    pub received_at: i64,
+    /// System flags.
+    pub flags: SystemFlags,
+    /// Keywords.
+    pub keywords: Vec<String>,
+    /// MODSEQ of the last change.
+    pub modseq: u64,
+    /// Thread id.
+    pub thread: MessageId,
+    /// Envelope summary (JSON written by core).
+    pub summary: String,
+}
+
+/// How to change flags.
+#[derive(Clone, Debug)]
+pub enum FlagChange {
+    /// Replace flags and keywords.
+    Set(SystemFlags, Vec<String>),
+    /// Add flags and keywords.
+    Add(SystemFlags, Vec<String>),
+    /// Remove flags and keywords.
+    Remove(SystemFlags, Vec<String>),
+}
+
+impl FlagChange {
+    /// Applies the change to current flags; returns the result.
+    pub fn apply(&self, flags: SystemFlags, keywords: &[String]) -> (SystemFlags, Vec<String>) {
+        match self {
+            FlagChange::Set(f, k) => {
+                let mut k = k.clone();
+                k.sort();
+                k.dedup();
+                (*f, k)
+            }
+            FlagChange::Add(f, k) => {
+                let mut all: Vec<String> = keywords.iter().chain(k.iter()).cloned().collect();
+                all.sort();
+                all.dedup();
+                (SystemFlags(flags.0 | f.0), all)
+            }
+            FlagChange::Remove(f, k) => {
+                let rest = keywords
+                    .iter()
+                    .filter(|w| !k.contains(w))
+                    .cloned()
+                    .collect();
+                (SystemFlags(flags.0 & !f.0), rest)
+            }
+        }
+    }
+}
+
+/// What happened to a message in a change-log entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChangeKind {
+    /// It was added to the mailbox.
+    Created,
+    /// Its flags or keywords changed.
+    Flags,
+    /// It was removed from the mailbox.
+    Expunged,
+}
+
+impl ChangeKind {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            ChangeKind::Created => "created",
+            ChangeKind::Flags => "flags",
+            ChangeKind::Expunged => "expunged",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> crate::Result<Self> {
+        match s {
+            "created" => Ok(ChangeKind::Created),
+            "flags" => Ok(ChangeKind::Flags),
+            "expunged" => Ok(ChangeKind::Expunged),
+            other => Err(crate::StoreError::Corrupt(format!(
+                "unknown change kind {other:?} in store"
+            ))),
+        }
+    }
+}
+
+/// One entry of the change log (feeds CONDSTORE/QRESYNC, DAV sync, JMAP changes).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Change {
+    /// MODSEQ of the change.
+    pub modseq: u64,
+    /// The message.
+    pub message: MessageId,
+    /// Its UID in the mailbox.
+    pub uid: u32,
+    /// What happened.
+    pub kind: ChangeKind,
+}
+
+pub(crate) fn encode_keywords(keywords: &[String]) -> String {
+    keywords.join(" ")
+}
+
+pub(crate) fn decode_keywords(s: &str) -> Vec<String> {
+    s.split(' ')
+        .filter(|w| !w.is_empty())
+        .map(str::to_owned)
+        .collect()
+}

@@ -1,0 +1,1008 @@
+//! The PostgreSQL backend, for several Rampart nodes sharing one database.
+//! Blob content lives in the database too, so that every node sees it.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use deadpool_postgres::{GenericClient, Pool, Runtime};
+use tokio_postgres::{NoTls, Row};
+
+use crate::model::{decode_keywords, encode_keywords};
+use crate::*;
+
+/// The PostgreSQL backend.
+pub struct PostgresStore {
+    pool: Pool,
+}
+
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        match e.as_db_error() {
+            Some(db) => StoreError::Backend(format!("{}: {}", db.code().code(), db.message())),
+            None => StoreError::Backend(e.to_string()),
+        }
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for StoreError {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        StoreError::Backend(format!("cannot reach PostgreSQL: {e}"))
+    }
+}
+
+/// Advisory lock key that serialises schema migrations across nodes.
+const MIGRATION_LOCK: i64 = 0x5241_4d50_4152_54;
+
+/// Schema migrations; entry N takes the store from version N to N+1.
+const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [include_str!("postgres_schema.sql")];
+
+impl PostgresStore {
+    /// Connects to `url` and runs schema migrations.
+    pub async fn open(url: &str, pool_size: usize) -> Result<Self> {
+        let mut cfg = deadpool_postgres::Config::new();
+        cfg.url = Some(url.to_owned());
+        cfg.pool = Some(deadpool_postgres::PoolConfig::new(pool_size.max(1)));
+        let pool = cfg
+            .create_pool(Some(Runtime::Tokio1), NoTls)
+            .map_err(|e| StoreError::Backend(format!("bad PostgreSQL URL: {e}")))?;
+        let store = PostgresStore { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+            .await?;
+        tx.batch_execute(
+            "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        )
+        .await?;
+        let version: i64 = tx
+            .query_opt("SELECT value FROM meta WHERE key = 'schema_version'", &[])
+            .await?
+            .map(|r| r.get::<_, String>(0).parse().unwrap_or(-1))
+            .unwrap_or(0);
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::SchemaTooNew {
+                found: version,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        if version < 0 {
+            return Err(StoreError::Corrupt("schema_version is not a number".into()));
+        }
+        for (to, sql) in MIGRATIONS
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (i as i64 + 1, s))
+        {
+            if to > version {
+                tx.batch_execute(sql).await?;
+                tx.execute(
+                    "INSERT INTO meta (key, value) VALUES ('schema_version', $1)
+                     ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    &[&to.to_string()],
+                )
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+const PRINCIPAL_COLUMNS: &str = "p.id, p.kind, p.domain_id, d.name, p.local_part, p.display_name, p.password_hash, \
+     p.quota_bytes, p.used_bytes, p.disabled, p.is_admin, p.created_at";
+
+fn principal_from(r: &Row) -> Result<Principal> {
+    Ok(Principal {
+        id: PrincipalId(r.get(0)),
+        kind: PrincipalKind::parse(r.get(1))?,
+        domain_id: DomainId(r.get(2)),
+        domain: r.get(3),
+        local_part: r.get(4),
+        display_name: r.get(5),
+        password_hash: r.get(6),
+        quota_bytes: r.get::<_, i64>(7) as u64,
+        used_bytes: r.get::<_, i64>(8) as u64,
+        disabled: r.get(9),
+        is_admin: r.get(10),
+        created_at: r.get(11),
+    })
+}
+
+async fn query_principals(
+    c: &impl GenericClient,
+    filter: &str,
+    args: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<Vec<Principal>> {
+    let sql = format!(
+        "SELECT {PRINCIPAL_COLUMNS} FROM principals p JOIN domains d ON d.id = p.domain_id {filter}"
+    );
+    c.query(&sql, args)
+        .await?
+        .iter()
+        .map(principal_from)
+        .collect()
+}
+
+const MAILBOX_COLUMNS: &str = "id, account_id, name, role, uid_next, highest_modseq, subscribed";
+
+fn mailbox_from(r: &Row) -> Mailbox {
+    let id: i64 = r.get(0);
+    let role: Option<String> = r.get(3);
+    Mailbox {
+        id: MailboxId(id),
+        account: PrincipalId(r.get(1)),
+        name: r.get(2),
+        role: role.as_deref().and_then(MailboxRole::parse),
+        uid_validity: id as u32,
+        uid_next: r.get::<_, i64>(4) as u32,
+        highest_modseq: r.get::<_, i64>(5) as u64,
+        subscribed: r.get(6),
+    }
+}
+
+async fn address_taken(c: &impl GenericClient, domain: DomainId, local_part: &str) -> Result<bool> {
+    let row = c
+        .query_one(
+            "SELECT (SELECT count(*) FROM principals WHERE domain_id = $1 AND local_part = $2)
+                  + (SELECT count(*) FROM aliases WHERE domain_id = $1 AND local_part = $2)",
+            &[&domain.0, &local_part],
+        )
+        .await?;
+    Ok(row.get::<_, i64>(0) > 0)
+}
+
+async fn insert_mailbox(
+    c: &impl GenericClient,
+    account: PrincipalId,
+    new: &NewMailbox,
+) -> Result<Mailbox> {
+    let row = c
+        .query_opt(
+            &format!(
+                "INSERT INTO mailboxes (account_id, name, role, created_at) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (account_id, name) DO NOTHING RETURNING {MAILBOX_COLUMNS}"
+            ),
+            &[
+                &account.0,
+                &new.name,
+                &new.role.map(MailboxRole::as_str),
+                &now_millis(),
+            ],
+        )
+        .await?;
+    row.map(|r| mailbox_from(&r))
+        .ok_or_else(|| StoreError::AlreadyExists(format!("mailbox {:?}", new.name)))
+}
+
+async fn release_orphan_messages(c: &impl GenericClient, messages: &[i64]) -> Result<()> {
+    for &id in messages {
+        let held: bool = c
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM mailbox_messages WHERE message_id = $1)",
+                &[&id],
+            )
+            .await?
+            .get(0);
+        if held {
+            continue;
+        }
+        let row = c
+            .query_one(
+                "DELETE FROM messages WHERE id = $1 RETURNING account_id, blob_hash, size",
+                &[&id],
+            )
+            .await?;
+        let (account, hash, size): (i64, String, i64) = (row.get(0), row.get(1), row.get(2));
+        c.execute(
+            "UPDATE blobs SET refcount = refcount - 1 WHERE hash = $1",
+            &[&hash],
+        )
+        .await?;
+        c.execute(
+            "UPDATE principals SET used_bytes = greatest(0, used_bytes - $2) WHERE id = $1",
+            &[&account, &size],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+async fn bump_modseq(c: &impl GenericClient, mailbox: MailboxId) -> Result<u64> {
+    let row = c
+        .query_opt(
+            "UPDATE mailboxes SET highest_modseq = highest_modseq + 1 WHERE id = $1 RETURNING highest_modseq",
+            &[&mailbox.0],
+        )
+        .await?
+        .ok_or_else(|| StoreError::NotFound {
+            kind: "mailbox",
+            name: mailbox.to_string(),
+        })?;
+    Ok(row.get::<_, i64>(0) as u64)
+}
+
+async fn log_change(
+    c: &impl GenericClient,
+    account: i64,
+    mailbox: MailboxId,
+    modseq: u64,
+    message: i64,
+    uid: u32,
+    kind: ChangeKind,
+) -> Result<()> {
+    c.execute(
+        "INSERT INTO changes (account_id, mailbox_id, modseq, message_id, uid, kind, at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        &[
+            &account,
+            &mailbox.0,
+            &(modseq as i64),
+            &message,
+            &(uid as i64),
+            &kind.as_str(),
+            &now_millis(),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+async fn mailbox_account(
+    c: &impl GenericClient,
+    mailbox: MailboxId,
+    lock: bool,
+) -> Result<(i64, i64)> {
+    let sql = if lock {
+        "SELECT account_id, highest_modseq FROM mailboxes WHERE id = $1 FOR UPDATE"
+    } else {
+        "SELECT account_id, highest_modseq FROM mailboxes WHERE id = $1"
+    };
+    let row = c
+        .query_opt(sql, &[&mailbox.0])
+        .await?
+        .ok_or_else(|| StoreError::NotFound {
+            kind: "mailbox",
+            name: mailbox.to_string(),
+        })?;
+    Ok((row.get(0), row.get(1)))
+}
+
+async fn insert_message(
+    c: &impl GenericClient,
+    account: i64,
+    hex: &str,
+    message: &NewMessage,
+) -> Result<i64> {
+    let size = message.size as i64;
+    let charged = c
+        .execute(
+            "UPDATE principals SET used_bytes = used_bytes + $2
+             WHERE id = $1 AND (quota_bytes = 0 OR used_bytes + $2 <= quota_bytes)",
+            &[&account, &size],
+        )
+        .await?;
+    if charged == 0 {
+        let row = c
+            .query_opt(
+                "SELECT quota_bytes, used_bytes FROM principals WHERE id = $1",
+                &[&account],
+            )
+            .await?
+            .ok_or_else(|| StoreError::NotFound {
+                kind: "account",
+                name: account.to_string(),
+            })?;
+        let (quota, used): (i64, i64) = (row.get(0), row.get(1));
+        return Err(StoreError::QuotaExceeded {
+            account: PrincipalId(account),
+            needed: message.size,
+            available: (quota - used).max(0) as u64,
+        });
+    }
+    if c.execute(
+        "UPDATE blobs SET refcount = refcount + 1 WHERE hash = $1",
+        &[&hex],
+    )
+    .await?
+        == 0
+    {
+        return Err(StoreError::BlobDamaged {
+            hash: message.blob,
+            reason: "not stored (put_blob first)".into(),
+        });
+    }
+    let mut thread: Option<i64> = None;
+    for reference in &message.references {
+        thread = c
+            .query_opt(
+                "SELECT thread_id FROM messages WHERE account_id = $1 AND message_id_header = $2 LIMIT 1",
+                &[&account, reference],
+            )
+            .await?
+            .map(|r| r.get(0));
+        if thread.is_some() {
+            break;
+        }
+    }
+    let row = c
+        .query_one(
+            "INSERT INTO messages (account_id, blob_hash, size, received_at, message_id_header, thread_id, summary)
+             VALUES ($1, $2, $3, $4, $5, 0, $6) RETURNING id",
+            &[
+                &account,
+                &hex,
+                &size,
+                &message.received_at,
+                &message.message_id_header,
+                &message.summary,
+            ],
+        )
+        .await?;
+    let id: i64 = row.get(0);
+    c.execute(
+        "UPDATE messages SET thread_id = $2 WHERE id = $1",
+        &[&id, &thread.unwrap_or(id)],
+    )
+    .await?;
+    Ok(id)
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    fn backend_name(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn get_meta(&self, key: &str) -> Result<Option<String>> {
+        let c = self.pool.get().await?;
+        Ok(
+            c.query_opt("SELECT value FROM meta WHERE key = $1", &[&key])
+                .await?
+                .map(|r| r.get(0)),
+        )
+    }
+
+    async fn set_meta_if_absent(&self, key: &str, value: &str) -> Result<bool> {
+        let c = self.pool.get().await?;
+        let n = c
+            .execute(
+                "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+                &[&key, &value],
+            )
+            .await?;
+        Ok(n == 1)
+    }
+
+    async fn create_domain(&self, name: &str) -> Result<Domain> {
+        let c = self.pool.get().await?;
+        let created_at = now_millis();
+        let row = c
+            .query_opt(
+                "INSERT INTO domains (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING RETURNING id",
+                &[&name, &created_at],
+            )
+            .await?
+            .ok_or_else(|| StoreError::AlreadyExists(format!("domain {name}")))?;
+        Ok(Domain {
+            id: DomainId(row.get(0)),
+            name: name.to_owned(),
+            created_at,
+        })
+    }
+
+    async fn find_domain(&self, name: &str) -> Result<Option<Domain>> {
+        let c = self.pool.get().await?;
+        Ok(c.query_opt(
+            "SELECT id, name, created_at FROM domains WHERE name = $1",
+            &[&name],
+        )
+        .await?
+        .map(|r| Domain {
+            id: DomainId(r.get(0)),
+            name: r.get(1),
+            created_at: r.get(2),
+        }))
+    }
+
+    async fn list_domains(&self) -> Result<Vec<Domain>> {
+        let c = self.pool.get().await?;
+        Ok(c.query(
+            "SELECT id, name, created_at FROM domains ORDER BY name",
+            &[],
+        )
+        .await?
+        .iter()
+        .map(|r| Domain {
+            id: DomainId(r.get(0)),
+            name: r.get(1),
+            created_at: r.get(2),
+        })
+        .collect())
+    }
+
+    async fn delete_domain(&self, id: DomainId) -> Result<()> {
+        let mut c = self.pool.get().await?;
+        let tx = c.transaction().await?;
+        tx.execute("SELECT 1 FROM domains WHERE id = $1 FOR UPDATE", &[&id.0])
+            .await?;
+        let used: i64 = tx
+            .query_one(
+                "SELECT (SELECT count(*) FROM principals WHERE domain_id = $1)
+                      + (SELECT count(*) FROM aliases WHERE domain_id = $1)",
+                &[&id.0],
+            )
+            .await?
+            .get(0);
+        if used > 0 {
+            return Err(StoreError::Conflict(format!(
+                "the domain still has {used} accounts, groups or aliases: remove them first"
+            )));
+        }
+        if tx
+            .execute("DELETE FROM domains WHERE id = $1", &[&id.0])
+            .await?
+            == 0
+        {
+            return Err(StoreError::NotFound {
+                kind: "domain",
+                name: id.to_string(),
+            });
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn create_principal(&self, new: NewPrincipal) -> Result<Principal> {
+        let mut c = self.pool.get().await?;
+        let tx = c.transaction().await?;
+        // Serialise address allocation within the domain across nodes.
+        tx.execute(
+            "SELECT 1 FROM domains WHERE id = $1 FOR UPDATE",
+            &[&new.domain_id.0],
+        )
+        .await?;
+        if address_taken(&tx, new.domain_id, &new.local_part).await? {
+            return Err(StoreError::AlreadyExists(format!(
+                "address {}@domain #{}",
+                new.local_part, new.domain_id
+            )));
+        }
+        let row = tx
+            .query_one(
+                "INSERT INTO principals (kind, domain_id, local_part, display_name, password_hash,
+                     quota_bytes, is_admin, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+                &[
+                    &new.kind.as_str(),
+                    &new.domain_id.0,
+                    &new.local_part,
+                    &new.display_name,
+                    &new.password_hash,
+                    &(new.quota_bytes as i64),
+                    &new.is_admin,
+                    &now_millis(),
+                ],
+            )
+            .await?;
+        let id = PrincipalId(row.get(0));
+        for mailbox in &new.mailboxes {
+            insert_mailbox(&tx, id, mailbox).await?;
+        }
+        let principal = query_principals(&tx, "WHERE p.id = $1", &[&id.0])
+            .await?
+            .pop()
+            .ok_or_else(|| StoreError::Backend("inserted principal vanished".into()))?;
+        tx.commit().await?;
+        Ok(principal)
+    }
+
+    async fn get_principal(&self, id: PrincipalId) -> Result<Option<Principal>> {
+        let c = self.pool.get().await?;
+        Ok(query_principals(&c, "WHERE p.id = $1", &[&id.0])
+            .await?
+            .pop())
+    }
+
+    async fn find_principal(&self, local_part: &str, domain: &str) -> Result<Option<Principal>> {
+        let c = self.pool.get().await?;
+        let direct = query_principals(
+            &c,
+            "WHERE d.name = $1 AND p.local_part = $2",
+            &[&domain, &local_part],
+        )
+        .await?
+        .pop();
+        if direct.is_some() {
+            return Ok(direct);
+        }
+        Ok(query_principals(
+            &c,
+            "JOIN aliases a ON a.target_id = p.id JOIN domains ad ON ad.id = a.domain_id
+             WHERE ad.name = $1 AND a.local_part = $2",
+            &[&domain, &local_part],
+        )
+        .await?
+        .pop())
+    }
+
+    async fn list_principals(&self, domain: Option<DomainId>) -> Result<Vec<Principal>> {
+        let c = self.pool.get().await?;
+        let domain = domain.map(|d| d.0);
+        query_principals(
+            &c,
+            "WHERE $1::BIGINT IS NULL OR p.domain_id = $1 ORDER BY d.name, p.local_part",
+            &[&domain],
+        )
+        .await
+    }
+
+    async fn update_principal(&self, id: PrincipalId, update: PrincipalUpdate) -> Result<()> {
+        let c = self.pool.get().await?;
+        let n = c
+            .execute(
+                "UPDATE principals SET
+                     password_hash = coalesce($2, password_hash),
+                     disabled = coalesce($3, disabled),
+                     quota_bytes = coalesce($4, quota_bytes),
+                     display_name = coalesce($5, display_name)
+                 WHERE id = $1",
+                &[
+                    &id.0,
+                    &update.password_hash,
+                    &update.disabled,
+                    &update.quota_bytes.map(|q| q as i64),
+                    &update.display_name,
+                ],
+            )
+            .await?;
+        if n == 0 {
+            return Err(StoreError::NotFound {
+                kind: "principal",
+                name: id.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    async fn delete_principal(&self, id: PrincipalId) -> Result<()> {
+        let mut c = self.pool.get().await?;
+        let tx = c.transaction().await?;
+        tx.execute(
+            "UPDATE blobs b SET refcount = b.refcount - m.n
+             FROM (SELECT blob_hash, count(*) AS n FROM messages WHERE account_id = $1 GROUP BY blob_hash) m
+             WHERE b.hash = m.blob_hash",
+            &[&id.0],
+        )
+        .await?;
+        tx.execute("DELETE FROM messages WHERE account_id = $1", &[&id.0])
+            .await?;
+        tx.execute("DELETE FROM changes WHERE account_id = $1", &[&id.0])
+            .await?;
+        if tx
+            .execute("DELETE FROM principals WHERE id = $1", &[&id.0])
+            .await?
+            == 0
+        {
+            return Err(StoreError::NotFound {
+                kind: "principal",
+                name: id.to_string(),
+            });
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn add_alias(
+        &self,
+        domain: DomainId,
+        local_part: &str,
+        target: PrincipalId,
+    ) -> Result<()> {
+        let mut c = self.pool.get().await?;
+        let tx = c.transaction().await?;
+        tx.execute(
+            "SELECT 1 FROM domains WHERE id = $1 FOR UPDATE",
+            &[&domain.0],
+        )
+        .await?;
+        if address_taken(&tx, domain, local_part).await? {
+            return Err(StoreError::AlreadyExists(format!("address {local_part}@…")));
+        }
+        tx.execute(
+            "INSERT INTO aliases (domain_id, local_part, target_id) VALUES ($1, $2, $3)",
+            &[&domain.0, &local_part, &target.0],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn remove_alias(&self, domain: DomainId, local_part: &str) -> Result<()> {
+        let c = self.pool.get().await?;
+        if c.execute(
+            "DELETE FROM aliases WHERE domain_id = $1 AND local_part = $2",
+            &[&domain.0, &local_part],
+        )
+        .await?
+            == 0
+        {
+            return Err(StoreError::NotFound {
+                kind: "alias",
+                name: local_part.to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    async fn list_aliases(&self, target: Option<PrincipalId>) -> Result<Vec<Alias>> {
+        let c = self.pool.get().await?;
+        let target = target.map(|t| t.0);
+        Ok(c
+            .query(
+                "SELECT a.local_part, d.name, a.target_id FROM aliases a JOIN domains d ON d.id = a.domain_id
+                 WHERE $1::BIGINT IS NULL OR a.target_id = $1 ORDER BY d.name, a.local_part",
+                &[&target],
+            )
+            .await?
+            .iter()
+            .map(|r| Alias {
+                local_part: r.get(0),
+                domain: r.get(1),
+                target: PrincipalId(r.get(2)),
+            })
+            .collect())
+    }
+
+    async fn add_group_member(&self, group: PrincipalId, member: PrincipalId) -> Result<()> {
+        let c = self.pool.get().await?;
+        c.execute(
+            "INSERT INTO group_members (group_id, member_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            &[&group.0, &member.0],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn remove_group_member(&self, group: PrincipalId, member: PrincipalId) -> Result<()> {
+        let c = self.pool.get().await?;
+        c.execute(
+            "DELETE FROM group_members WHERE group_id = $1 AND member_id = $2",
+            &[&group.0, &member.0],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn group_members(&self, group: PrincipalId) -> Result<Vec<Principal>> {
+        let c = self.pool.get().await?;
+        query_principals(
+            &c,
+            "JOIN group_members g ON g.member_id = p.id WHERE g.group_id = $1 ORDER BY d.name, p.local_part",
+            &[&group.0],
+        )
+        .await
+    }
+
+    async fn create_mailbox(&self, account: PrincipalId, new: NewMailbox) -> Result<Mailbox> {
+        let c = self.pool.get().await?;
+        insert_mailbox(&c, account, &new).await
+    }
+
+    async fn list_mailboxes(&self, account: PrincipalId) -> Result<Vec<Mailbox>> {
+        let c = self.pool.get().await?;
+        Ok(c.query(
+            &format!("SELECT {MAILBOX_COLUMNS} FROM mailboxes WHERE account_id = $1 ORDER BY name"),
+            &[&account.0],
+        )
+        .await?
+        .iter()
+        .map(mailbox_from)
+        .collect())
+    }
+
+    async fn get_mailbox(&self, id: MailboxId) -> Result<Option<Mailbox>> {
+        let c = self.pool.get().await?;
+        Ok(c.query_opt(
+            &format!("SELECT {MAILBOX_COLUMNS} FROM mailboxes WHERE id = $1"),
+            &[&id.0],
+        )
+        .await?
+        .map(|r| mailbox_from(&r)))
+    }
+
+    async fn put_blob(&self, data: Vec<u8>) -> Result<BlobHash> {
+        let hash = BlobHash::of(&data);
+        let c = self.pool.get().await?;
+        // Content and row commit together; a committed transaction is durable
+        // (synchronous_commit=on, the PostgreSQL default).
+        c.execute(
+            "INSERT INTO blobs (hash, size, refcount, last_put_at, data) VALUES ($1, $2, 0, $3, $4)
+             ON CONFLICT (hash) DO UPDATE SET last_put_at = excluded.last_put_at",
+            &[&hash.to_hex(), &(data.len() as i64), &now_millis(), &data],
+        )
+        .await?;
+        Ok(hash)
+    }
+
+    async fn read_blob(&self, hash: BlobHash) -> Result<Vec<u8>> {
+        let c = self.pool.get().await?;
+        let data: Vec<u8> = c
+            .query_opt("SELECT data FROM blobs WHERE hash = $1", &[&hash.to_hex()])
+            .await?
+            .ok_or_else(|| StoreError::BlobDamaged {
+                hash,
+                reason: "no such blob in the database".into(),
+            })?
+            .get(0);
+        hash.verify(&data)?;
+        Ok(data)
+    }
+
+    async fn blob_refcount(&self, hash: BlobHash) -> Result<u64> {
+        let c = self.pool.get().await?;
+        Ok(c.query_opt(
+            "SELECT refcount FROM blobs WHERE hash = $1",
+            &[&hash.to_hex()],
+        )
+        .await?
+        .map(|r| r.get::<_, i64>(0) as u64)
+        .unwrap_or(0))
+    }
+
+    async fn blob_stored(&self, hash: BlobHash) -> Result<bool> {
+        let c = self.pool.get().await?;
+        Ok(
+            c.query_opt("SELECT 1 FROM blobs WHERE hash = $1", &[&hash.to_hex()])
+                .await?
+                .is_some(),
+        )
+    }
+
+    async fn sweep_blobs(&self, grace: Duration) -> Result<u64> {
+        let c = self.pool.get().await?;
+        let cutoff = now_millis() - grace.as_millis() as i64;
+        Ok(c.execute(
+            "DELETE FROM blobs WHERE refcount = 0 AND last_put_at <= $1",
+            &[&cutoff],
+        )
+        .await?)
+    }
+
+    async fn append_message(
+        &self,
+        targets: &[MailboxId],
+        message: NewMessage,
+    ) -> Result<Vec<Appended>> {
+        let mut c = self.pool.get().await?;
+        let tx = c.transaction().await?;
+        let hex = message.blob.to_hex();
+        // Lock mailboxes in id order so that concurrent multi-recipient
+        // deliveries cannot deadlock each other.
+        let mut order: Vec<MailboxId> = targets.to_vec();
+        order.sort();
+        order.dedup();
+        let mut allocated = BTreeMap::new();
+        for mailbox in order {
+            let row = tx
+                .query_opt(
+                    "UPDATE mailboxes SET uid_next = uid_next + 1, highest_modseq = highest_modseq + 1
+                     WHERE id = $1 RETURNING account_id, uid_next - 1, highest_modseq",
+                    &[&mailbox.0],
+                )
+                .await?
+                .ok_or_else(|| StoreError::NotFound {
+                    kind: "mailbox",
+                    name: mailbox.to_string(),
+                })?;
+            allocated.insert(
+                mailbox,
+                (
+                    row.get::<_, i64>(0),
+                    row.get::<_, i64>(1),
+                    row.get::<_, i64>(2),
+                ),
+            );
+        }
+        let mut by_account: BTreeMap<i64, (i64, i64)> = BTreeMap::new();
+        let mut out = Vec::with_capacity(targets.len());
+        for mailbox in targets {
+            let Some(&(account, uid, modseq)) = allocated.get(mailbox) else {
+                continue;
+            };
+            if out.iter().any(|a: &Appended| a.mailbox == *mailbox) {
+                continue;
+            }
+            let (message_id, thread) = match by_account.get(&account) {
+                Some(&ids) => ids,
+                None => {
+                    let id = insert_message(&tx, account, &hex, &message).await?;
+                    let thread: i64 = tx
+                        .query_one("SELECT thread_id FROM messages WHERE id = $1", &[&id])
+                        .await?
+                        .get(0);
+                    by_account.insert(account, (id, thread));
+                    (id, thread)
+                }
+            };
+            tx.execute(
+                "INSERT INTO mailbox_messages (mailbox_id, uid, message_id, flags, keywords, modseq)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+                &[
+                    &mailbox.0,
+                    &uid,
+                    &message_id,
+                    &(message.flags.0 as i64),
+                    &encode_keywords(&message.keywords),
+                    &modseq,
+                ],
+            )
+            .await?;
+            log_change(
+                &tx,
+                account,
+                *mailbox,
+                modseq as u64,
+                message_id,
+                uid as u32,
+                ChangeKind::Created,
+            )
+            .await?;
+            out.push(Appended {
+                mailbox: *mailbox,
+                message: MessageId(message_id),
+                uid: uid as u32,
+                modseq: modseq as u64,
+                thread: MessageId(thread),
+            });
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn list_messages(&self, mailbox: MailboxId) -> Result<Vec<MessageRecord>> {
+        let c = self.pool.get().await?;
+        let rows = c
+            .query(
+                "SELECT mm.uid, m.id, m.blob_hash, m.size, m.received_at, mm.flags, mm.keywords,
+                        mm.modseq, m.thread_id, m.summary
+                 FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id
+                 WHERE mm.mailbox_id = $1 ORDER BY mm.uid",
+                &[&mailbox.0],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(MessageRecord {
+                    mailbox,
+                    uid: r.get::<_, i64>(0) as u32,
+                    message: MessageId(r.get(1)),
+                    blob: BlobHash::from_hex(r.get(2))?,
+                    size: r.get::<_, i64>(3) as u64,
+                    received_at: r.get(4),
+                    flags: SystemFlags(r.get::<_, i64>(5) as u32),
+                    keywords: decode_keywords(r.get(6)),
+                    modseq: r.get::<_, i64>(7) as u64,
+                    thread: MessageId(r.get(8)),
+                    summary: r.get(9),
+                })
+            })
+            .collect()
+    }
+
+    async fn store_flags(
+        &self,
+        mailbox: MailboxId,
+        uids: &[u32],
+        change: FlagChange,
+    ) -> Result<Vec<(u32, u64)>> {
+        let mut c = self.pool.get().await?;
+        let tx = c.transaction().await?;
+        let (account, _) = mailbox_account(&tx, mailbox, true).await?;
+        let mut out = Vec::new();
+        for &uid in uids {
+            let Some(row) = tx
+                .query_opt(
+                    "SELECT message_id, flags, keywords FROM mailbox_messages WHERE mailbox_id = $1 AND uid = $2",
+                    &[&mailbox.0, &(uid as i64)],
+                )
+                .await?
+            else {
+                continue;
+            };
+            let (message, flags, keywords): (i64, i64, String) =
+                (row.get(0), row.get(1), row.get(2));
+            let old_keywords = decode_keywords(&keywords);
+            let (new_flags, new_keywords) = change.apply(SystemFlags(flags as u32), &old_keywords);
+            if new_flags.0 as i64 == flags && new_keywords == old_keywords {
+                continue;
+            }
+            let modseq = bump_modseq(&tx, mailbox).await?;
+            tx.execute(
+                "UPDATE mailbox_messages SET flags = $3, keywords = $4, modseq = $5
+                 WHERE mailbox_id = $1 AND uid = $2",
+                &[
+                    &mailbox.0,
+                    &(uid as i64),
+                    &(new_flags.0 as i64),
+                    &encode_keywords(&new_keywords),
+                    &(modseq as i64),
+                ],
+            )
+            .await?;
+            log_change(
+                &tx,
+                account,
+                mailbox,
+                modseq,
+                message,
+                uid,
+                ChangeKind::Flags,
+            )
+            .await?;
+            out.push((uid, modseq));
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn expunge(&self, mailbox: MailboxId, uids: &[u32]) -> Result<u64> {
+        let mut c = self.pool.get().await?;
+        let tx = c.transaction().await?;
+        let (account, mut highest) = mailbox_account(&tx, mailbox, true).await?;
+        let mut released = Vec::new();
+        for &uid in uids {
+            let Some(row) = tx
+                .query_opt(
+                    "DELETE FROM mailbox_messages WHERE mailbox_id = $1 AND uid = $2 RETURNING message_id",
+                    &[&mailbox.0, &(uid as i64)],
+                )
+                .await?
+            else {
+                continue;
+            };
+            let message: i64 = row.get(0);
+            let modseq = bump_modseq(&tx, mailbox).await?;
+            highest = modseq as i64;
+            log_change(
+                &tx,
+                account,
+                mailbox,
+                modseq,
+                message,
+                uid,
+                ChangeKind::Expunged,
+            )
+            .await?;
+            released.push(message);
+        }
+        release_orphan_messages(&tx, &released).await?;
+        tx.commit().await?;
+        Ok(highest as u64)
+    }
+
+    async fn changes_since(&self, mailbox: MailboxId, since_modseq: u64) -> Result<Vec<Change>> {
+        let c = self.pool.get().await?;
+        c.query(
+            "SELECT modseq, message_id, uid, kind FROM changes
+             WHERE mailbox_id = $1 AND modseq > $2 ORDER BY modseq",
+            &[&mailbox.0, &(since_modseq as i64)],
+        )
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(Change {
+                modseq: r.get::<_, i64>(0) as u64,
+                message: MessageId(r.get(1)),
+                uid: r.get::<_, i64>(2) as u32,
+                kind: ChangeKind::parse(r.get(3))?,
+            })
+        })
+        .collect()
+    }
+}

@@ -1,0 +1,1103 @@
+//! The embedded backend: SQLite in WAL mode with synchronous commits, and a
+//! blob folder beside it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rusqlite::{
+    Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior, params,
+};
+use tokio::sync::Semaphore;
+
+use crate::blob::FsBlobs;
+use crate::model::{decode_keywords, encode_keywords};
+use crate::*;
+
+const DB_FILE: &str = "rampart.db";
+const BLOB_DIR: &str = "blobs";
+
+/// The SQLite backend.
+pub struct SqliteStore {
+    db_path: PathBuf,
+    idle: Arc<Mutex<Vec<Connection>>>,
+    permits: Arc<Semaphore>,
+    blobs: FsBlobs,
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        match e {
+            rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::NotADatabase => {
+                StoreError::Corrupt(format!("{e}"))
+            }
+            other => StoreError::Backend(other.to_string()),
+        }
+    }
+}
+
+fn corrupt_hint(db: &Path, e: StoreError) -> StoreError {
+    match e {
+        StoreError::Corrupt(msg) => StoreError::Corrupt(format!(
+            "{} is not a usable Rampart database ({msg}): restore it from a backup, or point --data at another directory",
+            db.display()
+        )),
+        other => other,
+    }
+}
+
+impl SqliteStore {
+    /// Opens (or, with [`OpenMode::CreateIfMissing`], creates) the store in `data_dir`.
+    pub async fn open(data_dir: &Path, pool_size: usize, mode: OpenMode) -> Result<Self> {
+        let data_dir = data_dir.to_owned();
+        tokio::task::spawn_blocking(move || Self::open_blocking(&data_dir, pool_size, mode))
+            .await
+            .map_err(|e| StoreError::Backend(format!("open task failed: {e}")))?
+    }
+
+    fn open_blocking(data_dir: &Path, pool_size: usize, mode: OpenMode) -> Result<Self> {
+        let db_path = data_dir.join(DB_FILE);
+        let blob_path = data_dir.join(BLOB_DIR);
+        if !db_path.exists() {
+            if mode == OpenMode::MustExist {
+                return Err(StoreError::Corrupt(format!(
+                    "there is no Rampart store in {}: start `rampart serve` once to create it, or pass --data with the right directory",
+                    data_dir.display()
+                )));
+            }
+            if blob_path.exists() {
+                return Err(StoreError::Corrupt(format!(
+                    "{} holds a blob folder but no {DB_FILE}: the database is missing; restore it from a backup (nothing was changed)",
+                    data_dir.display()
+                )));
+            }
+            std::fs::create_dir_all(data_dir).map_err(|source| StoreError::Io {
+                path: data_dir.to_owned(),
+                source,
+            })?;
+        } else if !blob_path.is_dir() {
+            return Err(StoreError::Corrupt(format!(
+                "{} has {DB_FILE} but no {BLOB_DIR}/ folder: the message files are missing; restore them from a backup (nothing was changed)",
+                data_dir.display()
+            )));
+        }
+        let mut conn = open_connection(&db_path).map_err(|e| corrupt_hint(&db_path, e))?;
+        migrate(&mut conn).map_err(|e| corrupt_hint(&db_path, e))?;
+        let blobs = FsBlobs::open(blob_path)?;
+        let pool_size = pool_size.max(1);
+        Ok(SqliteStore {
+            db_path,
+            idle: Arc::new(Mutex::new(vec![conn])),
+            permits: Arc::new(Semaphore::new(pool_size)),
+            blobs,
+        })
+    }
+
+    /// Runs `f` on a pooled connection on the blocking thread pool.
+    async fn with_conn<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| StoreError::Backend("store is closed".into()))?;
+        let pooled = self.idle.lock().expect("pool lock").pop();
+        let idle = self.idle.clone();
+        let db_path = self.db_path.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = match pooled {
+                Some(c) => c,
+                None => open_connection(&db_path)?,
+            };
+            let result = f(&mut conn);
+            idle.lock().expect("pool lock").push(conn);
+            result
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("store task failed: {e}")))?
+    }
+
+    /// Runs `f` in an immediate (write-locked) transaction and commits it.
+    async fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> Result<T> + Send + 'static,
+    {
+        self.with_conn(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let out = f(&tx)?;
+            tx.commit()?;
+            Ok(out)
+        })
+        .await
+    }
+}
+
+fn open_connection(path: &Path) -> Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(Duration::from_secs(30))?;
+    // WAL lets readers run beside the one writer (and beside the CLI in
+    // another process); synchronous=FULL makes every commit durable before it
+    // returns, which rule R8 needs for anything we acknowledge.
+    let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Backend(format!(
+            "could not switch {} to WAL mode (got {mode})",
+            path.display()
+        )));
+    }
+    conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")?;
+    Ok(conn)
+}
+
+fn migrate(conn: &mut Connection) -> Result<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    tx.execute_batch(
+        "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    )?;
+    let version: i64 = tx
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'schema_version'",
+            [],
+            |r| r.get::<_, String>(0),
+        )
+        .optional()?
+        .map(|v| v.parse().unwrap_or(-1))
+        .unwrap_or(0);
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::SchemaTooNew {
+            found: version,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    if version < 0 {
+        return Err(StoreError::Corrupt("schema_version is not a number".into()));
+    }
+    for (to, sql) in MIGRATIONS
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (i as i64 + 1, s))
+    {
+        if to > version {
+            tx.execute_batch(sql)?;
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES ('schema_version', ?1)
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                params![to.to_string()],
+            )?;
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// Schema migrations; entry N takes the store from version N to N+1.
+const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [include_str!("sqlite_schema.sql")];
+
+const PRINCIPAL_COLUMNS: &str = "p.id, p.kind, p.domain_id, d.name, p.local_part, p.display_name, p.password_hash, \
+     p.quota_bytes, p.used_bytes, p.disabled, p.is_admin, p.created_at";
+
+fn principal_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Principal, String)> {
+    let kind: String = r.get(1)?;
+    Ok((
+        Principal {
+            id: PrincipalId(r.get(0)?),
+            kind: PrincipalKind::User,
+            domain_id: DomainId(r.get(2)?),
+            domain: r.get(3)?,
+            local_part: r.get(4)?,
+            display_name: r.get(5)?,
+            password_hash: r.get(6)?,
+            quota_bytes: r.get::<_, i64>(7)? as u64,
+            used_bytes: r.get::<_, i64>(8)? as u64,
+            disabled: r.get(9)?,
+            is_admin: r.get(10)?,
+            created_at: r.get(11)?,
+        },
+        kind,
+    ))
+}
+
+fn finish_principal((mut p, kind): (Principal, String)) -> Result<Principal> {
+    p.kind = PrincipalKind::parse(&kind)?;
+    Ok(p)
+}
+
+fn query_principals(
+    conn: &Connection,
+    filter: &str,
+    args: impl rusqlite::Params,
+) -> Result<Vec<Principal>> {
+    let sql = format!(
+        "SELECT {PRINCIPAL_COLUMNS} FROM principals p JOIN domains d ON d.id = p.domain_id {filter}"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(args, principal_row)?;
+    rows.map(|r| finish_principal(r?)).collect()
+}
+
+const MAILBOX_COLUMNS: &str = "id, account_id, name, role, uid_next, highest_modseq, subscribed";
+
+fn mailbox_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Mailbox> {
+    let role: Option<String> = r.get(3)?;
+    let id: i64 = r.get(0)?;
+    Ok(Mailbox {
+        id: MailboxId(id),
+        account: PrincipalId(r.get(1)?),
+        name: r.get(2)?,
+        role: role.as_deref().and_then(MailboxRole::parse),
+        uid_validity: id as u32,
+        uid_next: r.get::<_, i64>(4)? as u32,
+        highest_modseq: r.get::<_, i64>(5)? as u64,
+        subscribed: r.get(6)?,
+    })
+}
+
+fn address_taken(tx: &Connection, domain: DomainId, local_part: &str) -> Result<bool> {
+    let n: i64 = tx.query_row(
+        "SELECT (SELECT count(*) FROM principals WHERE domain_id = ?1 AND local_part = ?2)
+              + (SELECT count(*) FROM aliases WHERE domain_id = ?1 AND local_part = ?2)",
+        params![domain.0, local_part],
+        |r| r.get(0),
+    )?;
+    Ok(n > 0)
+}
+
+fn insert_mailbox(tx: &Connection, account: PrincipalId, new: &NewMailbox) -> Result<Mailbox> {
+    let exists: bool = tx.query_row(
+        "SELECT count(*) > 0 FROM mailboxes WHERE account_id = ?1 AND name = ?2",
+        params![account.0, new.name],
+        |r| r.get(0),
+    )?;
+    if exists {
+        return Err(StoreError::AlreadyExists(format!("mailbox {:?}", new.name)));
+    }
+    tx.execute(
+        "INSERT INTO mailboxes (account_id, name, role, created_at) VALUES (?1, ?2, ?3, ?4)",
+        params![
+            account.0,
+            new.name,
+            new.role.map(MailboxRole::as_str),
+            now_millis()
+        ],
+    )?;
+    let id = tx.last_insert_rowid();
+    Ok(tx.query_row(
+        &format!("SELECT {MAILBOX_COLUMNS} FROM mailboxes WHERE id = ?1"),
+        params![id],
+        mailbox_row,
+    )?)
+}
+
+/// Drops one reference from each message row given, deleting rows that no
+/// mailbox holds any more and releasing their blobs and quota.
+fn release_orphan_messages(tx: &Connection, messages: &[i64]) -> Result<()> {
+    for &id in messages {
+        let still_held: bool = tx.query_row(
+            "SELECT count(*) > 0 FROM mailbox_messages WHERE message_id = ?1",
+            params![id],
+            |r| r.get(0),
+        )?;
+        if still_held {
+            continue;
+        }
+        let (account, hash, size): (i64, String, i64) = tx.query_row(
+            "SELECT account_id, blob_hash, size FROM messages WHERE id = ?1",
+            params![id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?;
+        tx.execute("DELETE FROM messages WHERE id = ?1", params![id])?;
+        tx.execute(
+            "UPDATE blobs SET refcount = refcount - 1 WHERE hash = ?1",
+            params![hash],
+        )?;
+        tx.execute(
+            "UPDATE principals SET used_bytes = max(0, used_bytes - ?2) WHERE id = ?1",
+            params![account, size],
+        )?;
+    }
+    Ok(())
+}
+
+fn bump_modseq(tx: &Connection, mailbox: i64) -> Result<u64> {
+    let modseq: i64 = tx
+        .query_row(
+            "UPDATE mailboxes SET highest_modseq = highest_modseq + 1 WHERE id = ?1 RETURNING highest_modseq",
+            params![mailbox],
+            |r| r.get(0),
+        )
+        .optional()?
+        .ok_or_else(|| StoreError::NotFound {
+            kind: "mailbox",
+            name: mailbox.to_string(),
+        })?;
+    Ok(modseq as u64)
+}
+
+fn log_change(
+    tx: &Connection,
+    account: i64,
+    mailbox: i64,
+    modseq: u64,
+    message: i64,
+    uid: u32,
+    kind: ChangeKind,
+) -> Result<()> {
+    tx.execute(
+        "INSERT INTO changes (account_id, mailbox_id, modseq, message_id, uid, kind, at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            account,
+            mailbox,
+            modseq as i64,
+            message,
+            uid,
+            kind.as_str(),
+            now_millis()
+        ],
+    )?;
+    Ok(())
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn backend_name(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn get_meta(&self, key: &str) -> Result<Option<String>> {
+        let key = key.to_owned();
+        self.with_conn(move |c| {
+            Ok(
+                c.query_row("SELECT value FROM meta WHERE key = ?1", params![key], |r| {
+                    r.get(0)
+                })
+                .optional()?,
+            )
+        })
+        .await
+    }
+
+    async fn set_meta_if_absent(&self, key: &str, value: &str) -> Result<bool> {
+        let (key, value) = (key.to_owned(), value.to_owned());
+        self.write(move |tx| {
+            let n = tx.execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO NOTHING",
+                params![key, value],
+            )?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn create_domain(&self, name: &str) -> Result<Domain> {
+        let name = name.to_owned();
+        self.write(move |tx| {
+            let created_at = now_millis();
+            let n = tx.execute(
+                "INSERT INTO domains (name, created_at) VALUES (?1, ?2) ON CONFLICT(name) DO NOTHING",
+                params![name, created_at],
+            )?;
+            if n == 0 {
+                return Err(StoreError::AlreadyExists(format!("domain {name}")));
+            }
+            Ok(Domain {
+                id: DomainId(tx.last_insert_rowid()),
+                name,
+                created_at,
+            })
+        })
+        .await
+    }
+
+    async fn find_domain(&self, name: &str) -> Result<Option<Domain>> {
+        let name = name.to_owned();
+        self.with_conn(move |c| {
+            Ok(c.query_row(
+                "SELECT id, name, created_at FROM domains WHERE name = ?1",
+                params![name],
+                |r| {
+                    Ok(Domain {
+                        id: DomainId(r.get(0)?),
+                        name: r.get(1)?,
+                        created_at: r.get(2)?,
+                    })
+                },
+            )
+            .optional()?)
+        })
+        .await
+    }
+
+    async fn list_domains(&self) -> Result<Vec<Domain>> {
+        self.with_conn(|c| {
+            let mut stmt = c.prepare("SELECT id, name, created_at FROM domains ORDER BY name")?;
+            let rows = stmt.query_map([], |r| {
+                Ok(Domain {
+                    id: DomainId(r.get(0)?),
+                    name: r.get(1)?,
+                    created_at: r.get(2)?,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+        .await
+    }
+
+    async fn delete_domain(&self, id: DomainId) -> Result<()> {
+        self.write(move |tx| {
+            let used: i64 = tx.query_row(
+                "SELECT (SELECT count(*) FROM principals WHERE domain_id = ?1)
+                      + (SELECT count(*) FROM aliases WHERE domain_id = ?1)",
+                params![id.0],
+                |r| r.get(0),
+            )?;
+            if used > 0 {
+                return Err(StoreError::Conflict(format!(
+                    "the domain still has {used} accounts, groups or aliases: remove them first"
+                )));
+            }
+            if tx.execute("DELETE FROM domains WHERE id = ?1", params![id.0])? == 0 {
+                return Err(StoreError::NotFound {
+                    kind: "domain",
+                    name: id.to_string(),
+                });
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn create_principal(&self, new: NewPrincipal) -> Result<Principal> {
+        self.write(move |tx| {
+            if address_taken(tx, new.domain_id, &new.local_part)? {
+                return Err(StoreError::AlreadyExists(format!(
+                    "address {}@domain #{}",
+                    new.local_part, new.domain_id
+                )));
+            }
+            tx.execute(
+                "INSERT INTO principals (kind, domain_id, local_part, display_name, password_hash,
+                     quota_bytes, is_admin, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    new.kind.as_str(),
+                    new.domain_id.0,
+                    new.local_part,
+                    new.display_name,
+                    new.password_hash,
+                    new.quota_bytes as i64,
+                    new.is_admin,
+                    now_millis()
+                ],
+            )?;
+            let id = PrincipalId(tx.last_insert_rowid());
+            for mailbox in &new.mailboxes {
+                insert_mailbox(tx, id, mailbox)?;
+            }
+            let mut found = query_principals(tx, "WHERE p.id = ?1", params![id.0])?;
+            found
+                .pop()
+                .ok_or_else(|| StoreError::Backend("inserted principal vanished".into()))
+        })
+        .await
+    }
+
+    async fn get_principal(&self, id: PrincipalId) -> Result<Option<Principal>> {
+        self.with_conn(move |c| Ok(query_principals(c, "WHERE p.id = ?1", params![id.0])?.pop()))
+            .await
+    }
+
+    async fn find_principal(&self, local_part: &str, domain: &str) -> Result<Option<Principal>> {
+        let (local_part, domain) = (local_part.to_owned(), domain.to_owned());
+        self.with_conn(move |c| {
+            let direct = query_principals(
+                c,
+                "WHERE d.name = ?1 AND p.local_part = ?2",
+                params![domain, local_part],
+            )?
+            .pop();
+            if direct.is_some() {
+                return Ok(direct);
+            }
+            Ok(query_principals(
+                c,
+                "JOIN aliases a ON a.target_id = p.id JOIN domains ad ON ad.id = a.domain_id
+                 WHERE ad.name = ?1 AND a.local_part = ?2",
+                params![domain, local_part],
+            )?
+            .pop())
+        })
+        .await
+    }
+
+    async fn list_principals(&self, domain: Option<DomainId>) -> Result<Vec<Principal>> {
+        self.with_conn(move |c| match domain {
+            Some(d) => query_principals(
+                c,
+                "WHERE p.domain_id = ?1 ORDER BY d.name, p.local_part",
+                params![d.0],
+            ),
+            None => query_principals(c, "ORDER BY d.name, p.local_part", []),
+        })
+        .await
+    }
+
+    async fn update_principal(&self, id: PrincipalId, update: PrincipalUpdate) -> Result<()> {
+        self.write(move |tx| {
+            let n = tx.execute(
+                "UPDATE principals SET
+                     password_hash = coalesce(?2, password_hash),
+                     disabled = coalesce(?3, disabled),
+                     quota_bytes = coalesce(?4, quota_bytes),
+                     display_name = coalesce(?5, display_name)
+                 WHERE id = ?1",
+                params![
+                    id.0,
+                    update.password_hash,
+                    update.disabled,
+                    update.quota_bytes.map(|q| q as i64),
+                    update.display_name
+                ],
+            )?;
+            if n == 0 {
+                return Err(StoreError::NotFound {
+                    kind: "principal",
+                    name: id.to_string(),
+                });
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn delete_principal(&self, id: PrincipalId) -> Result<()> {
+        self.write(move |tx| {
+            // Release blob references before the cascade removes the rows.
+            let mut stmt = tx.prepare("SELECT blob_hash FROM messages WHERE account_id = ?1")?;
+            let hashes: Vec<String> = stmt
+                .query_map(params![id.0], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            for hash in hashes {
+                tx.execute(
+                    "UPDATE blobs SET refcount = refcount - 1 WHERE hash = ?1",
+                    params![hash],
+                )?;
+            }
+            tx.execute("DELETE FROM messages WHERE account_id = ?1", params![id.0])?;
+            tx.execute("DELETE FROM changes WHERE account_id = ?1", params![id.0])?;
+            if tx.execute("DELETE FROM principals WHERE id = ?1", params![id.0])? == 0 {
+                return Err(StoreError::NotFound {
+                    kind: "principal",
+                    name: id.to_string(),
+                });
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn add_alias(
+        &self,
+        domain: DomainId,
+        local_part: &str,
+        target: PrincipalId,
+    ) -> Result<()> {
+        let local_part = local_part.to_owned();
+        self.write(move |tx| {
+            if address_taken(tx, domain, &local_part)? {
+                return Err(StoreError::AlreadyExists(format!("address {local_part}@…")));
+            }
+            tx.execute(
+                "INSERT INTO aliases (domain_id, local_part, target_id) VALUES (?1, ?2, ?3)",
+                params![domain.0, local_part, target.0],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn remove_alias(&self, domain: DomainId, local_part: &str) -> Result<()> {
+        let local_part = local_part.to_owned();
+        self.write(move |tx| {
+            if tx.execute(
+                "DELETE FROM aliases WHERE domain_id = ?1 AND local_part = ?2",
+                params![domain.0, local_part],
+            )? == 0
+            {
+                return Err(StoreError::NotFound {
+                    kind: "alias",
+                    name: local_part,
+                });
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list_aliases(&self, target: Option<PrincipalId>) -> Result<Vec<Alias>> {
+        self.with_conn(move |c| {
+            let mut stmt = c.prepare(
+                "SELECT a.local_part, d.name, a.target_id FROM aliases a JOIN domains d ON d.id = a.domain_id
+                 WHERE ?1 IS NULL OR a.target_id = ?1 ORDER BY d.name, a.local_part",
+            )?;
+            let rows = stmt.query_map(params![target.map(|t| t.0)], |r| {
+                Ok(Alias {
+                    local_part: r.get(0)?,
+                    domain: r.get(1)?,
+                    target: PrincipalId(r.get(2)?),
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+        .await
+    }
+
+    async fn add_group_member(&self, group: PrincipalId, member: PrincipalId) -> Result<()> {
+        self.write(move |tx| {
+            tx.execute(
+                "INSERT INTO group_members (group_id, member_id) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+                params![group.0, member.0],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn remove_group_member(&self, group: PrincipalId, member: PrincipalId) -> Result<()> {
+        self.write(move |tx| {
+            tx.execute(
+                "DELETE FROM group_members WHERE group_id = ?1 AND member_id = ?2",
+                params![group.0, member.0],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn group_members(&self, group: PrincipalId) -> Result<Vec<Principal>> {
+        self.with_conn(move |c| {
+            query_principals(
+                c,
+                "JOIN group_members g ON g.member_id = p.id WHERE g.group_id = ?1 ORDER BY d.name, p.local_part",
+                params![group.0],
+            )
+        })
+        .await
+    }
+
+    async fn create_mailbox(&self, account: PrincipalId, new: NewMailbox) -> Result<Mailbox> {
+        self.write(move |tx| insert_mailbox(tx, account, &new))
+            .await
+    }
+
+    async fn list_mailboxes(&self, account: PrincipalId) -> Result<Vec<Mailbox>> {
+        self.with_conn(move |c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {MAILBOX_COLUMNS} FROM mailboxes WHERE account_id = ?1 ORDER BY name"
+            ))?;
+            let rows = stmt.query_map(params![account.0], mailbox_row)?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+        .await
+    }
+
+    async fn get_mailbox(&self, id: MailboxId) -> Result<Option<Mailbox>> {
+        self.with_conn(move |c| {
+            Ok(c.query_row(
+                &format!("SELECT {MAILBOX_COLUMNS} FROM mailboxes WHERE id = ?1"),
+                params![id.0],
+                mailbox_row,
+            )
+            .optional()?)
+        })
+        .await
+    }
+
+    async fn put_blob(&self, data: Vec<u8>) -> Result<BlobHash> {
+        let blobs = self.blobs.clone();
+        let hash = BlobHash::of(&data);
+        let hex = hash.to_hex();
+        let size = data.len() as i64;
+        // The row comes first: its fresh last_put_at keeps any sweep (in this
+        // or another process) away from the blob until our message row names
+        // it. Only then is the file written, so a sweep that removed an older
+        // copy just before cannot take ours.
+        self.write(move |tx| {
+            tx.execute(
+                "INSERT INTO blobs (hash, size, refcount, last_put_at) VALUES (?1, ?2, 0, ?3)
+                 ON CONFLICT(hash) DO UPDATE SET last_put_at = excluded.last_put_at",
+                params![hex, size, now_millis()],
+            )?;
+            Ok(())
+        })
+        .await?;
+        tokio::task::spawn_blocking(move || blobs.put(&hash, &data))
+            .await
+            .map_err(|e| StoreError::Backend(format!("blob task failed: {e}")))??;
+        Ok(hash)
+    }
+
+    async fn read_blob(&self, hash: BlobHash) -> Result<Vec<u8>> {
+        let blobs = self.blobs.clone();
+        tokio::task::spawn_blocking(move || blobs.read(&hash))
+            .await
+            .map_err(|e| StoreError::Backend(format!("blob task failed: {e}")))?
+    }
+
+    async fn blob_refcount(&self, hash: BlobHash) -> Result<u64> {
+        self.with_conn(move |c| {
+            Ok(c.query_row(
+                "SELECT refcount FROM blobs WHERE hash = ?1",
+                params![hash.to_hex()],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional()?
+            .unwrap_or(0) as u64)
+        })
+        .await
+    }
+
+    async fn blob_stored(&self, hash: BlobHash) -> Result<bool> {
+        Ok(self.blobs.exists(&hash))
+    }
+
+    async fn sweep_blobs(&self, grace: Duration) -> Result<u64> {
+        let blobs = self.blobs.clone();
+        let cutoff = now_millis() - grace.as_millis() as i64;
+        blobs.clean_tmp(grace)?;
+        // The file is unlinked while the write lock is held, before the row
+        // goes: a concurrent put_blob either refreshed last_put_at first (and
+        // the blob is kept) or waits for us and then writes a fresh file.
+        self.write(move |tx| {
+            let mut stmt =
+                tx.prepare("SELECT hash FROM blobs WHERE refcount = 0 AND last_put_at <= ?1")?;
+            let hashes: Vec<String> = stmt
+                .query_map(params![cutoff], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            for hex in &hashes {
+                blobs.remove(&BlobHash::from_hex(hex)?)?;
+                tx.execute("DELETE FROM blobs WHERE hash = ?1", params![hex])?;
+            }
+            Ok(hashes.len() as u64)
+        })
+        .await
+    }
+
+    async fn append_message(
+        &self,
+        targets: &[MailboxId],
+        message: NewMessage,
+    ) -> Result<Vec<Appended>> {
+        let targets = targets.to_vec();
+        self.write(move |tx| {
+            let hex = message.blob.to_hex();
+            let mut by_account: BTreeMap<i64, i64> = BTreeMap::new();
+            let mut out = Vec::with_capacity(targets.len());
+            for mailbox in targets {
+                if out.iter().any(|a: &Appended| a.mailbox == mailbox) {
+                    continue;
+                }
+                let (account, uid, modseq): (i64, i64, i64) = tx
+                    .query_row(
+                        "UPDATE mailboxes SET uid_next = uid_next + 1, highest_modseq = highest_modseq + 1
+                         WHERE id = ?1 RETURNING account_id, uid_next - 1, highest_modseq",
+                        params![mailbox.0],
+                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                    )
+                    .optional()?
+                    .ok_or_else(|| StoreError::NotFound {
+                        kind: "mailbox",
+                        name: mailbox.to_string(),
+                    })?;
+                let modseq = modseq as u64;
+                let message_id = match by_account.get(&account) {
+                    Some(&id) => id,
+                    None => {
+                        let id = insert_message(tx, account, &hex, &message)?;
+                        by_account.insert(account, id);
+                        id
+                    }
+                };
+                let thread: i64 = tx.query_row(
+                    "SELECT thread_id FROM messages WHERE id = ?1",
+                    params![message_id],
+                    |r| r.get(0),
+                )?;
+                tx.execute(
+                    "INSERT INTO mailbox_messages (mailbox_id, uid, message_id, flags, keywords, modseq)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![
+                        mailbox.0,
+                        uid,
+                        message_id,
+                        message.flags.0,
+                        encode_keywords(&message.keywords),
+                        modseq as i64
+                    ],
+                )?;
+                log_change(tx, account, mailbox.0, modseq, message_id, uid as u32, ChangeKind::Created)?;
+                out.push(Appended {
+                    mailbox,
+                    message: MessageId(message_id),
+                    uid: uid as u32,
+                    modseq,
+                    thread: MessageId(thread),
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn list_messages(&self, mailbox: MailboxId) -> Result<Vec<MessageRecord>> {
+        self.with_conn(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT mm.uid, m.id, m.blob_hash, m.size, m.received_at, mm.flags, mm.keywords,
+                        mm.modseq, m.thread_id, m.summary
+                 FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id
+                 WHERE mm.mailbox_id = ?1 ORDER BY mm.uid",
+            )?;
+            let rows = stmt.query_map(params![mailbox.0], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, i64>(4)?,
+                    r.get::<_, i64>(5)?,
+                    r.get::<_, String>(6)?,
+                    r.get::<_, i64>(7)?,
+                    r.get::<_, i64>(8)?,
+                    r.get::<_, String>(9)?,
+                ))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (uid, id, hash, size, received, flags, keywords, modseq, thread, summary) =
+                    row?;
+                out.push(MessageRecord {
+                    mailbox,
+                    uid: uid as u32,
+                    message: MessageId(id),
+                    blob: BlobHash::from_hex(&hash)?,
+                    size: size as u64,
+                    received_at: received,
+                    flags: SystemFlags(flags as u32),
+                    keywords: decode_keywords(&keywords),
+                    modseq: modseq as u64,
+                    thread: MessageId(thread),
+                    summary,
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn store_flags(
+        &self,
+        mailbox: MailboxId,
+        uids: &[u32],
+        change: FlagChange,
+    ) -> Result<Vec<(u32, u64)>> {
+        let uids = uids.to_vec();
+        self.write(move |tx| {
+            let account: i64 = tx
+                .query_row(
+                    "SELECT account_id FROM mailboxes WHERE id = ?1",
+                    params![mailbox.0],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .ok_or_else(|| StoreError::NotFound {
+                    kind: "mailbox",
+                    name: mailbox.to_string(),
+                })?;
+            let mut out = Vec::new();
+            for uid in uids {
+                let current: Option<(i64, i64, String)> = tx
+                    .query_row(
+                        "SELECT message_id, flags, keywords FROM mailbox_messages WHERE mailbox_id = ?1 AND uid = ?2",
+                        params![mailbox.0, uid],
+                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                    )
+                    .optional()?;
+                let Some((message, flags, keywords)) = current else {
+                    continue;
+                };
+                let old_keywords = decode_keywords(&keywords);
+                let (new_flags, new_keywords) =
+                    change.apply(SystemFlags(flags as u32), &old_keywords);
+                if new_flags.0 as i64 == flags && new_keywords == old_keywords {
+                    continue;
+                }
+                let modseq = bump_modseq(tx, mailbox.0)?;
+                tx.execute(
+                    "UPDATE mailbox_messages SET flags = ?3, keywords = ?4, modseq = ?5
+                     WHERE mailbox_id = ?1 AND uid = ?2",
+                    params![
+                        mailbox.0,
+                        uid,
+                        new_flags.0,
+                        encode_keywords(&new_keywords),
+                        modseq as i64
+                    ],
+                )?;
+                log_change(tx, account, mailbox.0, modseq, message, uid, ChangeKind::Flags)?;
+                out.push((uid, modseq));
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn expunge(&self, mailbox: MailboxId, uids: &[u32]) -> Result<u64> {
+        let uids = uids.to_vec();
+        self.write(move |tx| {
+            let (account, mut highest): (i64, i64) = tx
+                .query_row(
+                    "SELECT account_id, highest_modseq FROM mailboxes WHERE id = ?1",
+                    params![mailbox.0],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?
+                .ok_or_else(|| StoreError::NotFound {
+                    kind: "mailbox",
+                    name: mailbox.to_string(),
+                })?;
+            let mut released = Vec::new();
+            for uid in uids {
+                let message: Option<i64> = tx
+                    .query_row(
+                        "DELETE FROM mailbox_messages WHERE mailbox_id = ?1 AND uid = ?2 RETURNING message_id",
+                        params![mailbox.0, uid],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                let Some(message) = message else { continue };
+                let modseq = bump_modseq(tx, mailbox.0)?;
+                highest = modseq as i64;
+                log_change(tx, account, mailbox.0, modseq, message, uid, ChangeKind::Expunged)?;
+                released.push(message);
+            }
+            release_orphan_messages(tx, &released)?;
+            Ok(highest as u64)
+        })
+        .await
+    }
+
+    async fn changes_since(&self, mailbox: MailboxId, since_modseq: u64) -> Result<Vec<Change>> {
+        self.with_conn(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT modseq, message_id, uid, kind FROM changes
+                 WHERE mailbox_id = ?1 AND modseq > ?2 ORDER BY modseq",
+            )?;
+            let rows = stmt.query_map(params![mailbox.0, since_modseq as i64], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, String>(3)?,
+                ))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (modseq, message, uid, kind) = row?;
+                out.push(Change {
+                    modseq: modseq as u64,
+                    message: MessageId(message),
+                    uid: uid as u32,
+                    kind: ChangeKind::parse(&kind)?,
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+}
+
+/// Inserts the account's message row: checks and charges quota, takes a blob
+/// reference and finds the thread.
+fn insert_message(tx: &Connection, account: i64, hex: &str, message: &NewMessage) -> Result<i64> {
+    let size = message.size as i64;
+    let charged = tx.execute(
+        "UPDATE principals SET used_bytes = used_bytes + ?2
+         WHERE id = ?1 AND (quota_bytes = 0 OR used_bytes + ?2 <= quota_bytes)",
+        params![account, size],
+    )?;
+    if charged == 0 {
+        let (quota, used): (i64, i64) = tx
+            .query_row(
+                "SELECT quota_bytes, used_bytes FROM principals WHERE id = ?1",
+                params![account],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?
+            .ok_or_else(|| StoreError::NotFound {
+                kind: "account",
+                name: account.to_string(),
+            })?;
+        return Err(StoreError::QuotaExceeded {
+            account: PrincipalId(account),
+            needed: message.size,
+            available: (quota - used).max(0) as u64,
+        });
+    }
+    if tx.execute(
+        "UPDATE blobs SET refcount = refcount + 1 WHERE hash = ?1",
+        params![hex],
+    )? == 0
+    {
+        return Err(StoreError::BlobDamaged {
+            hash: message.blob,
+            reason: "not stored (put_blob first)".into(),
+        });
+    }
+    let thread: Option<i64> = if message.references.is_empty() {
+        None
+    } else {
+        let mut found = None;
+        for reference in &message.references {
+            found = tx
+                .query_row(
+                    "SELECT thread_id FROM messages WHERE account_id = ?1 AND message_id_header = ?2 LIMIT 1",
+                    params![account, reference],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if found.is_some() {
+                break;
+            }
+        }
+        found
+    };
+    tx.execute(
+        "INSERT INTO messages (account_id, blob_hash, size, received_at, message_id_header, thread_id, summary)
+         VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6)",
+        params![
+            account,
+            hex,
+            size,
+            message.received_at,
+            message.message_id_header,
+            message.summary
+        ],
+    )?;
+    let id = tx.last_insert_rowid();
+    tx.execute(
+        "UPDATE messages SET thread_id = ?2 WHERE id = ?1",
+        params![id, thread.unwrap_or(id)],
+    )?;
+    Ok(id)
+}

@@ -1,0 +1,552 @@
+//! The store conformance suite: written once, run against SQLite always and
+//! against PostgreSQL when `RAMPART_TEST_POSTGRES_URL` is set at build time
+//! (otherwise `cargo test` lists those tests as ignored, with the reason).
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rampart_store::*;
+
+struct Harness {
+    store: Arc<dyn Store>,
+    reopen: StoreConfig,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Harness {
+    async fn sqlite() -> Harness {
+        let dir = tempfile::tempdir().unwrap();
+        let config = StoreConfig::Sqlite {
+            data_dir: dir.path().join("data"),
+            pool_size: 8,
+        };
+        let store = open(&config, OpenMode::CreateIfMissing).await.unwrap();
+        Harness {
+            store,
+            reopen: config,
+            _dir: Some(dir),
+        }
+    }
+
+    /// A fresh schema in the test database, so that tests do not see each other.
+    async fn postgres() -> Harness {
+        let url = std::env::var("RAMPART_TEST_POSTGRES_URL")
+            .expect("RAMPART_TEST_POSTGRES_URL was set at build time but not now");
+        let schema = format!("conformance_{:016x}", rand::random::<u64>());
+        let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .expect("connect to RAMPART_TEST_POSTGRES_URL");
+        tokio::spawn(conn);
+        client
+            .batch_execute(&format!("CREATE SCHEMA {schema}"))
+            .await
+            .unwrap();
+        let sep = if url.contains('?') { '&' } else { '?' };
+        let scoped = format!("{url}{sep}options=-csearch_path%3D{schema}");
+        let config = StoreConfig::Postgres {
+            url: scoped,
+            pool_size: 8,
+        };
+        let store = open(&config, OpenMode::CreateIfMissing).await.unwrap();
+        Harness {
+            store,
+            reopen: config,
+            _dir: None,
+        }
+    }
+}
+
+async fn domain_and_user(
+    store: &Arc<dyn Store>,
+    local: &str,
+    quota: u64,
+) -> (Principal, Vec<Mailbox>) {
+    let domain = match store.find_domain("example.org").await.unwrap() {
+        Some(d) => d,
+        None => store.create_domain("example.org").await.unwrap(),
+    };
+    let p = store
+        .create_principal(NewPrincipal {
+            kind: PrincipalKind::User,
+            domain_id: domain.id,
+            local_part: local.into(),
+            display_name: local.into(),
+            password_hash: Some("$argon2id$dummy".into()),
+            quota_bytes: quota,
+            is_admin: false,
+            mailboxes: MailboxRole::ALL
+                .into_iter()
+                .map(|r| NewMailbox {
+                    name: r.default_name().into(),
+                    role: Some(r),
+                })
+                .collect(),
+        })
+        .await
+        .unwrap();
+    let mailboxes = store.list_mailboxes(p.id).await.unwrap();
+    (p, mailboxes)
+}
+
+fn inbox(mailboxes: &[Mailbox]) -> MailboxId {
+    mailboxes
+        .iter()
+        .find(|m| m.role == Some(MailboxRole::Inbox))
+        .unwrap()
+        .id
+}
+
+async fn put_message(store: &Arc<dyn Store>, body: &str) -> NewMessage {
+    let raw = format!("Subject: {body}\r\n\r\n{body}\r\n").into_bytes();
+    let size = raw.len() as u64;
+    let blob = store.put_blob(raw).await.unwrap();
+    NewMessage {
+        blob,
+        size,
+        received_at: now_millis(),
+        message_id_header: Some(format!("{body}@test")),
+        references: vec![],
+        summary: "{}".into(),
+        flags: SystemFlags::default(),
+        keywords: vec![],
+    }
+}
+
+async fn concurrent_uid_allocation(h: Harness) {
+    let store = h.store;
+    let (_, boxes) = domain_and_user(&store, "alice", 0).await;
+    let inbox = inbox(&boxes);
+    let mut tasks = Vec::new();
+    for t in 0..8 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut uids = Vec::new();
+            for i in 0..25 {
+                let msg = put_message(&store, &format!("t{t}m{i}")).await;
+                let a = store.append_message(&[inbox], msg).await.unwrap();
+                uids.push(a[0].uid);
+            }
+            uids
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    let distinct: BTreeSet<u32> = all.iter().copied().collect();
+    assert_eq!(distinct.len(), 200, "duplicate UIDs handed out");
+    assert_eq!(
+        distinct,
+        (1..=200).collect(),
+        "UIDs must be 1..=200 with no gaps"
+    );
+    let mbox = store.get_mailbox(inbox).await.unwrap().unwrap();
+    assert_eq!(mbox.uid_next, 201);
+
+    // Expunged UIDs are never handed out again.
+    store.expunge(inbox, &[199, 200]).await.unwrap();
+    let msg = put_message(&store, "after-expunge").await;
+    let a = store.append_message(&[inbox], msg).await.unwrap();
+    assert_eq!(a[0].uid, 201);
+    let listed: Vec<u32> = store
+        .list_messages(inbox)
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| m.uid)
+        .collect();
+    assert_eq!(listed.len(), 199);
+    assert!(!listed.contains(&199) && !listed.contains(&200));
+}
+
+async fn eight_concurrent_appends(h: Harness) {
+    let store = h.store;
+    let (_, boxes) = domain_and_user(&store, "bob", 0).await;
+    let inbox = inbox(&boxes);
+    let barrier = Arc::new(tokio::sync::Barrier::new(8));
+    let mut tasks = Vec::new();
+    for t in 0..8 {
+        let (store, barrier) = (store.clone(), barrier.clone());
+        tasks.push(tokio::spawn(async move {
+            let msg = put_message(&store, &format!("parallel {t}")).await;
+            barrier.wait().await;
+            store.append_message(&[inbox], msg).await.unwrap()[0].uid
+        }));
+    }
+    let mut uids = BTreeSet::new();
+    for t in tasks {
+        assert!(uids.insert(t.await.unwrap()), "duplicate UID");
+    }
+    assert_eq!(uids, (1..=8).collect());
+    assert_eq!(store.list_messages(inbox).await.unwrap().len(), 8);
+}
+
+async fn modseq_monotonic(h: Harness) {
+    let store = h.store;
+    let (_, boxes) = domain_and_user(&store, "carol", 0).await;
+    let inbox = inbox(&boxes);
+    let start = store
+        .get_mailbox(inbox)
+        .await
+        .unwrap()
+        .unwrap()
+        .highest_modseq;
+    let mut last = start;
+    let mut uids = Vec::new();
+    for i in 0..5 {
+        let msg = put_message(&store, &format!("m{i}")).await;
+        let a = store.append_message(&[inbox], msg).await.unwrap();
+        assert!(a[0].modseq > last, "append MODSEQ must grow");
+        last = a[0].modseq;
+        uids.push(a[0].uid);
+    }
+    let changed = store
+        .store_flags(
+            inbox,
+            &uids[..3],
+            FlagChange::Add(SystemFlags(SystemFlags::SEEN), vec!["$Important".into()]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(changed.len(), 3);
+    for (_, m) in &changed {
+        assert!(*m > last, "flag MODSEQ must grow");
+        last = *m;
+    }
+    // A change that changes nothing takes no MODSEQ.
+    let unchanged = store
+        .store_flags(
+            inbox,
+            &uids[..1],
+            FlagChange::Add(SystemFlags(SystemFlags::SEEN), vec![]),
+        )
+        .await
+        .unwrap();
+    assert!(unchanged.is_empty());
+    let expunged = store.expunge(inbox, &uids[3..4]).await.unwrap();
+    assert!(expunged > last);
+    last = expunged;
+    assert_eq!(
+        store
+            .get_mailbox(inbox)
+            .await
+            .unwrap()
+            .unwrap()
+            .highest_modseq,
+        last
+    );
+    let changes = store.changes_since(inbox, start).await.unwrap();
+    assert_eq!(changes.len(), 5 + 3 + 1);
+    assert!(changes.windows(2).all(|w| w[0].modseq < w[1].modseq));
+    assert_eq!(changes.last().unwrap().kind, ChangeKind::Expunged);
+    assert_eq!(changes.last().unwrap().uid, uids[3]);
+    let since_flags = store.changes_since(inbox, changed[2].1).await.unwrap();
+    assert_eq!(since_flags.len(), 1);
+    let messages = store.list_messages(inbox).await.unwrap();
+    let first = messages.iter().find(|m| m.uid == uids[0]).unwrap();
+    assert!(first.flags.contains(SystemFlags::SEEN));
+    assert_eq!(first.keywords, vec!["$Important".to_string()]);
+}
+
+async fn blob_refcounting(h: Harness) {
+    let store = h.store;
+    let (_, a_boxes) = domain_and_user(&store, "dave", 0).await;
+    let (_, b_boxes) = domain_and_user(&store, "erin", 0).await;
+    let (a_inbox, b_inbox) = (inbox(&a_boxes), inbox(&b_boxes));
+    let msg = put_message(&store, "shared").await;
+    let hash = msg.blob;
+    assert_eq!(store.blob_refcount(hash).await.unwrap(), 0);
+    // One delivery to two accounts: one message row (and one reference) each.
+    let appended = store
+        .append_message(&[a_inbox, b_inbox], msg.clone())
+        .await
+        .unwrap();
+    assert_eq!(appended.len(), 2);
+    assert_eq!(store.blob_refcount(hash).await.unwrap(), 2);
+    // The same content stored again is deduplicated.
+    let again = put_message(&store, "shared").await;
+    assert_eq!(again.blob, hash);
+    let third = store.append_message(&[a_inbox], again).await.unwrap();
+    assert_eq!(store.blob_refcount(hash).await.unwrap(), 3);
+
+    store.expunge(a_inbox, &[appended[0].uid]).await.unwrap();
+    assert_eq!(store.blob_refcount(hash).await.unwrap(), 2);
+    // Referenced blobs survive a sweep with no grace period.
+    store.sweep_blobs(Duration::ZERO).await.unwrap();
+    assert!(store.blob_stored(hash).await.unwrap());
+    assert!(
+        store
+            .read_blob(hash)
+            .await
+            .unwrap()
+            .starts_with(b"Subject: shared")
+    );
+
+    store.expunge(a_inbox, &[third[0].uid]).await.unwrap();
+    store.expunge(b_inbox, &[appended[1].uid]).await.unwrap();
+    assert_eq!(store.blob_refcount(hash).await.unwrap(), 0);
+    // Unreferenced but within the grace period: kept.
+    store.sweep_blobs(Duration::from_secs(3600)).await.unwrap();
+    assert!(store.blob_stored(hash).await.unwrap());
+    let removed = store.sweep_blobs(Duration::ZERO).await.unwrap();
+    assert!(removed >= 1);
+    assert!(!store.blob_stored(hash).await.unwrap());
+    assert!(store.read_blob(hash).await.is_err());
+
+    // An append naming a swept blob fails cleanly instead of naming nothing.
+    let stale = NewMessage {
+        blob: hash,
+        ..put_message(&store, "other").await
+    };
+    assert!(store.append_message(&[a_inbox], stale).await.is_err());
+    assert!(store.list_messages(a_inbox).await.unwrap().is_empty());
+
+    // Deleting an account releases its references.
+    let msg = put_message(&store, "kept-by-account").await;
+    let hash = msg.blob;
+    store.append_message(&[b_inbox], msg).await.unwrap();
+    assert_eq!(store.blob_refcount(hash).await.unwrap(), 1);
+    let erin = store
+        .find_principal("erin", "example.org")
+        .await
+        .unwrap()
+        .unwrap();
+    store.delete_principal(erin.id).await.unwrap();
+    assert_eq!(store.blob_refcount(hash).await.unwrap(), 0);
+}
+
+async fn rollback_leaves_nothing(h: Harness) {
+    let store = h.store;
+    let (alice, a_boxes) = domain_and_user(&store, "frank", 0).await;
+    let (_, b_boxes) = domain_and_user(&store, "grace", 10).await; // 10-byte quota
+    let (a_inbox, b_inbox) = (inbox(&a_boxes), inbox(&b_boxes));
+    let before_a = store.get_mailbox(a_inbox).await.unwrap().unwrap();
+    let before_b = store.get_mailbox(b_inbox).await.unwrap().unwrap();
+    let msg = put_message(&store, "too big for grace").await;
+    let hash = msg.blob;
+    let err = store
+        .append_message(&[a_inbox, b_inbox], msg.clone())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::QuotaExceeded { .. }), "{err:?}");
+    assert_eq!(store.get_mailbox(a_inbox).await.unwrap().unwrap(), before_a);
+    assert_eq!(store.get_mailbox(b_inbox).await.unwrap().unwrap(), before_b);
+    assert!(store.list_messages(a_inbox).await.unwrap().is_empty());
+    assert!(store.changes_since(a_inbox, 0).await.unwrap().is_empty());
+    assert_eq!(store.blob_refcount(hash).await.unwrap(), 0);
+    let a_after = store.get_principal(alice.id).await.unwrap().unwrap();
+    assert_eq!(a_after.used_bytes, 0);
+
+    // A missing mailbox in the target list rolls back the others too.
+    let err = store
+        .append_message(&[a_inbox, MailboxId(987_654)], msg)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound { .. }), "{err:?}");
+    assert!(store.list_messages(a_inbox).await.unwrap().is_empty());
+    assert_eq!(store.get_mailbox(a_inbox).await.unwrap().unwrap(), before_a);
+
+    // A principal whose mailbox list clashes is not created at all.
+    let domain = store.find_domain("example.org").await.unwrap().unwrap();
+    let err = store
+        .create_principal(NewPrincipal {
+            kind: PrincipalKind::User,
+            domain_id: domain.id,
+            local_part: "henry".into(),
+            display_name: "Henry".into(),
+            password_hash: None,
+            quota_bytes: 0,
+            is_admin: false,
+            mailboxes: vec![
+                NewMailbox {
+                    name: "INBOX".into(),
+                    role: Some(MailboxRole::Inbox),
+                },
+                NewMailbox {
+                    name: "INBOX".into(),
+                    role: None,
+                },
+            ],
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::AlreadyExists(_)), "{err:?}");
+    assert!(
+        store
+            .find_principal("henry", "example.org")
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+async fn principals_aliases_groups(h: Harness) {
+    let store = h.store;
+    assert!(matches!(store.create_domain("example.org").await, Ok(_)));
+    assert!(matches!(
+        store.create_domain("example.org").await,
+        Err(StoreError::AlreadyExists(_))
+    ));
+    let (ivy, boxes) = domain_and_user(&store, "ivy", 0).await;
+    assert_eq!(boxes.len(), 6);
+    assert!(boxes.iter().all(|m| m.uid_next == 1 && m.uid_validity > 0));
+    let validities: BTreeSet<u32> = boxes.iter().map(|m| m.uid_validity).collect();
+    assert_eq!(
+        validities.len(),
+        6,
+        "UIDVALIDITY must differ between mailboxes"
+    );
+    let domain = store.find_domain("example.org").await.unwrap().unwrap();
+    store.add_alias(domain.id, "i.v", ivy.id).await.unwrap();
+    assert!(matches!(
+        store.add_alias(domain.id, "ivy", ivy.id).await,
+        Err(StoreError::AlreadyExists(_))
+    ));
+    let via_alias = store
+        .find_principal("i.v", "example.org")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(via_alias.id, ivy.id);
+    assert_eq!(store.list_aliases(Some(ivy.id)).await.unwrap().len(), 1);
+
+    let group = store
+        .create_principal(NewPrincipal {
+            kind: PrincipalKind::Group,
+            domain_id: domain.id,
+            local_part: "team".into(),
+            display_name: "Team".into(),
+            password_hash: None,
+            quota_bytes: 0,
+            is_admin: false,
+            mailboxes: vec![],
+        })
+        .await
+        .unwrap();
+    assert_eq!(group.kind, PrincipalKind::Group);
+    store.add_group_member(group.id, ivy.id).await.unwrap();
+    store.add_group_member(group.id, ivy.id).await.unwrap();
+    assert_eq!(store.group_members(group.id).await.unwrap().len(), 1);
+
+    assert!(matches!(
+        store.delete_domain(domain.id).await,
+        Err(StoreError::Conflict(_))
+    ));
+    store
+        .update_principal(
+            ivy.id,
+            PrincipalUpdate {
+                disabled: Some(true),
+                quota_bytes: Some(5000),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let ivy2 = store.get_principal(ivy.id).await.unwrap().unwrap();
+    assert!(ivy2.disabled);
+    assert_eq!(ivy2.quota_bytes, 5000);
+    assert_eq!(ivy2.password_hash, ivy.password_hash);
+
+    store.delete_principal(ivy.id).await.unwrap();
+    assert!(store.group_members(group.id).await.unwrap().is_empty());
+    assert!(store.list_aliases(None).await.unwrap().is_empty());
+    store.delete_principal(group.id).await.unwrap();
+    store.delete_domain(domain.id).await.unwrap();
+    assert!(store.list_domains().await.unwrap().is_empty());
+
+    assert!(store.set_meta_if_absent("k", "v1").await.unwrap());
+    assert!(!store.set_meta_if_absent("k", "v2").await.unwrap());
+    assert_eq!(store.get_meta("k").await.unwrap().as_deref(), Some("v1"));
+}
+
+async fn threads_follow_references(h: Harness) {
+    let store = h.store;
+    let (_, boxes) = domain_and_user(&store, "jack", 0).await;
+    let inbox = inbox(&boxes);
+    let root = put_message(&store, "root").await;
+    let root = store.append_message(&[inbox], root).await.unwrap();
+    let mut reply = put_message(&store, "reply").await;
+    reply.references = vec!["root@test".into()];
+    let reply = store.append_message(&[inbox], reply).await.unwrap();
+    let other = put_message(&store, "other").await;
+    let other = store.append_message(&[inbox], other).await.unwrap();
+    assert_eq!(root[0].thread, root[0].message);
+    assert_eq!(reply[0].thread, root[0].thread);
+    assert_ne!(other[0].thread, root[0].thread);
+}
+
+async fn newer_schema_refused(h: Harness) {
+    // Pretend a newer Rampart wrote the store, then reopen it.
+    let store = h.store;
+    match &h.reopen {
+        StoreConfig::Sqlite { data_dir, .. } => {
+            drop(store);
+            let conn = rusqlite::Connection::open(data_dir.join("rampart.db")).unwrap();
+            conn.execute(
+                "UPDATE meta SET value = '99' WHERE key = 'schema_version'",
+                [],
+            )
+            .unwrap();
+        }
+        StoreConfig::Postgres { url, .. } => {
+            let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+                .await
+                .unwrap();
+            tokio::spawn(conn);
+            client
+                .execute(
+                    "UPDATE meta SET value = '99' WHERE key = 'schema_version'",
+                    &[],
+                )
+                .await
+                .unwrap();
+        }
+    }
+    let err = open(&h.reopen, OpenMode::MustExist)
+        .await
+        .err()
+        .expect("must refuse");
+    assert!(
+        matches!(err, StoreError::SchemaTooNew { found: 99, .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("newer than this binary"));
+}
+
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::$name(super::Harness::sqlite().await).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                #[cfg_attr(
+                    not(rampart_test_postgres),
+                    ignore = "skipped: set RAMPART_TEST_POSTGRES_URL to run against PostgreSQL"
+                )]
+                async fn $name() {
+                    super::$name(super::Harness::postgres().await).await;
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    concurrent_uid_allocation,
+    eight_concurrent_appends,
+    modseq_monotonic,
+    blob_refcounting,
+    rollback_leaves_nothing,
+    principals_aliases_groups,
+    threads_follow_references,
+    newer_schema_refused,
+);
