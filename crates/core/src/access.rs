@@ -157,8 +157,7 @@ impl Access {
 
     /// The machine's operator at the command line. Whoever can run the CLI
     /// against the store can read its files anyway; the CLI is still recorded.
-    pub fn local_operator() -> Self {
-        let os_user = nix_user_name();
+    pub fn local_operator(os_user: String) -> Self {
         let actor = Actor::Operator { os_user };
         Access {
             principal: actor.clone(),
@@ -217,13 +216,6 @@ impl Access {
             _ => None,
         }
     }
-}
-
-fn nix_user_name() -> String {
-    std::env::var("SUDO_USER")
-        .or_else(|_| std::env::var("USER"))
-        .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| "unknown".into())
 }
 
 /// What an access did, in the ledger's vocabulary.

@@ -32,7 +32,7 @@ impl From<deadpool_postgres::PoolError> for StoreError {
 }
 
 /// Advisory lock key that serialises schema migrations across nodes.
-const MIGRATION_LOCK: i64 = 0x5241_4d50_4152_54;
+const MIGRATION_LOCK: i64 = 0x0052_414d_5041_5254;
 
 /// Schema migrations; entry N takes the store from version N to N+1.
 const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [include_str!("postgres_schema.sql")];

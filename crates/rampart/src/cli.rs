@@ -1,0 +1,369 @@
+//! The administration commands. They work on the same store whether or not
+//! the server runs (SQLite in WAL mode lets both write; PostgreSQL anyway).
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use rampart_core::{Core, LogRecorder, NewUser};
+use rampart_store::{OpenMode, PrincipalKind, SystemFlags};
+
+use crate::config::Config;
+use crate::mbox::MboxReader;
+use crate::{AliasCommand, DomainCommand, GroupCommand, MailCommand, PasswordSource, UserCommand};
+
+async fn open_core(config: &Config, mode: OpenMode) -> anyhow::Result<Core> {
+    let store = rampart_store::open(&config.store_config(), mode)
+        .await
+        .context("cannot open the store")?;
+    Ok(Core::new(store, config.core_config(), Arc::new(LogRecorder)).await?)
+}
+
+/// Parses a size such as `500M`, `2G`, `1024` or `0`.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let (digits, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => s.split_at(i),
+        None => (s, ""),
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size: use a number with an optional K, M, G or T"))?;
+    let mult: u64 = match unit.to_ascii_uppercase().trim_end_matches(['B', 'I']) {
+        "" => 1,
+        "K" => 1 << 10,
+        "M" => 1 << 20,
+        "G" => 1 << 30,
+        "T" => 1 << 40,
+        _ => return Err(format!("{s:?}: unknown unit {unit:?} (use K, M, G or T)")),
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("{s:?} is too large"))
+}
+
+fn human_size(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
+/// Gets a new password as the flags say; returns it and whether to print it.
+fn new_password(source: &PasswordSource) -> anyhow::Result<(String, bool)> {
+    if source.generate_password {
+        return Ok((rampart_core::random_password(), true));
+    }
+    if source.password_stdin {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line)?;
+        let password = line.trim_end_matches(['\r', '\n']).to_owned();
+        if password.is_empty() {
+            bail!("no password on standard input");
+        }
+        return Ok((password, false));
+    }
+    if !std::io::stdin().is_terminal() {
+        bail!("standard input is not a terminal: pass --password-stdin or --generate-password");
+    }
+    let first = rpassword::prompt_password("New password: ")?;
+    let second = rpassword::prompt_password("Repeat it: ")?;
+    if first != second {
+        bail!("the two passwords differ; nothing was changed");
+    }
+    Ok((first, false))
+}
+
+/// `rampart init`.
+pub async fn init(config: &Config, domain: &str) -> anyhow::Result<()> {
+    let core = open_core(config, OpenMode::CreateIfMissing).await?;
+    match core.bootstrap(&crate::operator(), domain).await? {
+        Some(b) => {
+            println!("Created the store in {}", config.server.data_dir.display());
+            println!("Created domain {} and its administrator", b.domain);
+            println!("  address:  {}", b.admin_address);
+            println!("  password: {}", b.admin_password);
+            println!("This password is shown only once.");
+        }
+        None => println!("The store is set up already; nothing changed."),
+    }
+    Ok(())
+}
+
+/// `rampart domain ...`.
+pub async fn domain(config: &Config, command: DomainCommand) -> anyhow::Result<()> {
+    let core = open_core(config, OpenMode::MustExist).await?;
+    let access = crate::operator();
+    match command {
+        DomainCommand::Add { domain } => {
+            let d = core.add_domain(&access, &domain).await?;
+            println!("added domain {}", d.name);
+            println!("publish its DNS records (MX, SPF, DKIM, DMARC) before mail can arrive");
+        }
+        DomainCommand::List => {
+            for d in core.list_domains(&access).await? {
+                println!("{}", d.name);
+            }
+        }
+        DomainCommand::Remove { domain } => {
+            core.remove_domain(&access, &domain).await?;
+            println!("removed domain {domain}");
+        }
+    }
+    Ok(())
+}
+
+/// `rampart user ...`.
+pub async fn user(config: &Config, command: UserCommand) -> anyhow::Result<()> {
+    let core = open_core(config, OpenMode::MustExist).await?;
+    let access = crate::operator();
+    match command {
+        UserCommand::Add {
+            address,
+            name,
+            quota,
+            admin,
+            password,
+        } => {
+            let (password, show) = new_password(&password)?;
+            let p = core
+                .add_user(
+                    &access,
+                    NewUser {
+                        address,
+                        display_name: name,
+                        password: password.clone(),
+                        quota_bytes: quota,
+                        is_admin: admin,
+                    },
+                )
+                .await?;
+            println!("added user {} ({})", p.address(), p.display_name);
+            if show {
+                println!("password: {password}");
+            }
+        }
+        UserCommand::List { domain } => {
+            let principals = core.list_principals(&access, domain.as_deref()).await?;
+            let mut out = std::io::stdout().lock();
+            writeln!(
+                out,
+                "{:<40} {:<6} {:<24} {:>22}  state",
+                "address", "kind", "name", "used / quota"
+            )?;
+            for p in principals {
+                let kind = match p.kind {
+                    PrincipalKind::User => "user",
+                    PrincipalKind::Group => "group",
+                };
+                let quota = if p.kind == PrincipalKind::Group {
+                    "-".to_string()
+                } else if p.quota_bytes == 0 {
+                    format!("{} / unlimited", human_size(p.used_bytes))
+                } else {
+                    format!(
+                        "{} / {}",
+                        human_size(p.used_bytes),
+                        human_size(p.quota_bytes)
+                    )
+                };
+                let mut state = Vec::new();
+                if p.disabled {
+                    state.push("disabled");
+                }
+                if p.is_admin {
+                    state.push("admin");
+                }
+                writeln!(
+                    out,
+                    "{:<40} {kind:<6} {:<24} {quota:>22}  {}",
+                    p.address(),
+                    p.display_name,
+                    if state.is_empty() {
+                        "active".into()
+                    } else {
+                        state.join(",")
+                    }
+                )?;
+            }
+        }
+        UserCommand::Passwd { address, password } => {
+            let (password, show) = new_password(&password)?;
+            core.set_password(&access, &address, password.clone())
+                .await?;
+            println!("changed the password of {address}");
+            if show {
+                println!("password: {password}");
+            }
+        }
+        UserCommand::Disable { address } => {
+            core.set_disabled(&access, &address, true).await?;
+            println!("disabled {address}");
+        }
+        UserCommand::Enable { address } => {
+            core.set_disabled(&access, &address, false).await?;
+            println!("enabled {address}");
+        }
+        UserCommand::Quota { address, size } => {
+            core.set_quota(&access, &address, size).await?;
+            println!(
+                "quota of {address}: {}",
+                if size == 0 {
+                    "unlimited".into()
+                } else {
+                    human_size(size)
+                }
+            );
+        }
+        UserCommand::Remove { address, yes } => {
+            if !yes {
+                if !std::io::stdin().is_terminal() {
+                    bail!("removing {address} deletes all of its mail: confirm with --yes");
+                }
+                eprint!("Remove {address} and all of its mail? Type the address to confirm: ");
+                let mut line = String::new();
+                std::io::stdin().lock().read_line(&mut line)?;
+                if line.trim() != address {
+                    bail!("not confirmed; nothing was removed");
+                }
+            }
+            core.remove_principal(&access, &address).await?;
+            println!("removed {address}");
+        }
+    }
+    Ok(())
+}
+
+/// `rampart alias ...`.
+pub async fn alias(config: &Config, command: AliasCommand) -> anyhow::Result<()> {
+    let core = open_core(config, OpenMode::MustExist).await?;
+    let access = crate::operator();
+    match command {
+        AliasCommand::Add { alias, target } => {
+            core.add_alias(&access, &alias, &target).await?;
+            println!("{alias} now delivers to {target}");
+        }
+        AliasCommand::Remove { alias } => {
+            core.remove_alias(&access, &alias).await?;
+            println!("removed alias {alias}");
+        }
+        AliasCommand::List { target } => {
+            let principals = core.list_principals(&access, None).await?;
+            for a in core.list_aliases(&access, target.as_deref()).await? {
+                let to = principals
+                    .iter()
+                    .find(|p| p.id == a.target)
+                    .map(|p| p.address())
+                    .unwrap_or_else(|| a.target.to_string());
+                println!("{} -> {to}", a.address());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `rampart group ...`.
+pub async fn group(config: &Config, command: GroupCommand) -> anyhow::Result<()> {
+    let core = open_core(config, OpenMode::MustExist).await?;
+    let access = crate::operator();
+    match command {
+        GroupCommand::Add { address, name } => {
+            let g = core.add_group(&access, &address, name).await?;
+            println!("added group {}", g.address());
+        }
+        GroupCommand::Members { group, add, remove } => {
+            let members = core
+                .change_group_members(&access, &group, &add, &remove)
+                .await?;
+            if members.is_empty() {
+                println!("{group} has no members");
+            }
+            for m in members {
+                println!("{}", m.address());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `rampart mail ...`.
+pub async fn mail(config: &Config, command: MailCommand) -> anyhow::Result<()> {
+    let core = open_core(config, OpenMode::MustExist).await?;
+    let access = crate::operator();
+    match command {
+        MailCommand::Import {
+            address,
+            file,
+            mailbox,
+            print_uids,
+        } => {
+            let user = core.principal_by_address(&address).await?;
+            if user.kind != PrincipalKind::User {
+                bail!("{address} is a group: import into a user's mailbox");
+            }
+            let target = core.find_mailbox(&access, user.id, &mailbox).await?;
+            let input: Box<dyn BufRead> = match &file {
+                Some(path) => Box::new(std::io::BufReader::new(
+                    std::fs::File::open(path)
+                        .with_context(|| format!("cannot read {}", path.display()))?,
+                )),
+                None => Box::new(std::io::stdin().lock()),
+            };
+            let limit = usize::try_from(config.limits.max_message_bytes).unwrap_or(usize::MAX);
+            let mut reader = MboxReader::new(input, limit);
+            let mut count = 0usize;
+            let mut out = std::io::stdout().lock();
+            // Reading is blocking, but the CLI does nothing else meanwhile.
+            while let Some(raw) = reader.next_message(count + 1)? {
+                let appended = core
+                    .append(
+                        &access,
+                        target.id,
+                        raw,
+                        SystemFlags::default(),
+                        vec![],
+                        None,
+                    )
+                    .await
+                    .with_context(|| format!("message {} was not imported", count + 1))?;
+                count += 1;
+                if print_uids {
+                    writeln!(out, "uid {}", appended.uid)?;
+                    out.flush()?;
+                }
+            }
+            writeln!(
+                out,
+                "imported {count} messages into {}/{}",
+                user.address(),
+                target.name
+            )?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("0"), Ok(0));
+        assert_eq!(parse_size("1024"), Ok(1024));
+        assert_eq!(parse_size("500M"), Ok(500 << 20));
+        assert_eq!(parse_size("2g"), Ok(2 << 30));
+        assert_eq!(parse_size("2GiB"), Ok(2 << 30));
+        assert!(parse_size("2X").is_err());
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("99999999999T").is_err());
+        assert_eq!(human_size(1536), "1.5 KiB");
+    }
+}

@@ -1,0 +1,482 @@
+//! The TOML configuration file. Every key is documented in docs/config.md;
+//! unknown keys and bad values stop start-up with a message naming the key.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use rampart_core::{CoreConfig, PasswordParams};
+use rampart_store::StoreConfig;
+use serde::Deserialize;
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// `[server]`
+    pub server: ServerConfig,
+    /// `[listen]`
+    pub listen: ListenConfig,
+    /// `[tls]`
+    pub tls: TlsConfig,
+    /// `[store]`
+    pub store: StoreSection,
+    /// `[auth]`
+    pub auth: AuthConfig,
+    /// `[limits]`
+    pub limits: LimitsConfig,
+    /// `[log]`
+    pub log: LogConfig,
+}
+
+/// `[server]`: identity, data directory, process.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// The host name in greetings and the self-signed certificate.
+    pub hostname: String,
+    /// Where the embedded store, blobs and TLS files live.
+    pub data_dir: PathBuf,
+    /// The user to switch to after binding ports when started as root.
+    pub run_as: Option<String>,
+    /// Seconds open sessions get to finish at shutdown.
+    pub shutdown_grace_seconds: u64,
+    /// This node's name in the access ledger (defaults to the hostname).
+    pub node_name: Option<String>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            hostname: "localhost".into(),
+            data_dir: PathBuf::from("rampart-data"),
+            run_as: None,
+            shutdown_grace_seconds: 10,
+            node_name: None,
+        }
+    }
+}
+
+/// The network services Rampart offers, each switchable on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Service {
+    /// Inbound SMTP (MX), port 25 in production.
+    Smtp,
+    /// SMTP submission with STARTTLS, port 587 in production.
+    Submission,
+    /// SMTP submission over implicit TLS, port 465 in production.
+    Submissions,
+    /// IMAP with STARTTLS, port 143 in production.
+    Imap,
+    /// IMAP over implicit TLS, port 993 in production.
+    Imaps,
+    /// The web app, CalDAV/CardDAV and discovery, port 443 in production.
+    Https,
+    /// The admin API and UI (loopback only by default).
+    Admin,
+}
+
+impl Service {
+    /// Every service, in the order they are printed.
+    pub const ALL: [Service; 7] = [
+        Service::Smtp,
+        Service::Submission,
+        Service::Submissions,
+        Service::Imap,
+        Service::Imaps,
+        Service::Https,
+        Service::Admin,
+    ];
+
+    /// The key in `[listen]`.
+    pub fn key(self) -> &'static str {
+        match self {
+            Service::Smtp => "smtp",
+            Service::Submission => "submission",
+            Service::Submissions => "submissions",
+            Service::Imap => "imap",
+            Service::Imaps => "imaps",
+            Service::Https => "https",
+            Service::Admin => "admin",
+        }
+    }
+
+    /// Whether the connection starts with a TLS handshake.
+    pub fn implicit_tls(self) -> bool {
+        matches!(
+            self,
+            Service::Submissions | Service::Imaps | Service::Https | Service::Admin
+        )
+    }
+
+    /// The default loopback port (unprivileged, so no root is needed to try Rampart).
+    pub fn default_port(self) -> u16 {
+        match self {
+            Service::Smtp => 2525,
+            Service::Submission => 2587,
+            Service::Submissions => 2465,
+            Service::Imap => 2143,
+            Service::Imaps => 2993,
+            Service::Https => 8443,
+            Service::Admin => 8444,
+        }
+    }
+}
+
+impl fmt::Display for Service {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.key())
+    }
+}
+
+fn loopback(port: u16) -> Vec<SocketAddr> {
+    vec![SocketAddr::from(([127, 0, 0, 1], port))]
+}
+
+/// `[listen]`: the addresses of each service; an empty list switches it off.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ListenConfig {
+    /// Inbound SMTP.
+    pub smtp: Vec<SocketAddr>,
+    /// Submission (STARTTLS).
+    pub submission: Vec<SocketAddr>,
+    /// Submission (implicit TLS).
+    pub submissions: Vec<SocketAddr>,
+    /// IMAP (STARTTLS).
+    pub imap: Vec<SocketAddr>,
+    /// IMAP (implicit TLS).
+    pub imaps: Vec<SocketAddr>,
+    /// HTTPS.
+    pub https: Vec<SocketAddr>,
+    /// Admin HTTPS.
+    pub admin: Vec<SocketAddr>,
+}
+
+impl Default for ListenConfig {
+    fn default() -> Self {
+        ListenConfig {
+            smtp: loopback(Service::Smtp.default_port()),
+            submission: loopback(Service::Submission.default_port()),
+            submissions: loopback(Service::Submissions.default_port()),
+            imap: loopback(Service::Imap.default_port()),
+            imaps: loopback(Service::Imaps.default_port()),
+            https: loopback(Service::Https.default_port()),
+            admin: loopback(Service::Admin.default_port()),
+        }
+    }
+}
+
+impl ListenConfig {
+    /// The addresses of one service.
+    pub fn addresses(&self, service: Service) -> &[SocketAddr] {
+        match service {
+            Service::Smtp => &self.smtp,
+            Service::Submission => &self.submission,
+            Service::Submissions => &self.submissions,
+            Service::Imap => &self.imap,
+            Service::Imaps => &self.imaps,
+            Service::Https => &self.https,
+            Service::Admin => &self.admin,
+        }
+    }
+}
+
+/// `[tls]`: the certificate for every TLS service.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// PEM certificate chain; unset means a self-signed one in DATA/tls/.
+    pub cert: Option<PathBuf>,
+    /// PEM private key for `cert`.
+    pub key: Option<PathBuf>,
+}
+
+/// Which store backend.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// The embedded SQLite store in the data directory.
+    #[default]
+    Sqlite,
+    /// A PostgreSQL database.
+    Postgres,
+}
+
+/// `[store]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreSection {
+    /// `sqlite` or `postgres`.
+    pub backend: Backend,
+    /// PostgreSQL URL, for `backend = "postgres"`.
+    pub url: Option<String>,
+    /// Database connections kept open.
+    pub pool_size: usize,
+}
+
+impl Default for StoreSection {
+    fn default() -> Self {
+        StoreSection {
+            backend: Backend::Sqlite,
+            url: None,
+            pool_size: 8,
+        }
+    }
+}
+
+/// `[auth]`: argon2id cost of new password hashes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Memory per hash, KiB.
+    pub argon2_memory_kib: u32,
+    /// Iterations.
+    pub argon2_iterations: u32,
+    /// Lanes.
+    pub argon2_parallelism: u32,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        let p = PasswordParams::default();
+        AuthConfig {
+            argon2_memory_kib: p.memory_kib,
+            argon2_iterations: p.iterations,
+            argon2_parallelism: p.parallelism,
+        }
+    }
+}
+
+/// `[limits]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Largest message accepted, bytes.
+    pub max_message_bytes: u64,
+    /// Quota of new users, bytes (0 = unlimited).
+    pub default_quota_bytes: u64,
+    /// How deep groups may nest.
+    pub max_group_depth: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        let c = CoreConfig::default();
+        LimitsConfig {
+            max_message_bytes: c.max_message_bytes,
+            default_quota_bytes: c.default_quota_bytes,
+            max_group_depth: c.max_group_depth,
+        }
+    }
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// A tracing filter such as `info` or `rampart=debug,info`.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: "info".into(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads and checks a config file.
+    pub fn load(path: &Path) -> anyhow::Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        Self::parse(&text).with_context(|| format!("config file {}", path.display()))
+    }
+
+    /// Parses and checks config text.
+    pub fn parse(text: &str) -> anyhow::Result<Config> {
+        let config: Config = toml::from_str(text).map_err(|e| anyhow::anyhow!("{e}"))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        if rampart_core::normalize_domain(&self.server.hostname).is_err() {
+            bail!(
+                "server.hostname = {:?}: expected a host name such as mail.example.org",
+                self.server.hostname
+            );
+        }
+        if self.store.pool_size == 0 || self.store.pool_size > 1000 {
+            bail!(
+                "store.pool_size = {}: expected 1 to 1000",
+                self.store.pool_size
+            );
+        }
+        match (self.store.backend, &self.store.url) {
+            (Backend::Postgres, None) => bail!(
+                "store.url is missing: backend = \"postgres\" needs a URL such as postgres://rampart:secret@db.example.org/rampart"
+            ),
+            (Backend::Sqlite, Some(_)) => bail!(
+                "store.url is set but store.backend is \"sqlite\": set backend = \"postgres\" or remove url"
+            ),
+            _ => {}
+        }
+        if self.tls.cert.is_some() != self.tls.key.is_some() {
+            bail!(
+                "tls.cert and tls.key go together: set both, or neither for a self-signed certificate"
+            );
+        }
+        self.password_params()
+            .hash("validate-config")
+            .map_err(|e| anyhow::anyhow!("[auth] argon2 parameters: {e}"))?;
+        if self.limits.max_message_bytes < 1024 {
+            bail!(
+                "limits.max_message_bytes = {}: expected at least 1024",
+                self.limits.max_message_bytes
+            );
+        }
+        if !(1..=64).contains(&self.limits.max_group_depth) {
+            bail!(
+                "limits.max_group_depth = {}: expected 1 to 64",
+                self.limits.max_group_depth
+            );
+        }
+        let mut seen: Vec<(SocketAddr, Service)> = Vec::new();
+        for service in Service::ALL {
+            for addr in self.listen.addresses(service) {
+                // Port 0 asks the system for any free port, so it never clashes.
+                let clash = seen.iter().find(|(a, _)| a == addr && addr.port() != 0);
+                if let Some((_, other)) = clash {
+                    bail!(
+                        "listen.{service} and listen.{other} both use {addr}: give each service its own port"
+                    );
+                }
+                seen.push((*addr, service));
+            }
+        }
+        if self
+            .log
+            .level
+            .parse::<tracing_subscriber::EnvFilter>()
+            .is_err()
+        {
+            bail!(
+                "log.level = {:?}: expected a level such as \"info\" or a filter such as \"rampart=debug,info\"",
+                self.log.level
+            );
+        }
+        Ok(())
+    }
+
+    /// Argon2 parameters from `[auth]`.
+    pub fn password_params(&self) -> PasswordParams {
+        PasswordParams {
+            memory_kib: self.auth.argon2_memory_kib,
+            iterations: self.auth.argon2_iterations,
+            parallelism: self.auth.argon2_parallelism,
+        }
+    }
+
+    /// The core's settings.
+    pub fn core_config(&self) -> CoreConfig {
+        CoreConfig {
+            node: self
+                .server
+                .node_name
+                .clone()
+                .unwrap_or_else(|| self.server.hostname.clone()),
+            passwords: self.password_params(),
+            default_quota_bytes: self.limits.default_quota_bytes,
+            max_message_bytes: self.limits.max_message_bytes,
+            max_group_depth: self.limits.max_group_depth,
+        }
+    }
+
+    /// The store to open.
+    pub fn store_config(&self) -> StoreConfig {
+        match self.store.backend {
+            Backend::Sqlite => StoreConfig::Sqlite {
+                data_dir: self.server.data_dir.clone(),
+                pool_size: self.store.pool_size,
+            },
+            Backend::Postgres => StoreConfig::Postgres {
+                url: self.store.url.clone().unwrap_or_default(),
+                pool_size: self.store.pool_size,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_loopback_and_valid() {
+        let c = Config::parse("").unwrap();
+        for s in Service::ALL {
+            let addrs = c.listen.addresses(s);
+            assert_eq!(addrs.len(), 1);
+            assert!(addrs[0].ip().is_loopback());
+            assert!(addrs[0].port() > 1024);
+        }
+        assert_eq!(c.store.backend, Backend::Sqlite);
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let e = Config::parse("[server]\nhostnam = \"x\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("hostnam"), "{e}");
+        let e = Config::parse("[listen]\npop3 = [\"127.0.0.1:110\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("pop3"), "{e}");
+        let e = Config::parse("[nonsense]\n").unwrap_err().to_string();
+        assert!(e.contains("nonsense"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_say_what_is_expected() {
+        let e = Config::parse("[listen]\nimap = [\"localhost:143x\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("imap"), "{e}");
+        let e = Config::parse("[store]\nbackend = \"mysql\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("mysql") && e.contains("postgres"), "{e}");
+        let e = Config::parse("[store]\nbackend = \"postgres\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("store.url"), "{e}");
+        let e =
+            Config::parse("[listen]\nimap = [\"127.0.0.1:9000\"]\nsmtp = [\"127.0.0.1:9000\"]\n")
+                .unwrap_err()
+                .to_string();
+        assert!(
+            e.contains("listen.imap") && e.contains("listen.smtp"),
+            "{e}"
+        );
+        let e = Config::parse("[auth]\nargon2_memory_kib = 1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("argon2"), "{e}");
+        let e = Config::parse("[tls]\ncert = \"/x.pem\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("tls.key"), "{e}");
+    }
+
+    #[test]
+    fn empty_list_switches_a_service_off() {
+        let c = Config::parse("[listen]\nimap = []\n").unwrap();
+        assert!(c.listen.imap.is_empty());
+        assert_eq!(c.listen.smtp.len(), 1);
+    }
+}

@@ -1,0 +1,313 @@
+//! `rampart serve`: bind every configured service, drop root, open the
+//! store, set up a first domain and administrator, and serve until a signal.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use rampart_core::{Core, LogRecorder};
+use rampart_store::OpenMode;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::{Config, Service};
+use crate::{privileges, tls};
+
+/// A listening socket of one service.
+pub struct Bound {
+    service: Service,
+    addr: SocketAddr,
+    listener: std::net::TcpListener,
+}
+
+/// Binds every configured address, failing with a message that names the
+/// service, the address and the fix.
+pub fn bind_all(config: &Config) -> anyhow::Result<Vec<Bound>> {
+    let mut bound = Vec::new();
+    for service in Service::ALL {
+        for &addr in config.listen.addresses(service) {
+            let listener = std::net::TcpListener::bind(addr).map_err(|e| {
+                let why = match e.kind() {
+                    std::io::ErrorKind::AddrInUse => {
+                        "the address is already in use: another program (or another rampart) holds it; stop it, or change".to_string()
+                    }
+                    std::io::ErrorKind::PermissionDenied => {
+                        "permission denied: ports below 1024 need root (Rampart drops to [server] run_as after binding), or change".to_string()
+                    }
+                    std::io::ErrorKind::AddrNotAvailable => {
+                        "this machine has no such address; change".to_string()
+                    }
+                    _ => format!("{e}; check"),
+                };
+                anyhow::anyhow!("cannot listen for {service} on {addr}: {why} listen.{service} in the config")
+            })?;
+            listener.set_nonblocking(true)?;
+            let addr = listener.local_addr().unwrap_or(addr);
+            bound.push(Bound {
+                service,
+                addr,
+                listener,
+            });
+        }
+    }
+    Ok(bound)
+}
+
+/// Everything prepared before the runtime starts (as root, if started so).
+pub struct Prepared {
+    config: Config,
+    bound: Vec<Bound>,
+    tls: Arc<rustls::ServerConfig>,
+    tls_note: String,
+}
+
+/// The part of start-up that may need root: TLS files, binding, dropping privileges.
+pub fn prepare(config: Config) -> anyhow::Result<Prepared> {
+    let data_dir = &config.server.data_dir;
+    check_data_dir(data_dir)?;
+    let files = tls::prepare(&config)?;
+    let tls = tls::load(&files)?;
+    let tls_note = if files.self_signed {
+        format!(
+            "self-signed certificate {} (set [tls] cert and key for a real one)",
+            files.cert.display()
+        )
+    } else {
+        format!("certificate {}", files.cert.display())
+    };
+    let bound = bind_all(&config)?;
+    privileges::drop_if_root(config.server.run_as.as_deref(), data_dir)?;
+    Ok(Prepared {
+        config,
+        bound,
+        tls,
+        tls_note,
+    })
+}
+
+/// Refuses a data directory path that exists but is not a directory.
+fn check_data_dir(dir: &Path) -> anyhow::Result<()> {
+    if dir.exists() && !dir.is_dir() {
+        bail!(
+            "data directory {} exists but is not a directory: point --data (or server.data_dir) at a directory",
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// Opens the store, bootstraps, prints the services and serves until SIGINT/SIGTERM.
+pub async fn run(prepared: Prepared, first_domain: &str) -> anyhow::Result<()> {
+    let Prepared {
+        config,
+        bound,
+        tls,
+        tls_note,
+    } = prepared;
+    let store = rampart_store::open(&config.store_config(), OpenMode::CreateIfMissing)
+        .await
+        .context("cannot open the store")?;
+    let backend = store.backend_name();
+    let core = Arc::new(
+        Core::new(store, config.core_config(), Arc::new(LogRecorder))
+            .await
+            .context("cannot start the core")?,
+    );
+    let bootstrap = core
+        .bootstrap(&crate::operator(), first_domain)
+        .await
+        .context("first-start set-up failed")?;
+
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "Rampart {} serving from {} ({backend} store)",
+        env!("CARGO_PKG_VERSION"),
+        config.server.data_dir.display()
+    )?;
+    writeln!(out, "TLS: {tls_note}")?;
+    for service in Service::ALL {
+        let addrs: Vec<String> = bound
+            .iter()
+            .filter(|b| b.service == service)
+            .map(|b| b.addr.to_string())
+            .collect();
+        let status = if addrs.is_empty() {
+            "off".to_string()
+        } else {
+            format!("{}  ({})", addrs.join(", "), availability(service))
+        };
+        writeln!(out, "  {:<12} {status}", service.key())?;
+    }
+    match &bootstrap {
+        Some(b) => {
+            writeln!(
+                out,
+                "First start: created domain {} and its administrator",
+                b.domain
+            )?;
+            writeln!(out, "  address:  {}", b.admin_address)?;
+            writeln!(out, "  password: {}", b.admin_password)?;
+            writeln!(
+                out,
+                "This password is shown only once. Change it with `rampart user passwd {}`.",
+                b.admin_address
+            )?;
+        }
+        None => writeln!(out, "Using the existing store; no new credentials.")?,
+    }
+    out.flush()?;
+    drop(out);
+
+    let shutdown = CancellationToken::new();
+    let sessions = TaskTracker::new();
+    let acceptor = TlsAcceptor::from(tls);
+    let hostname: Arc<str> = config.server.hostname.clone().into();
+    let mut accept_loops = Vec::new();
+    for b in bound {
+        let listener = TcpListener::from_std(b.listener)?;
+        accept_loops.push(tokio::spawn(accept_loop(
+            b.service,
+            listener,
+            acceptor.clone(),
+            hostname.clone(),
+            shutdown.clone(),
+            sessions.clone(),
+        )));
+    }
+
+    wait_for_signal().await?;
+    tracing::info!("shutting down: no new connections; open sessions are told to go");
+    shutdown.cancel();
+    for l in accept_loops {
+        let _ = l.await;
+    }
+    sessions.close();
+    let grace = Duration::from_secs(config.server.shutdown_grace_seconds);
+    if tokio::time::timeout(grace, sessions.wait()).await.is_err() {
+        tracing::warn!(
+            "{} sessions still open after {}s; closing them",
+            sessions.len(),
+            grace.as_secs()
+        );
+    }
+    // The store commits every acknowledged write before acknowledging it, so
+    // nothing is pending here; dropping the core closes its connections.
+    drop(core);
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}
+
+/// What a service does in this build.
+fn availability(service: Service) -> &'static str {
+    match service {
+        Service::Smtp | Service::Submission | Service::Submissions => {
+            "not in this build yet: answers 421"
+        }
+        Service::Imap | Service::Imaps => "not in this build yet: answers BYE",
+        Service::Https | Service::Admin => "not in this build yet: answers 503",
+    }
+}
+
+async fn accept_loop(
+    service: Service,
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    hostname: Arc<str>,
+    shutdown: CancellationToken,
+    sessions: TaskTracker,
+) {
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!("{service}: accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let (acceptor, hostname) = (acceptor.clone(), hostname.clone());
+        sessions.spawn(async move {
+            if let Err(e) = session(service, stream, acceptor, &hostname).await {
+                tracing::debug!("{service} session from {peer} ended: {e}");
+            }
+        });
+    }
+}
+
+/// How long a client gets for the TLS handshake or its first request.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+async fn session(
+    service: Service,
+    stream: TcpStream,
+    acceptor: TlsAcceptor,
+    hostname: &str,
+) -> anyhow::Result<()> {
+    if service.implicit_tls() {
+        let tls = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream))
+            .await
+            .context("TLS handshake timed out")??;
+        answer_unavailable(service, tls, hostname).await
+    } else {
+        answer_unavailable(service, stream, hostname).await
+    }
+}
+
+/// Until the protocol crates land, each service answers with its protocol's
+/// own "not available" reply, so clients report a clear reason.
+async fn answer_unavailable<S: AsyncRead + AsyncWrite + Unpin>(
+    service: Service,
+    mut stream: S,
+    hostname: &str,
+) -> anyhow::Result<()> {
+    let reply = match service {
+        Service::Smtp | Service::Submission | Service::Submissions => {
+            format!("421 4.3.2 {hostname} Rampart: SMTP is not part of this build yet\r\n")
+        }
+        Service::Imap | Service::Imaps => {
+            "* BYE [UNAVAILABLE] Rampart: IMAP is not part of this build yet\r\n".to_string()
+        }
+        Service::Https | Service::Admin => {
+            // Read the request head (bounded) so the client sees a response, not a reset.
+            let mut head = Vec::with_capacity(1024);
+            let mut buf = [0u8; 1024];
+            while head.len() < 16 * 1024 && !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.read(&mut buf)).await??;
+                if n == 0 {
+                    break;
+                }
+                head.extend_from_slice(&buf[..n]);
+            }
+            let body = "Rampart: the web app is not part of this build yet\n";
+            format!(
+                "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            )
+        }
+    };
+    stream.write_all(reply.as_bytes()).await?;
+    stream.shutdown().await?;
+    Ok(())
+}
