@@ -1,0 +1,346 @@
+//! The core as the one gate: authentication, rights and access records.
+
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use rampart_core::store::{OpenMode, StoreConfig, SystemFlags};
+use rampart_core::*;
+
+/// Keeps every entry, as the ledger will.
+#[derive(Default)]
+struct Collect(Mutex<Vec<AccessEntry>>);
+
+#[async_trait]
+impl AccessRecorder for Collect {
+    async fn record(&self, entry: AccessEntry) -> CoreResult<()> {
+        self.0.lock().unwrap().push(entry);
+        Ok(())
+    }
+}
+
+struct Fixture {
+    core: Core,
+    entries: Arc<Collect>,
+    operator: Access,
+    _dir: tempfile::TempDir,
+}
+
+async fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store::open(
+        &StoreConfig::Sqlite {
+            data_dir: dir.path().join("data"),
+            pool_size: 4,
+        },
+        OpenMode::CreateIfMissing,
+    )
+    .await
+    .unwrap();
+    let entries = Arc::new(Collect::default());
+    let config = CoreConfig {
+        passwords: PasswordParams {
+            memory_kib: 1024,
+            iterations: 1,
+            parallelism: 1,
+        },
+        ..CoreConfig::default()
+    };
+    let core = Core::new(store, config, entries.clone()).await.unwrap();
+    let operator = Access::local_operator("tester".into());
+    core.add_domain(&operator, "example.org").await.unwrap();
+    for (who, admin) in [("alice", false), ("bob", false), ("root", true)] {
+        core.add_user(
+            &operator,
+            NewUser {
+                address: format!("{who}@example.org"),
+                display_name: None,
+                password: format!("{who}-password-long"),
+                quota_bytes: None,
+                is_admin: admin,
+            },
+        )
+        .await
+        .unwrap();
+    }
+    Fixture {
+        core,
+        entries,
+        operator,
+        _dir: dir,
+    }
+}
+
+fn ctx() -> SessionContext {
+    SessionContext::new(Protocol::Imap, Some("203.0.113.7".parse().unwrap()))
+}
+
+#[tokio::test]
+async fn authentication_failures_look_alike() {
+    let f = fixture().await;
+    let ok = f
+        .core
+        .authenticate(&ctx(), "Alice@Example.org", "alice-password-long")
+        .await
+        .unwrap();
+    assert_eq!(ok.principal().to_string(), "alice@example.org");
+    assert_eq!(ok.auth_method(), AuthMethod::Password);
+    assert_eq!(ok.client().unwrap().to_string(), "203.0.113.7");
+
+    f.core
+        .add_group(&f.operator, "team@example.org", None)
+        .await
+        .unwrap();
+    f.core
+        .set_disabled(&f.operator, "bob@example.org", true)
+        .await
+        .unwrap();
+    let failures = [
+        ("alice@example.org", "wrong-password-here"),
+        ("nobody@example.org", "alice-password-long"),
+        ("bob@example.org", "bob-password-long"),
+        ("team@example.org", "anything-at-all"),
+        ("not an address", "whatever"),
+    ];
+    for (who, pw) in failures {
+        let err = f.core.authenticate(&ctx(), who, pw).await.unwrap_err();
+        assert!(matches!(err, CoreError::AuthFailed), "{who}: {err:?}");
+        assert_eq!(err.to_string(), "authentication failed");
+    }
+    let entries = f.entries.0.lock().unwrap();
+    let logins: Vec<_> = entries
+        .iter()
+        .filter(|e| {
+            matches!(
+                e.operation,
+                Operation::LoginSuccess | Operation::LoginFailure
+            )
+        })
+        .collect();
+    assert_eq!(logins.len(), 1 + failures.len());
+    assert_eq!(logins[0].operation, Operation::LoginSuccess);
+    assert!(
+        logins[1..]
+            .iter()
+            .all(|e| e.operation == Operation::LoginFailure
+                && e.outcome == Outcome::Denied
+                && e.access.client().is_some())
+    );
+}
+
+#[tokio::test]
+async fn only_the_owner_reads_mail_and_every_read_is_recorded() {
+    let f = fixture().await;
+    let alice = f
+        .core
+        .authenticate(&ctx(), "alice@example.org", "alice-password-long")
+        .await
+        .unwrap();
+    let bob = f
+        .core
+        .authenticate(&ctx(), "bob@example.org", "bob-password-long")
+        .await
+        .unwrap();
+    let admin = f
+        .core
+        .authenticate(&ctx(), "root@example.org", "root-password-long")
+        .await
+        .unwrap();
+    let inbox = f
+        .core
+        .list_mailboxes(&alice)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|m| m.name == "INBOX")
+        .unwrap();
+    let raw = b"From: Carol <carol@example.net>\r\nTo: alice@example.org\r\nSubject: minutes\r\n\r\nsee attached\r\n".to_vec();
+    let smtp = Access::service("smtp-inbound", &SessionContext::new(Protocol::Smtp, None));
+    let delivered = f
+        .core
+        .deliver(&smtp, &[alice.account().unwrap()], raw.clone())
+        .await
+        .unwrap();
+    let uid = delivered[0].uid;
+
+    assert_eq!(
+        f.core.read_message(&alice, inbox.id, uid).await.unwrap(),
+        raw
+    );
+    for (who, access) in [
+        ("bob", &bob),
+        ("admin", &admin),
+        ("smtp", &smtp),
+        ("operator", &f.operator),
+    ] {
+        let err = f
+            .core
+            .read_message(access, inbox.id, uid)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, CoreError::Denied(_)),
+            "{who} could read alice's mail"
+        );
+        assert!(
+            f.core.list_messages(access, inbox.id).await.is_err(),
+            "{who} listed alice's mail"
+        );
+    }
+    // Administrators manage accounts (rule R6) ...
+    f.core.add_domain(&admin, "town.example").await.unwrap();
+    // ... ordinary users do not.
+    assert!(matches!(
+        f.core.add_domain(&bob, "evil.example").await,
+        Err(CoreError::Denied(_))
+    ));
+
+    let entries = f.entries.0.lock().unwrap();
+    let read = entries
+        .iter()
+        .find(|e| e.operation == Operation::ReadBody)
+        .expect("the read was recorded");
+    assert_eq!(read.owner, alice.account());
+    assert_eq!(read.objects, vec![delivered[0].message.0]);
+    assert_eq!(read.bytes, raw.len() as u64);
+    assert_eq!(read.container.as_deref(), Some("INBOX"));
+    assert_eq!(read.access.session(), alice.session());
+    let delivery = entries
+        .iter()
+        .find(|e| e.operation == Operation::Create)
+        .unwrap();
+    assert_eq!(delivery.access.protocol(), Protocol::Smtp);
+}
+
+#[tokio::test]
+async fn recipients_expand_through_aliases_and_nested_groups() {
+    let f = fixture().await;
+    let op = &f.operator;
+    f.core
+        .add_group(op, "staff@example.org", None)
+        .await
+        .unwrap();
+    f.core.add_group(op, "all@example.org", None).await.unwrap();
+    f.core
+        .change_group_members(
+            op,
+            "staff@example.org",
+            &["alice@example.org".into(), "bob@example.org".into()],
+            &[],
+        )
+        .await
+        .unwrap();
+    f.core
+        .change_group_members(
+            op,
+            "all@example.org",
+            &[
+                "staff@example.org".into(),
+                "alice@example.org".into(),
+                "root@example.org".into(),
+            ],
+            &[],
+        )
+        .await
+        .unwrap();
+    // A cycle must not loop.
+    f.core
+        .change_group_members(op, "staff@example.org", &["all@example.org".into()], &[])
+        .await
+        .unwrap();
+    f.core
+        .add_alias(op, "everyone@example.org", "all@example.org")
+        .await
+        .unwrap();
+    f.core
+        .set_disabled(op, "bob@example.org", true)
+        .await
+        .unwrap();
+
+    let set = f
+        .core
+        .resolve_recipient(&Address::parse("Everyone@example.org").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let mut names: Vec<String> = set.accounts.iter().map(|p| p.address()).collect();
+    names.sort();
+    assert_eq!(names, ["alice@example.org", "root@example.org"]);
+    assert!(
+        f.core
+            .resolve_recipient(&Address::parse("ghost@example.org").unwrap())
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // Delivery to several accounts is all or nothing: one over quota stops it.
+    f.core.set_quota(op, "root@example.org", 10).await.unwrap();
+    let smtp = Access::service("smtp-inbound", &SessionContext::new(Protocol::Smtp, None));
+    let ids: Vec<_> = set.accounts.iter().map(|p| p.id).collect();
+    let err = f
+        .core
+        .deliver(
+            &smtp,
+            &ids,
+            b"Subject: x\r\n\r\ntoo big for root\r\n".to_vec(),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, CoreError::OverQuota(_)), "{err:?}");
+    let alice = f
+        .core
+        .authenticate(&ctx(), "alice@example.org", "alice-password-long")
+        .await
+        .unwrap();
+    let inbox = f
+        .core
+        .find_mailbox(&alice, alice.account().unwrap(), "INBOX")
+        .await
+        .unwrap();
+    assert!(
+        f.core
+            .list_messages(&alice, inbox.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // Size limit is named with its config key.
+    let huge = vec![b'x'; (f.core.config().max_message_bytes + 1) as usize];
+    let err = f
+        .core
+        .append(&alice, inbox.id, huge, SystemFlags::default(), vec![], None)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("limits.max_message_bytes"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn bootstrap_happens_once() {
+    let f = fixture().await;
+    let first = f
+        .core
+        .bootstrap(&f.operator, "first.example")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.admin_address, "admin@first.example");
+    f.core
+        .authenticate(&ctx(), &first.admin_address, &first.admin_password)
+        .await
+        .unwrap();
+    assert!(
+        f.core
+            .bootstrap(&f.operator, "first.example")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    f.core
+        .authenticate(&ctx(), &first.admin_address, &first.admin_password)
+        .await
+        .expect("a second bootstrap must not change the password");
+}
