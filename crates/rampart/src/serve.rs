@@ -110,6 +110,9 @@ pub async fn run(prepared: Prepared, first_domain: &str) -> anyhow::Result<()> {
         tls,
         tls_note,
     } = prepared;
+    // Watch for signals before anything is announced, so that a stop
+    // request sent as soon as the banner appears still shuts down cleanly.
+    let mut signals = Signals::install()?;
     let store = rampart_store::open(&config.store_config(), OpenMode::CreateIfMissing)
         .await
         .context("cannot open the store")?;
@@ -182,7 +185,7 @@ pub async fn run(prepared: Prepared, first_domain: &str) -> anyhow::Result<()> {
         )));
     }
 
-    wait_for_signal().await?;
+    signals.wait().await;
     tracing::info!("shutting down: no new connections; open sessions are told to go");
     shutdown.cancel();
     for l in accept_loops {
@@ -204,15 +207,27 @@ pub async fn run(prepared: Prepared, first_domain: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn wait_for_signal() -> anyhow::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
-    let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+/// Watches SIGTERM and SIGINT from the moment it is made.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            term: signal(SignalKind::terminate()).context("cannot watch SIGTERM")?,
+            int: signal(SignalKind::interrupt()).context("cannot watch SIGINT")?,
+        })
     }
-    Ok(())
+
+    async fn wait(&mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+    }
 }
 
 /// What a service does in this build.
