@@ -12,6 +12,7 @@ mod admin;
 mod auth;
 mod error;
 mod mail;
+pub mod mbox;
 
 use std::sync::Arc;
 
@@ -25,7 +26,7 @@ pub use auth::{
     MAX_PASSWORD_LEN, MIN_PASSWORD_LEN, PasswordParams, check_new_password, random_password,
 };
 pub use error::{CoreError, CoreResult};
-pub use mail::{AddressSummary, MessageSummary};
+pub use mail::{AddressSummary, MessageSummary, summarize};
 pub use rampart_store as store;
 
 /// Settings of the core, taken from the config file.

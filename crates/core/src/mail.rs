@@ -87,8 +87,8 @@ fn header_ids(value: &HeaderValue<'_>) -> Vec<String> {
     }
 }
 
-/// Parses a raw message into its summary and threading references.
-pub(crate) fn summarize(raw: &[u8]) -> (MessageSummary, Vec<String>) {
+/// Parses a raw message (untrusted input) into its summary and the Message-IDs it refers to, for threading.
+pub fn summarize(raw: &[u8]) -> (MessageSummary, Vec<String>) {
     let Some(msg) = MessageParser::default().parse(raw) else {
         return (MessageSummary::default(), Vec::new());
     };

@@ -9,8 +9,8 @@ use rampart_core::{Core, LogRecorder, NewUser};
 use rampart_store::{OpenMode, PrincipalKind, SystemFlags};
 
 use crate::config::Config;
-use crate::mbox::MboxReader;
 use crate::{AliasCommand, DomainCommand, GroupCommand, MailCommand, PasswordSource, UserCommand};
+use rampart_core::mbox::MboxReader;
 
 async fn open_core(config: &Config, mode: OpenMode) -> anyhow::Result<Core> {
     let store = rampart_store::open(&config.store_config(), mode)

@@ -3,7 +3,6 @@
 
 mod cli;
 mod config;
-mod mbox;
 mod privileges;
 mod serve;
 mod tls;
