@@ -257,3 +257,43 @@ fn import_refuses_bad_input_and_keeps_what_was_stored() {
     );
     assert!(err.contains("Nope"), "{err}");
 }
+
+/// The same administration against the PostgreSQL backend, selected in the config.
+#[test]
+#[cfg_attr(
+    not(rampart_test_postgres),
+    ignore = "skipped: set RAMPART_TEST_POSTGRES_URL to run against PostgreSQL"
+)]
+fn administration_on_postgres() {
+    let url = std::env::var("RAMPART_TEST_POSTGRES_URL").unwrap();
+    let sb = Sandbox::custom(
+        "",
+        &format!("[store]\nbackend = \"postgres\"\nurl = \"{url}\"\n"),
+    );
+    // The test database is shared by test runs: work in a domain of our own.
+    let domain = format!("pg{:x}.example", std::process::id() as u64 * 7919 + 17);
+    // No `init`: with PostgreSQL the schema is created on first use by any command.
+    assert!(sb.ok(&["domain", "add", &domain], "").contains("added"));
+    let alice = format!("alice@{domain}");
+    sb.ok(
+        &["user", "add", &alice, "--password-stdin"],
+        "a long enough password\n",
+    );
+    let mbox = "From x Mon Jan  1 00:00:00 2026\nSubject: on postgres\n\nbody\n";
+    assert_eq!(
+        sb.ok(&["mail", "import", &alice, "--print-uids"], mbox)
+            .lines()
+            .next(),
+        Some("uid 1")
+    );
+    assert!(
+        sb.ok(&["user", "list", "--domain", &domain], "")
+            .contains(&alice)
+    );
+    assert!(
+        !sb.data().join("rampart.db").exists(),
+        "postgres backend wrote a SQLite file"
+    );
+    sb.ok(&["user", "remove", &alice, "--yes"], "");
+    sb.ok(&["domain", "remove", &domain], "");
+}
