@@ -8,6 +8,9 @@ pub enum CoreError {
     /// Authentication failed. Deliberately says nothing about why (no user enumeration).
     #[error("authentication failed")]
     AuthFailed,
+    /// The client address is banned after repeated failed logins.
+    #[error("too many failed logins from this address; try again later")]
+    Banned,
     /// The caller lacks the right for this operation.
     #[error("permission denied: {0}")]
     Denied(String),

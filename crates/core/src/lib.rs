@@ -11,6 +11,7 @@ mod address;
 mod admin;
 mod auth;
 mod error;
+mod guard;
 mod mail;
 pub mod mbox;
 
@@ -26,6 +27,7 @@ pub use auth::{
     MAX_PASSWORD_LEN, MIN_PASSWORD_LEN, PasswordParams, check_new_password, random_password,
 };
 pub use error::{CoreError, CoreResult};
+pub use guard::{Guard, GuardConfig};
 pub use mail::{AddressSummary, MessageSummary, summarize};
 pub use rampart_store as store;
 
@@ -42,6 +44,8 @@ pub struct CoreConfig {
     pub max_message_bytes: u64,
     /// How deep groups may nest when expanding a group address.
     pub max_group_depth: usize,
+    /// Failed-login throttling and bans.
+    pub guard: GuardConfig,
 }
 
 impl Default for CoreConfig {
@@ -52,6 +56,7 @@ impl Default for CoreConfig {
             default_quota_bytes: 2 * 1024 * 1024 * 1024,
             max_message_bytes: 50 * 1024 * 1024,
             max_group_depth: 8,
+            guard: GuardConfig::default(),
         }
     }
 }
@@ -122,6 +127,7 @@ pub struct Core {
     /// A hash of a random password, verified when the account does not
     /// exist so that failures take the same time either way.
     dummy_hash: String,
+    guard: Guard,
 }
 
 impl Core {
@@ -136,6 +142,7 @@ impl Core {
             .await
             .map_err(|e| CoreError::Invalid(format!("hashing task failed: {e}")))??;
         Ok(Core {
+            guard: Guard::new(config.guard),
             store,
             config,
             recorder,
@@ -146,6 +153,11 @@ impl Core {
     /// The store under the core; for the binary's maintenance tasks only.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+
+    /// Whether connections from this address are refused (too many failed logins).
+    pub fn is_banned(&self, ip: std::net::IpAddr) -> bool {
+        self.guard.is_banned(ip)
     }
 
     /// The core's settings.
@@ -179,6 +191,17 @@ impl Core {
         address: &str,
         password: &str,
     ) -> CoreResult<Access> {
+        if ctx.client.is_some_and(|ip| self.guard.is_banned(ip)) {
+            let mut event = Event::new(Operation::LoginFailure, None);
+            event.container = Some(address.chars().take(320).collect());
+            event.outcome = Outcome::Failed("client address banned".into());
+            self.record(&Access::service("login", ctx), event).await?;
+            return Err(CoreError::Banned);
+        }
+        let delay = self.guard.delay(ctx.client, address);
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
         let principal = match Address::parse(address) {
             Ok(a) => self.store.find_principal(&a.local_part, &a.domain).await?,
             Err(_) => None,
@@ -197,12 +220,19 @@ impl Core {
             .map_err(|e| CoreError::Invalid(format!("hashing task failed: {e}")))?;
         match candidate {
             Some(p) if verified => {
+                self.guard.succeeded(address);
                 let access = Access::for_account(p.id, p.address(), ctx, AuthMethod::Password);
                 self.record(&access, Event::new(Operation::LoginSuccess, Some(p.id)))
                     .await?;
                 Ok(access)
             }
             other => {
+                if self.guard.failed(ctx.client, address) {
+                    tracing::warn!(
+                        "banned {} after repeated failed logins",
+                        ctx.client.map(|ip| ip.to_string()).unwrap_or_default()
+                    );
+                }
                 let attempt = Access::service("login", ctx);
                 let mut event = Event::new(Operation::LoginFailure, other.map(|p| p.id));
                 event.container = Some(address.chars().take(320).collect());

@@ -164,6 +164,54 @@ impl Core {
             })
     }
 
+    /// Whether mail for this domain is delivered here.
+    pub async fn is_local_domain(&self, domain: &str) -> CoreResult<bool> {
+        Ok(self
+            .store
+            .find_domain(&domain.to_ascii_lowercase())
+            .await?
+            .is_some())
+    }
+
+    /// Whether the caller may use `address` as a sender: its own primary
+    /// address or one of its aliases.
+    pub async fn may_send_as(&self, access: &Access, address: &crate::Address) -> CoreResult<bool> {
+        let Some(account) = access.account() else {
+            return Ok(false);
+        };
+        Ok(self
+            .store
+            .find_principal(&address.local_part, &address.domain)
+            .await?
+            .is_some_and(|p| p.id == account))
+    }
+
+    /// Files a copy of a message the caller sent in its Sent mailbox, marked \Seen.
+    pub async fn save_sent(&self, access: &Access, raw: Vec<u8>) -> CoreResult<Appended> {
+        let account = access
+            .account()
+            .ok_or_else(|| CoreError::Denied("only an account has a Sent mailbox".into()))?;
+        let sent = self
+            .store
+            .list_mailboxes(account)
+            .await?
+            .into_iter()
+            .find(|m| m.role == Some(MailboxRole::Sent))
+            .ok_or_else(|| CoreError::NotFound {
+                kind: "Sent mailbox of",
+                name: account.to_string(),
+            })?;
+        self.append(
+            access,
+            sent.id,
+            raw,
+            SystemFlags(SystemFlags::SEEN),
+            vec![],
+            None,
+        )
+        .await
+    }
+
     /// Lists the caller's own mailboxes.
     pub async fn list_mailboxes(&self, access: &Access) -> CoreResult<Vec<Mailbox>> {
         let account = access

@@ -4,6 +4,7 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use rampart_core::{CoreConfig, PasswordParams};
@@ -26,6 +27,10 @@ pub struct Config {
     pub auth: AuthConfig,
     /// `[limits]`
     pub limits: LimitsConfig,
+    /// `[smtp]`
+    pub smtp: SmtpSection,
+    /// `[security]`
+    pub security: SecuritySection,
     /// `[log]`
     pub log: LogConfig,
 }
@@ -272,6 +277,70 @@ impl Default for LimitsConfig {
     }
 }
 
+/// `[smtp]`: limits and timeouts of SMTP sessions.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmtpSection {
+    /// Most recipients per message.
+    pub max_recipients: usize,
+    /// Longest command line in bytes, CRLF included.
+    pub max_command_line_bytes: usize,
+    /// Longest line in a message body in bytes.
+    pub max_data_line_bytes: usize,
+    /// Seconds a connection may stay idle.
+    pub idle_timeout_seconds: u64,
+    /// Seconds a session may last in all.
+    pub session_timeout_seconds: u64,
+    /// Bad commands before the session is closed.
+    pub max_errors: usize,
+    /// Allow AUTH on submission without TLS for loopback clients (for local tools and tests).
+    pub auth_without_tls_on_loopback: bool,
+}
+
+impl Default for SmtpSection {
+    fn default() -> Self {
+        let d = rampart_smtp::SmtpConfig::new("localhost", rampart_smtp::Mode::Mx);
+        SmtpSection {
+            max_recipients: d.max_recipients,
+            max_command_line_bytes: d.max_command_line,
+            max_data_line_bytes: d.max_data_line,
+            idle_timeout_seconds: d.idle_timeout.as_secs(),
+            session_timeout_seconds: d.session_timeout.as_secs(),
+            max_errors: d.max_errors,
+            auth_without_tls_on_loopback: false,
+        }
+    }
+}
+
+/// `[security]`: failed-login throttling and bans, shared by all protocols.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecuritySection {
+    /// Failed logins from one address within the window that ban it.
+    pub failed_logins_before_ban: u32,
+    /// Seconds failed logins are remembered.
+    pub failure_window_seconds: u64,
+    /// Seconds a ban lasts.
+    pub ban_seconds: u64,
+    /// Delay added per recent failure, milliseconds.
+    pub failure_delay_ms: u64,
+    /// Longest delay, milliseconds.
+    pub max_failure_delay_ms: u64,
+}
+
+impl Default for SecuritySection {
+    fn default() -> Self {
+        let g = rampart_core::GuardConfig::default();
+        SecuritySection {
+            failed_logins_before_ban: g.failures_before_ban,
+            failure_window_seconds: g.window.as_secs(),
+            ban_seconds: g.ban.as_secs(),
+            failure_delay_ms: g.delay_per_failure.as_millis() as u64,
+            max_failure_delay_ms: g.max_delay.as_millis() as u64,
+        }
+    }
+}
+
 /// `[log]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -345,6 +414,51 @@ impl Config {
                 self.limits.max_group_depth
             );
         }
+        let s = &self.smtp;
+        for (key, value, min, max) in [
+            ("smtp.max_recipients", s.max_recipients as u64, 1, 100_000),
+            (
+                "smtp.max_command_line_bytes",
+                s.max_command_line_bytes as u64,
+                512,
+                1 << 20,
+            ),
+            (
+                "smtp.max_data_line_bytes",
+                s.max_data_line_bytes as u64,
+                1000,
+                1 << 24,
+            ),
+            (
+                "smtp.idle_timeout_seconds",
+                s.idle_timeout_seconds,
+                1,
+                86_400,
+            ),
+            (
+                "smtp.session_timeout_seconds",
+                s.session_timeout_seconds,
+                1,
+                7 * 86_400,
+            ),
+            ("smtp.max_errors", s.max_errors as u64, 1, 1000),
+            (
+                "security.failed_logins_before_ban",
+                self.security.failed_logins_before_ban as u64,
+                1,
+                1_000_000,
+            ),
+            (
+                "security.failure_window_seconds",
+                self.security.failure_window_seconds,
+                1,
+                30 * 86_400,
+            ),
+        ] {
+            if !(min..=max).contains(&value) {
+                bail!("{key} = {value}: expected {min} to {max}");
+            }
+        }
         let mut seen: Vec<(SocketAddr, Service)> = Vec::new();
         for service in Service::ALL {
             for addr in self.listen.addresses(service) {
@@ -393,6 +507,30 @@ impl Config {
             default_quota_bytes: self.limits.default_quota_bytes,
             max_message_bytes: self.limits.max_message_bytes,
             max_group_depth: self.limits.max_group_depth,
+            guard: rampart_core::GuardConfig {
+                failures_before_ban: self.security.failed_logins_before_ban,
+                window: Duration::from_secs(self.security.failure_window_seconds),
+                ban: Duration::from_secs(self.security.ban_seconds),
+                delay_per_failure: Duration::from_millis(self.security.failure_delay_ms),
+                max_delay: Duration::from_millis(self.security.max_failure_delay_ms),
+            },
+        }
+    }
+
+    /// Settings of SMTP sessions in `mode`.
+    pub fn smtp_config(&self, mode: rampart_smtp::Mode) -> rampart_smtp::SmtpConfig {
+        let s = &self.smtp;
+        rampart_smtp::SmtpConfig {
+            hostname: self.server.hostname.clone(),
+            mode,
+            max_message_bytes: usize::try_from(self.limits.max_message_bytes).unwrap_or(usize::MAX),
+            max_recipients: s.max_recipients,
+            max_command_line: s.max_command_line_bytes,
+            max_data_line: s.max_data_line_bytes,
+            auth_without_tls_on_loopback: s.auth_without_tls_on_loopback,
+            idle_timeout: Duration::from_secs(s.idle_timeout_seconds),
+            session_timeout: Duration::from_secs(s.session_timeout_seconds),
+            max_errors: s.max_errors,
         }
     }
 

@@ -170,17 +170,20 @@ pub async fn run(prepared: Prepared, first_domain: &str) -> anyhow::Result<()> {
 
     let shutdown = CancellationToken::new();
     let sessions = TaskTracker::new();
-    let acceptor = TlsAcceptor::from(tls);
-    let hostname: Arc<str> = config.server.hostname.clone().into();
+    let services = Arc::new(Services {
+        core: core.clone(),
+        acceptor: TlsAcceptor::from(tls),
+        smtp_mx: Arc::new(config.smtp_config(rampart_smtp::Mode::Mx)),
+        smtp_submission: Arc::new(config.smtp_config(rampart_smtp::Mode::Submission)),
+        shutdown: shutdown.clone(),
+    });
     let mut accept_loops = Vec::new();
     for b in bound {
         let listener = TcpListener::from_std(b.listener)?;
         accept_loops.push(tokio::spawn(accept_loop(
             b.service,
             listener,
-            acceptor.clone(),
-            hostname.clone(),
-            shutdown.clone(),
+            services.clone(),
             sessions.clone(),
         )));
     }
@@ -202,6 +205,7 @@ pub async fn run(prepared: Prepared, first_domain: &str) -> anyhow::Result<()> {
     }
     // The store commits every acknowledged write before acknowledging it, so
     // nothing is pending here; dropping the core closes its connections.
+    drop(services);
     drop(core);
     tracing::info!("stopped");
     Ok(())
@@ -233,25 +237,32 @@ impl Signals {
 /// What a service does in this build.
 fn availability(service: Service) -> &'static str {
     match service {
-        Service::Smtp | Service::Submission | Service::Submissions => {
-            "not in this build yet: answers 421"
-        }
+        Service::Smtp => "SMTP for local domains",
+        Service::Submission => "SMTP submission, STARTTLS",
+        Service::Submissions => "SMTP submission, TLS",
         Service::Imap | Service::Imaps => "not in this build yet: answers BYE",
         Service::Https | Service::Admin => "not in this build yet: answers 503",
     }
 }
 
+/// What every session of the process shares.
+struct Services {
+    core: Arc<Core>,
+    acceptor: TlsAcceptor,
+    smtp_mx: Arc<rampart_smtp::SmtpConfig>,
+    smtp_submission: Arc<rampart_smtp::SmtpConfig>,
+    shutdown: CancellationToken,
+}
+
 async fn accept_loop(
     service: Service,
     listener: TcpListener,
-    acceptor: TlsAcceptor,
-    hostname: Arc<str>,
-    shutdown: CancellationToken,
+    services: Arc<Services>,
     sessions: TaskTracker,
 ) {
     loop {
         let (stream, peer) = tokio::select! {
-            _ = shutdown.cancelled() => return,
+            _ = services.shutdown.cancelled() => return,
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
                 Err(e) => {
@@ -262,9 +273,9 @@ async fn accept_loop(
                 }
             },
         };
-        let (acceptor, hostname) = (acceptor.clone(), hostname.clone());
+        let services = services.clone();
         sessions.spawn(async move {
-            if let Err(e) = session(service, stream, acceptor, &hostname).await {
+            if let Err(e) = session(service, stream, peer, &services).await {
                 tracing::debug!("{service} session from {peer} ended: {e}");
             }
         });
@@ -277,34 +288,61 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 async fn session(
     service: Service,
     stream: TcpStream,
-    acceptor: TlsAcceptor,
-    hostname: &str,
+    peer: SocketAddr,
+    services: &Services,
 ) -> anyhow::Result<()> {
-    if service.implicit_tls() {
-        let tls = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream))
-            .await
-            .context("TLS handshake timed out")??;
-        answer_unavailable(service, tls, hostname).await
-    } else {
-        answer_unavailable(service, stream, hostname).await
+    let (smtp_config, implicit_tls) = match service {
+        Service::Smtp => (&services.smtp_mx, false),
+        Service::Submission => (&services.smtp_submission, false),
+        Service::Submissions => (&services.smtp_submission, true),
+        _ => return other_session(service, stream, services).await,
+    };
+    rampart_smtp::serve_connection(
+        services.core.clone(),
+        smtp_config.clone(),
+        stream,
+        peer,
+        Some(services.acceptor.clone()),
+        implicit_tls,
+        services.shutdown.clone(),
+    )
+    .await?;
+    Ok(())
+}
+
+async fn other_session(
+    service: Service,
+    stream: TcpStream,
+    services: &Services,
+) -> anyhow::Result<()> {
+    match service {
+        Service::Imap | Service::Imaps | Service::Https | Service::Admin => {
+            if service.implicit_tls() {
+                let tls = tokio::time::timeout(HANDSHAKE_TIMEOUT, services.acceptor.accept(stream))
+                    .await
+                    .context("TLS handshake timed out")??;
+                answer_unavailable(service, tls).await
+            } else {
+                answer_unavailable(service, stream).await
+            }
+        }
+        Service::Smtp | Service::Submission | Service::Submissions => {
+            unreachable!("dispatched to rampart-smtp")
+        }
     }
 }
 
-/// Until the protocol crates land, each service answers with its protocol's
-/// own "not available" reply, so clients report a clear reason.
+/// Until their protocol crates land, IMAP and HTTPS answer with their
+/// protocol's own "not available" reply, so clients report a clear reason.
 async fn answer_unavailable<S: AsyncRead + AsyncWrite + Unpin>(
     service: Service,
     mut stream: S,
-    hostname: &str,
 ) -> anyhow::Result<()> {
     let reply = match service {
-        Service::Smtp | Service::Submission | Service::Submissions => {
-            format!("421 4.3.2 {hostname} Rampart: SMTP is not part of this build yet\r\n")
-        }
         Service::Imap | Service::Imaps => {
             "* BYE [UNAVAILABLE] Rampart: IMAP is not part of this build yet\r\n".to_string()
         }
-        Service::Https | Service::Admin => {
+        _ => {
             // Read the request head (bounded) so the client sees a response, not a reset.
             let mut head = Vec::with_capacity(1024);
             let mut buf = [0u8; 1024];

@@ -1,0 +1,149 @@
+//! SMTP inbound and submission, driven by Python's smtplib against the real
+//! server; the store is then read back to check what was (and was not) delivered.
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+use rampart_store::{MailboxRole, OpenMode, StoreConfig};
+
+const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/smtp_client.py");
+
+fn setup(extra: &str) -> (Sandbox, Server) {
+    let sb = Sandbox::custom(
+        "",
+        &format!("[smtp]\nmax_recipients = 3\n[limits]\nmax_message_bytes = 100000\n{extra}"),
+    );
+    let server = sb.serve(&["--domain", "example.org"]);
+    sb.ok(
+        &["user", "add", "alice@example.org", "--password-stdin"],
+        "alice's long password\n",
+    );
+    sb.ok(
+        &["user", "add", "bob@example.org", "--password-stdin"],
+        "bob's long password!\n",
+    );
+    sb.ok(
+        &["alias", "add", "info@example.org", "alice@example.org"],
+        "",
+    );
+    sb.ok(&["group", "add", "team@example.org"], "");
+    sb.ok(
+        &[
+            "group",
+            "members",
+            "team@example.org",
+            "--add",
+            "alice@example.org",
+            "--add",
+            "bob@example.org",
+        ],
+        "",
+    );
+    (sb, server)
+}
+
+fn python(sb: &Sandbox, server: &Server, scenario: &str) {
+    let cert = sb.data().join("tls/cert.pem");
+    let out = Command::new("python3")
+        .arg(SCRIPT)
+        .arg(scenario)
+        .arg(server.addr("smtp").port().to_string())
+        .arg(server.addr("submission").port().to_string())
+        .arg(server.addr("submissions").port().to_string())
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "scenario {scenario} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Subjects of the messages in one of a user's mailboxes, read from the store.
+fn subjects(sb: &Sandbox, user: &str, role: MailboxRole) -> Vec<String> {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let store = rampart_store::open(
+            &StoreConfig::Sqlite {
+                data_dir: sb.data(),
+                pool_size: 1,
+            },
+            OpenMode::MustExist,
+        )
+        .await
+        .unwrap();
+        let p = store
+            .find_principal(user, "example.org")
+            .await
+            .unwrap()
+            .unwrap();
+        let mailbox = store
+            .list_mailboxes(p.id)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|m| m.role == Some(role))
+            .unwrap();
+        let mut out = Vec::new();
+        for m in store.list_messages(mailbox.id).await.unwrap() {
+            let raw = store.read_blob(m.blob).await.unwrap();
+            let text = String::from_utf8_lossy(&raw).to_string();
+            assert!(
+                text.starts_with("Received: from "),
+                "no Received header: {text}"
+            );
+            let subject = text
+                .lines()
+                .find_map(|l| l.strip_prefix("Subject: "))
+                .unwrap_or("")
+                .to_string();
+            out.push(subject);
+        }
+        out
+    })
+}
+
+#[test]
+#[cfg_attr(
+    not(rampart_test_python),
+    ignore = "skipped: needs python3 (smtplib) as the SMTP client"
+)]
+fn inbound_and_submission_with_smtplib() {
+    let (sb, server) = setup("");
+    for scenario in [
+        "inbound",
+        "starttls_inbound",
+        "limits",
+        "smuggling",
+        "bdat_and_pipelining",
+        "submission",
+    ] {
+        python(&sb, &server, scenario);
+    }
+    let alice = subjects(&sb, "alice", MailboxRole::Inbox);
+    assert_eq!(
+        alice,
+        ["inbound one", "over tls", "chunked"],
+        "alice's inbox"
+    );
+    let bob = subjects(&sb, "bob", MailboxRole::Inbox);
+    assert_eq!(bob, ["inbound one", "submitted", "via 465"], "bob's inbox");
+    let sent = subjects(&sb, "alice", MailboxRole::Sent);
+    assert_eq!(sent, ["submitted", "via 465"], "alice's Sent");
+    assert!(server.stop().success());
+}
+
+#[test]
+#[cfg_attr(
+    not(rampart_test_python),
+    ignore = "skipped: needs python3 (smtplib) as the SMTP client"
+)]
+fn failed_logins_ban_the_address_on_every_service() {
+    let (sb, server) = setup("[security]\nfailed_logins_before_ban = 3\nfailure_delay_ms = 10\n");
+    python(&sb, &server, "ban");
+    assert!(server.stop().success());
+}
