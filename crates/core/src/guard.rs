@@ -48,6 +48,11 @@ struct State {
     banned: HashMap<IpAddr, Instant>,
 }
 
+/// Accounts are counted by their (bounded, lower-cased) login name, whether or not they exist.
+fn account_key(login: &str) -> String {
+    login.chars().take(320).collect::<String>().to_lowercase()
+}
+
 /// Most entries kept per map; the oldest go first (bounds memory under a spray of addresses).
 const MAX_ENTRIES: usize = 100_000;
 
@@ -88,7 +93,7 @@ impl Guard {
     pub fn delay(&self, ip: Option<IpAddr>, account: &str) -> Duration {
         let state = self.state.lock().expect("guard lock");
         let by_ip = ip.map_or(0, |ip| self.recent(state.by_address.get(&ip)));
-        let by_account = self.recent(state.by_account.get(account));
+        let by_account = self.recent(state.by_account.get(&account_key(account)));
         let n = by_ip.max(by_account);
         (self.config.delay_per_failure * n).min(self.config.max_delay)
     }
@@ -135,7 +140,7 @@ impl Guard {
     /// Forgets the account's failures after a success (the address's stay).
     pub fn succeeded(&self, account: &str) {
         let mut state = self.state.lock().expect("guard lock");
-        state.by_account.remove(&account.to_lowercase());
+        state.by_account.remove(&account_key(account));
     }
 }
 
