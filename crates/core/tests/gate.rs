@@ -43,6 +43,10 @@ async fn fixture() -> Fixture {
             iterations: 1,
             parallelism: 1,
         },
+        guard: GuardConfig {
+            delay_per_failure: std::time::Duration::from_millis(1),
+            ..GuardConfig::default()
+        },
         ..CoreConfig::default()
     };
     let core = Core::new(store, config, entries.clone()).await.unwrap();

@@ -23,7 +23,7 @@ pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 /// The schema version this binary writes and understands.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// Everything that can go wrong in the store, phrased for the operator.
 #[derive(Debug, thiserror::Error)]
@@ -196,6 +196,30 @@ pub trait Store: Send + Sync + 'static {
     async fn expunge(&self, mailbox: MailboxId, uids: &[u32]) -> Result<u64>;
     /// The change log of a mailbox after `since_modseq`, in MODSEQ order.
     async fn changes_since(&self, mailbox: MailboxId, since_modseq: u64) -> Result<Vec<Change>>;
+
+    /// Puts a message on the outbound queue (taking a reference on its blob).
+    async fn enqueue(&self, new: NewQueued) -> Result<QueueId>;
+    /// Every queued message with all of its recipients, oldest first.
+    async fn queue_list(&self) -> Result<Vec<QueueEntry>>;
+    /// One queued message.
+    async fn queue_get(&self, id: QueueId) -> Result<Option<QueueEntry>>;
+    /// Claims up to `limit` messages that have recipients due at `now` (or
+    /// whose earlier attempt's lease ran out, after a crash): those recipients
+    /// are marked attempting until `lease_until` and returned; others are left out.
+    async fn queue_claim_due(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: usize,
+    ) -> Result<Vec<QueueEntry>>;
+    /// Records the outcome of an attempt for one recipient.
+    async fn queue_record(&self, recipient: i64, outcome: QueueOutcome) -> Result<()>;
+    /// Removes messages whose recipients are all delivered or failed, releasing their blobs.
+    async fn queue_collect_finished(&self) -> Result<Vec<QueueId>>;
+    /// Makes every unfinished recipient of a message due now.
+    async fn queue_retry_now(&self, id: QueueId) -> Result<()>;
+    /// Removes a message from the queue without delivering it.
+    async fn queue_remove(&self, id: QueueId) -> Result<()>;
 }
 
 /// Milliseconds since the Unix epoch, the store's clock.

@@ -31,6 +31,10 @@ id_type!(
     MailboxId
 );
 id_type!(
+    /// Id of a message on the outbound queue.
+    QueueId
+);
+id_type!(
     /// Internal id of a message within its account (the JMAP/OBJECTID email id).
     MessageId
 );
@@ -427,4 +431,116 @@ pub(crate) fn decode_keywords(s: &str) -> Vec<String> {
         .filter(|w| !w.is_empty())
         .map(str::to_owned)
         .collect()
+}
+
+/// A message to put on the outbound queue.
+#[derive(Clone, Debug)]
+pub struct NewQueued {
+    /// The stored message (from [`crate::Store::put_blob`]).
+    pub blob: BlobHash,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Envelope sender; empty for bounces.
+    pub sender: String,
+    /// Envelope recipients.
+    pub recipients: Vec<String>,
+    /// The account that submitted it, if any.
+    pub owner: Option<PrincipalId>,
+}
+
+/// Where a recipient of a queued message stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeliveryStatus {
+    /// Waiting for its next attempt.
+    Pending,
+    /// An attempt is under way (or was, when the server stopped).
+    Attempting,
+    /// The next hop accepted it.
+    Delivered,
+    /// Given up: refused permanently or expired.
+    Failed,
+}
+
+impl DeliveryStatus {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            DeliveryStatus::Pending => "pending",
+            DeliveryStatus::Attempting => "attempting",
+            DeliveryStatus::Delivered => "delivered",
+            DeliveryStatus::Failed => "failed",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> crate::Result<Self> {
+        match s {
+            "pending" => Ok(DeliveryStatus::Pending),
+            "attempting" => Ok(DeliveryStatus::Attempting),
+            "delivered" => Ok(DeliveryStatus::Delivered),
+            "failed" => Ok(DeliveryStatus::Failed),
+            other => Err(crate::StoreError::Corrupt(format!(
+                "unknown delivery status {other:?} in store"
+            ))),
+        }
+    }
+}
+
+/// One recipient of a queued message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueuedRecipient {
+    /// Row id (for [`crate::Store::queue_record`]).
+    pub id: i64,
+    /// The address.
+    pub address: String,
+    /// Its domain (lower case), which decides the route.
+    pub domain: String,
+    /// Where it stands.
+    pub status: DeliveryStatus,
+    /// Attempts made so far.
+    pub attempts: u32,
+    /// When the next attempt is due, milliseconds since the epoch.
+    pub next_attempt_at: i64,
+    /// The last error, as the remote server or the resolver said it.
+    pub last_error: Option<String>,
+    /// Whether the sender was told of the delay already.
+    pub delay_notified: bool,
+}
+
+/// A queued message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueueEntry {
+    /// Its id.
+    pub id: QueueId,
+    /// The stored message.
+    pub blob: BlobHash,
+    /// Size in bytes.
+    pub size: u64,
+    /// Envelope sender.
+    pub sender: String,
+    /// Submitting account.
+    pub owner: Option<PrincipalId>,
+    /// When it was queued, milliseconds since the epoch.
+    pub created_at: i64,
+    /// Its recipients.
+    pub recipients: Vec<QueuedRecipient>,
+}
+
+/// The outcome of one delivery attempt for one recipient.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum QueueOutcome {
+    /// Accepted by the next hop.
+    Delivered,
+    /// Try again at the given time.
+    Retry {
+        /// Next attempt, milliseconds since the epoch.
+        at: i64,
+        /// Why this one failed.
+        error: String,
+    },
+    /// Give up.
+    Failed {
+        /// Why.
+        error: String,
+    },
+    /// The sender has been told of the delay (the recipient stays pending).
+    DelayNotified,
 }

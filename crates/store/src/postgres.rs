@@ -35,7 +35,10 @@ impl From<deadpool_postgres::PoolError> for StoreError {
 const MIGRATION_LOCK: i64 = 0x0052_414d_5041_5254;
 
 /// Schema migrations; entry N takes the store from version N to N+1.
-const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [include_str!("postgres_schema.sql")];
+const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
+    include_str!("postgres_schema.sql"),
+    include_str!("postgres_schema_2.sql"),
+];
 
 impl PostgresStore {
     /// Connects to `url` and runs schema migrations.
@@ -1005,4 +1008,244 @@ impl Store for PostgresStore {
         })
         .collect()
     }
+
+    async fn enqueue(&self, new: NewQueued) -> Result<QueueId> {
+        let mut c = self.pool.get().await?;
+        let tx = c.transaction().await?;
+        let hex = new.blob.to_hex();
+        if tx
+            .execute(
+                "UPDATE blobs SET refcount = refcount + 1 WHERE hash = $1",
+                &[&hex],
+            )
+            .await?
+            == 0
+        {
+            return Err(StoreError::BlobDamaged {
+                hash: new.blob,
+                reason: "not stored (put_blob first)".into(),
+            });
+        }
+        let now = now_millis();
+        let id: i64 = tx
+            .query_one(
+                "INSERT INTO queue (blob_hash, size, sender, owner_id, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                &[&hex, &(new.size as i64), &new.sender, &new.owner.map(|o| o.0), &now],
+            )
+            .await?
+            .get(0);
+        for rcpt in &new.recipients {
+            let domain = rcpt
+                .rsplit_once('@')
+                .map(|(_, d)| d.to_ascii_lowercase())
+                .unwrap_or_default();
+            tx.execute(
+                "INSERT INTO queue_recipients (queue_id, address, domain, next_attempt_at) VALUES ($1, $2, $3, $4)",
+                &[&id, rcpt, &domain, &now],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(QueueId(id))
+    }
+
+    async fn queue_list(&self) -> Result<Vec<QueueEntry>> {
+        let c = self.pool.get().await?;
+        load_queue(&c, "TRUE", &[]).await
+    }
+
+    async fn queue_get(&self, id: QueueId) -> Result<Option<QueueEntry>> {
+        let c = self.pool.get().await?;
+        Ok(load_queue(&c, "q.id = $1", &[&id.0]).await?.pop())
+    }
+
+    async fn queue_claim_due(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: usize,
+    ) -> Result<Vec<QueueEntry>> {
+        let mut c = self.pool.get().await?;
+        let tx = c.transaction().await?;
+        // SKIP LOCKED: nodes sharing the database never claim the same recipient.
+        let ids: Vec<i64> = tx
+            .query(
+                "UPDATE queue_recipients SET status = 'attempting', lease_until = $2, attempts = attempts + 1
+                 WHERE id IN (
+                     SELECT id FROM queue_recipients
+                     WHERE queue_id IN (
+                         SELECT DISTINCT queue_id FROM queue_recipients
+                         WHERE (status = 'pending' AND next_attempt_at <= $1)
+                            OR (status = 'attempting' AND lease_until <= $1)
+                         ORDER BY queue_id LIMIT $3)
+                     AND ((status = 'pending' AND next_attempt_at <= $1)
+                          OR (status = 'attempting' AND lease_until <= $1))
+                     FOR UPDATE SKIP LOCKED)
+                 RETURNING queue_id",
+                &[&now, &lease_until, &(limit as i64)],
+            )
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let mut ids = ids;
+        ids.sort();
+        ids.dedup();
+        let mut out = Vec::new();
+        for id in ids {
+            if let Some(mut e) = load_queue(&tx, "q.id = $1", &[&id]).await?.pop() {
+                e.recipients
+                    .retain(|r| r.status == DeliveryStatus::Attempting);
+                out.push(e);
+            }
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn queue_record(&self, recipient: i64, outcome: QueueOutcome) -> Result<()> {
+        let c = self.pool.get().await?;
+        match outcome {
+            QueueOutcome::Delivered => {
+                c.execute(
+                    "UPDATE queue_recipients SET status = 'delivered', last_error = NULL WHERE id = $1",
+                    &[&recipient],
+                )
+                .await?
+            }
+            QueueOutcome::Retry { at, error } => {
+                c.execute(
+                    "UPDATE queue_recipients SET status = 'pending', next_attempt_at = $2, last_error = $3 WHERE id = $1",
+                    &[&recipient, &at, &error],
+                )
+                .await?
+            }
+            QueueOutcome::Failed { error } => {
+                c.execute(
+                    "UPDATE queue_recipients SET status = 'failed', last_error = $2 WHERE id = $1",
+                    &[&recipient, &error],
+                )
+                .await?
+            }
+            QueueOutcome::DelayNotified => {
+                c.execute(
+                    "UPDATE queue_recipients SET delay_notified = 1 WHERE id = $1",
+                    &[&recipient],
+                )
+                .await?
+            }
+        };
+        Ok(())
+    }
+
+    async fn queue_collect_finished(&self) -> Result<Vec<QueueId>> {
+        let mut c = self.pool.get().await?;
+        let tx = c.transaction().await?;
+        let done = tx
+            .query(
+                "DELETE FROM queue q WHERE NOT EXISTS (
+                     SELECT 1 FROM queue_recipients r
+                     WHERE r.queue_id = q.id AND r.status IN ('pending', 'attempting'))
+                 RETURNING q.id, q.blob_hash",
+                &[],
+            )
+            .await?;
+        for row in &done {
+            let hash: String = row.get(1);
+            tx.execute(
+                "UPDATE blobs SET refcount = refcount - 1 WHERE hash = $1",
+                &[&hash],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(done.iter().map(|r| QueueId(r.get(0))).collect())
+    }
+
+    async fn queue_retry_now(&self, id: QueueId) -> Result<()> {
+        let c = self.pool.get().await?;
+        if c.query_opt("SELECT 1 FROM queue WHERE id = $1", &[&id.0])
+            .await?
+            .is_none()
+        {
+            return Err(StoreError::NotFound {
+                kind: "queued message",
+                name: id.to_string(),
+            });
+        }
+        c.execute(
+            "UPDATE queue_recipients SET next_attempt_at = $2 WHERE queue_id = $1 AND status = 'pending'",
+            &[&id.0, &now_millis()],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn queue_remove(&self, id: QueueId) -> Result<()> {
+        let mut c = self.pool.get().await?;
+        let tx = c.transaction().await?;
+        let row = tx
+            .query_opt(
+                "DELETE FROM queue WHERE id = $1 RETURNING blob_hash",
+                &[&id.0],
+            )
+            .await?
+            .ok_or_else(|| StoreError::NotFound {
+                kind: "queued message",
+                name: id.to_string(),
+            })?;
+        let hash: String = row.get(0);
+        tx.execute(
+            "UPDATE blobs SET refcount = refcount - 1 WHERE hash = $1",
+            &[&hash],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+async fn load_queue(
+    c: &impl GenericClient,
+    filter: &str,
+    args: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<Vec<QueueEntry>> {
+    let rows = c
+        .query(
+            &format!(
+                "SELECT q.id, q.blob_hash, q.size, q.sender, q.owner_id, q.created_at,
+                        r.id, r.address, r.domain, r.status, r.attempts, r.next_attempt_at, r.last_error, r.delay_notified
+                 FROM queue q JOIN queue_recipients r ON r.queue_id = q.id
+                 WHERE {filter} ORDER BY q.id, r.id"
+            ),
+            args,
+        )
+        .await?;
+    let mut out: Vec<QueueEntry> = Vec::new();
+    for r in &rows {
+        let id: i64 = r.get(0);
+        if out.last().is_none_or(|e| e.id.0 != id) {
+            out.push(QueueEntry {
+                id: QueueId(id),
+                blob: BlobHash::from_hex(r.get(1))?,
+                size: r.get::<_, i64>(2) as u64,
+                sender: r.get(3),
+                owner: r.get::<_, Option<i64>>(4).map(PrincipalId),
+                created_at: r.get(5),
+                recipients: Vec::new(),
+            });
+        }
+        let entry = out.last_mut().expect("pushed above");
+        entry.recipients.push(QueuedRecipient {
+            id: r.get(6),
+            address: r.get(7),
+            domain: r.get(8),
+            status: DeliveryStatus::parse(r.get(9))?,
+            attempts: r.get::<_, i64>(10) as u32,
+            next_attempt_at: r.get(11),
+            last_error: r.get(12),
+            delay_notified: r.get::<_, i64>(13) != 0,
+        });
+    }
+    Ok(out)
 }

@@ -202,7 +202,10 @@ fn migrate(conn: &mut Connection) -> Result<()> {
 }
 
 /// Schema migrations; entry N takes the store from version N to N+1.
-const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [include_str!("sqlite_schema.sql")];
+const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
+    include_str!("sqlite_schema.sql"),
+    include_str!("sqlite_schema_2.sql"),
+];
 
 const PRINCIPAL_COLUMNS: &str = "p.id, p.kind, p.domain_id, d.name, p.local_part, p.display_name, p.password_hash, \
      p.quota_bytes, p.used_bytes, p.disabled, p.is_admin, p.created_at";
@@ -1025,6 +1028,160 @@ impl Store for SqliteStore {
         })
         .await
     }
+
+    async fn enqueue(&self, new: NewQueued) -> Result<QueueId> {
+        self.write(move |tx| {
+            let hex = new.blob.to_hex();
+            if tx.execute("UPDATE blobs SET refcount = refcount + 1 WHERE hash = ?1", params![hex])? == 0 {
+                return Err(StoreError::BlobDamaged {
+                    hash: new.blob,
+                    reason: "not stored (put_blob first)".into(),
+                });
+            }
+            let now = now_millis();
+            tx.execute(
+                "INSERT INTO queue (blob_hash, size, sender, owner_id, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![hex, new.size as i64, new.sender, new.owner.map(|o| o.0), now],
+            )?;
+            let id = tx.last_insert_rowid();
+            for rcpt in &new.recipients {
+                let domain = rcpt.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase()).unwrap_or_default();
+                tx.execute(
+                    "INSERT INTO queue_recipients (queue_id, address, domain, next_attempt_at) VALUES (?1, ?2, ?3, ?4)",
+                    params![id, rcpt, domain, now],
+                )?;
+            }
+            Ok(QueueId(id))
+        })
+        .await
+    }
+
+    async fn queue_list(&self) -> Result<Vec<QueueEntry>> {
+        self.with_conn(|c| load_queue(c, "1 = 1", params![])).await
+    }
+
+    async fn queue_get(&self, id: QueueId) -> Result<Option<QueueEntry>> {
+        self.with_conn(move |c| Ok(load_queue(c, "q.id = ?1", params![id.0])?.pop()))
+            .await
+    }
+
+    async fn queue_claim_due(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: usize,
+    ) -> Result<Vec<QueueEntry>> {
+        self.write(move |tx| {
+            let mut stmt = tx.prepare(
+                "SELECT DISTINCT queue_id FROM queue_recipients
+                 WHERE (status = 'pending' AND next_attempt_at <= ?1)
+                    OR (status = 'attempting' AND lease_until <= ?1)
+                 ORDER BY queue_id LIMIT ?2",
+            )?;
+            let ids: Vec<i64> = stmt
+                .query_map(params![now, limit as i64], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            let mut out = Vec::new();
+            for id in ids {
+                tx.execute(
+                    "UPDATE queue_recipients SET status = 'attempting', lease_until = ?2, attempts = attempts + 1
+                     WHERE queue_id = ?1 AND ((status = 'pending' AND next_attempt_at <= ?3)
+                        OR (status = 'attempting' AND lease_until <= ?3))",
+                    params![id, lease_until, now],
+                )?;
+                let mut entry = load_queue(tx, "q.id = ?1", params![id])?;
+                if let Some(mut e) = entry.pop() {
+                    e.recipients.retain(|r| r.status == DeliveryStatus::Attempting);
+                    out.push(e);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn queue_record(&self, recipient: i64, outcome: QueueOutcome) -> Result<()> {
+        self.write(move |tx| {
+            match outcome {
+                QueueOutcome::Delivered => tx.execute(
+                    "UPDATE queue_recipients SET status = 'delivered', last_error = NULL WHERE id = ?1",
+                    params![recipient],
+                )?,
+                QueueOutcome::Retry { at, error } => tx.execute(
+                    "UPDATE queue_recipients SET status = 'pending', next_attempt_at = ?2, last_error = ?3 WHERE id = ?1",
+                    params![recipient, at, error],
+                )?,
+                QueueOutcome::Failed { error } => tx.execute(
+                    "UPDATE queue_recipients SET status = 'failed', last_error = ?2 WHERE id = ?1",
+                    params![recipient, error],
+                )?,
+                QueueOutcome::DelayNotified => tx.execute(
+                    "UPDATE queue_recipients SET delay_notified = 1 WHERE id = ?1",
+                    params![recipient],
+                )?,
+            };
+            Ok(())
+        })
+        .await
+    }
+
+    async fn queue_collect_finished(&self) -> Result<Vec<QueueId>> {
+        self.write(|tx| {
+            let mut stmt = tx.prepare(
+                "SELECT q.id, q.blob_hash FROM queue q WHERE NOT EXISTS (
+                     SELECT 1 FROM queue_recipients r
+                     WHERE r.queue_id = q.id AND r.status IN ('pending', 'attempting'))",
+            )?;
+            let done: Vec<(i64, String)> = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<_>>()?;
+            for (id, hash) in &done {
+                tx.execute("DELETE FROM queue WHERE id = ?1", params![id])?;
+                tx.execute(
+                    "UPDATE blobs SET refcount = refcount - 1 WHERE hash = ?1",
+                    params![hash],
+                )?;
+            }
+            Ok(done.into_iter().map(|(id, _)| QueueId(id)).collect())
+        })
+        .await
+    }
+
+    async fn queue_retry_now(&self, id: QueueId) -> Result<()> {
+        self.write(move |tx| {
+            if tx.query_row("SELECT count(*) FROM queue WHERE id = ?1", params![id.0], |r| r.get::<_, i64>(0))? == 0 {
+                return Err(StoreError::NotFound { kind: "queued message", name: id.to_string() });
+            }
+            tx.execute(
+                "UPDATE queue_recipients SET next_attempt_at = ?2 WHERE queue_id = ?1 AND status = 'pending'",
+                params![id.0, now_millis()],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn queue_remove(&self, id: QueueId) -> Result<()> {
+        self.write(move |tx| {
+            let hash: Option<String> = tx
+                .query_row(
+                    "DELETE FROM queue WHERE id = ?1 RETURNING blob_hash",
+                    params![id.0],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let hash = hash.ok_or_else(|| StoreError::NotFound {
+                kind: "queued message",
+                name: id.to_string(),
+            })?;
+            tx.execute(
+                "UPDATE blobs SET refcount = refcount - 1 WHERE hash = ?1",
+                params![hash],
+            )?;
+            Ok(())
+        })
+        .await
+    }
 }
 
 /// Inserts the account's message row: checks and charges quota, takes a blob
@@ -1100,4 +1257,69 @@ fn insert_message(tx: &Connection, account: i64, hex: &str, message: &NewMessage
         params![id, thread.unwrap_or(id)],
     )?;
     Ok(id)
+}
+
+fn load_queue(
+    c: &Connection,
+    filter: &str,
+    args: impl rusqlite::Params,
+) -> Result<Vec<QueueEntry>> {
+    let mut stmt = c.prepare(&format!(
+        "SELECT q.id, q.blob_hash, q.size, q.sender, q.owner_id, q.created_at,
+                r.id, r.address, r.domain, r.status, r.attempts, r.next_attempt_at, r.last_error, r.delay_notified
+         FROM queue q JOIN queue_recipients r ON r.queue_id = q.id
+         WHERE {filter} ORDER BY q.id, r.id"
+    ))?;
+    let rows = stmt.query_map(args, |r| {
+        Ok((
+            (
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, Option<i64>>(4)?,
+                r.get::<_, i64>(5)?,
+            ),
+            (
+                r.get::<_, i64>(6)?,
+                r.get::<_, String>(7)?,
+                r.get::<_, String>(8)?,
+                r.get::<_, String>(9)?,
+                r.get::<_, i64>(10)?,
+                r.get::<_, i64>(11)?,
+                r.get::<_, Option<String>>(12)?,
+                r.get::<_, bool>(13)?,
+            ),
+        ))
+    })?;
+    let mut out: Vec<QueueEntry> = Vec::new();
+    for row in rows {
+        let (
+            (id, hash, size, sender, owner, created_at),
+            (rid, address, domain, status, attempts, next, error, notified),
+        ) = row?;
+        if out.last().is_none_or(|e| e.id.0 != id) {
+            out.push(QueueEntry {
+                id: QueueId(id),
+                blob: BlobHash::from_hex(&hash)?,
+                size: size as u64,
+                sender,
+                owner: owner.map(PrincipalId),
+                created_at,
+                recipients: Vec::new(),
+            });
+        }
+        let entry = out.last_mut().expect("pushed above");
+        entry.recipients.push(QueuedRecipient {
+            id: rid,
+            address,
+            domain,
+            status: DeliveryStatus::parse(&status)?,
+            attempts: attempts as u32,
+            next_attempt_at: next,
+            last_error: error,
+            delay_notified: notified,
+        });
+    }
+    Ok(out)
 }

@@ -515,6 +515,134 @@ async fn newer_schema_refused(h: Harness) {
     assert!(err.to_string().contains("newer than this binary"));
 }
 
+async fn outbound_queue(h: Harness) {
+    let store = h.store;
+    let msg = put_message(&store, "outbound").await;
+    let id = store
+        .enqueue(NewQueued {
+            blob: msg.blob,
+            size: msg.size,
+            sender: "alice@example.org".into(),
+            recipients: vec!["x@Remote.example".into(), "y@other.example".into()],
+            owner: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(store.blob_refcount(msg.blob).await.unwrap(), 1);
+    let listed = store.queue_list().await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].recipients[0].domain, "remote.example");
+    let now = now_millis();
+    let claimed = store.queue_claim_due(now, now + 60_000, 10).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].recipients.len(), 2);
+    assert!(claimed[0].recipients.iter().all(|r| r.attempts == 1));
+    // Claimed recipients are not handed out twice while their lease runs.
+    assert!(
+        store
+            .queue_claim_due(now, now + 60_000, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let (x, y) = (claimed[0].recipients[0].id, claimed[0].recipients[1].id);
+    store
+        .queue_record(x, QueueOutcome::Delivered)
+        .await
+        .unwrap();
+    store
+        .queue_record(
+            y,
+            QueueOutcome::Retry {
+                at: now + 30_000,
+                error: "451 try later".into(),
+            },
+        )
+        .await
+        .unwrap();
+    assert!(
+        store
+            .queue_claim_due(now, now + 60_000, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store.queue_collect_finished().await.unwrap().is_empty(),
+        "y is still pending"
+    );
+    let later = store
+        .queue_claim_due(now + 30_000, now + 90_000, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        later[0].recipients.len(),
+        1,
+        "only the pending recipient is claimed"
+    );
+    assert_eq!(later[0].recipients[0].attempts, 2);
+    // A crash mid-attempt: once the lease runs out the recipient is due again.
+    let after_crash = store
+        .queue_claim_due(now + 90_000, now + 150_000, 10)
+        .await
+        .unwrap();
+    assert_eq!(after_crash[0].recipients[0].id, y);
+    store
+        .queue_record(
+            y,
+            QueueOutcome::Failed {
+                error: "550 no such user".into(),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.queue_collect_finished().await.unwrap(), vec![id]);
+    assert!(store.queue_get(id).await.unwrap().is_none());
+    assert_eq!(store.blob_refcount(msg.blob).await.unwrap(), 0);
+
+    // retry_now and remove.
+    let msg = put_message(&store, "removable").await;
+    let id = store
+        .enqueue(NewQueued {
+            blob: msg.blob,
+            size: msg.size,
+            sender: String::new(),
+            recipients: vec!["z@remote.example".into()],
+            owner: None,
+        })
+        .await
+        .unwrap();
+    let claimed = store
+        .queue_claim_due(now_millis(), now_millis() + 60_000, 10)
+        .await
+        .unwrap();
+    store
+        .queue_record(
+            claimed[0].recipients[0].id,
+            QueueOutcome::Retry {
+                at: now + 3_600_000,
+                error: "later".into(),
+            },
+        )
+        .await
+        .unwrap();
+    store.queue_retry_now(id).await.unwrap();
+    assert_eq!(
+        store
+            .queue_claim_due(now_millis(), now_millis() + 1, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    store.queue_remove(id).await.unwrap();
+    assert!(matches!(
+        store.queue_remove(id).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert_eq!(store.blob_refcount(msg.blob).await.unwrap(), 0);
+}
+
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -549,4 +677,5 @@ conformance!(
     principals_aliases_groups,
     threads_follow_references,
     newer_schema_refused,
+    outbound_queue,
 );
