@@ -184,6 +184,16 @@ impl Access {
         }
     }
 
+    /// The same session acting through a server service (for example
+    /// delivering a user's message into other accounts' inboxes): the
+    /// principal stays on record, the service's rights apply.
+    pub(crate) fn through_service(&self, name: &str) -> Access {
+        Access {
+            acting_as: Actor::Service { name: name.into() },
+            ..self.clone()
+        }
+    }
+
     /// The authenticated party.
     pub fn principal(&self) -> &Actor {
         &self.principal

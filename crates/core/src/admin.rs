@@ -52,7 +52,7 @@ const BOOTSTRAP_KEY: &str = "bootstrap_done";
 impl Core {
     /// Checks that the caller may administer principals: the local operator,
     /// or an enabled administrator account.
-    async fn require_admin(&self, access: &Access) -> CoreResult<()> {
+    pub(crate) async fn require_admin(&self, access: &Access) -> CoreResult<()> {
         let allowed = match access.principal() {
             Actor::Operator { .. } => true,
             Actor::Account { id, .. } => self

@@ -14,6 +14,7 @@ mod error;
 mod guard;
 mod mail;
 pub mod mbox;
+mod queue;
 
 use std::sync::Arc;
 
@@ -128,6 +129,8 @@ pub struct Core {
     /// exist so that failures take the same time either way.
     dummy_hash: String,
     guard: Guard,
+    /// Wakes the queue worker when a message is queued.
+    queue_wakeup: tokio::sync::Notify,
 }
 
 impl Core {
@@ -143,6 +146,7 @@ impl Core {
             .map_err(|e| CoreError::Invalid(format!("hashing task failed: {e}")))??;
         Ok(Core {
             guard: Guard::new(config.guard),
+            queue_wakeup: tokio::sync::Notify::new(),
             store,
             config,
             recorder,

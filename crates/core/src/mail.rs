@@ -227,7 +227,7 @@ impl Core {
         Ok(mailboxes)
     }
 
-    fn check_size(&self, size: usize) -> CoreResult<()> {
+    pub(crate) fn check_size(&self, size: usize) -> CoreResult<()> {
         if size as u64 > self.config.max_message_bytes {
             return Err(CoreError::Limit {
                 what: format!("a message of {size} bytes"),

@@ -9,7 +9,10 @@ use rampart_core::{Core, LogRecorder, NewUser};
 use rampart_store::{OpenMode, PrincipalKind, SystemFlags};
 
 use crate::config::Config;
-use crate::{AliasCommand, DomainCommand, GroupCommand, MailCommand, PasswordSource, UserCommand};
+use crate::{
+    AliasCommand, DomainCommand, GroupCommand, MailCommand, PasswordSource, QueueCommand,
+    UserCommand,
+};
 use rampart_core::mbox::MboxReader;
 
 async fn open_core(config: &Config, mode: OpenMode) -> anyhow::Result<Core> {
@@ -345,6 +348,75 @@ pub async fn mail(config: &Config, command: MailCommand) -> anyhow::Result<()> {
                 user.address(),
                 target.name
             )?;
+        }
+    }
+    Ok(())
+}
+
+/// `rampart queue ...`.
+pub async fn queue(config: &Config, command: QueueCommand) -> anyhow::Result<()> {
+    let core = open_core(config, OpenMode::MustExist).await?;
+    let access = crate::operator();
+    let when = |ms: i64| rampart_smtp::rfc5322_date(ms / 1000);
+    match command {
+        QueueCommand::List => {
+            let entries = core.queue_list(&access).await?;
+            if entries.is_empty() {
+                println!("the queue is empty");
+            }
+            for e in entries {
+                let sender = if e.sender.is_empty() { "<>" } else { &e.sender };
+                println!(
+                    "{:<8} {:>9}  from {sender}  queued {}",
+                    e.id,
+                    human_size(e.size),
+                    when(e.created_at)
+                );
+                for r in e.recipients {
+                    println!(
+                        "         {:<10} {}  (attempts {}, next {}){}",
+                        r.status.as_str(),
+                        r.address,
+                        r.attempts,
+                        when(r.next_attempt_at),
+                        r.last_error
+                            .map(|e| format!("\n                    last error: {e}"))
+                            .unwrap_or_default()
+                    );
+                }
+            }
+        }
+        QueueCommand::Show { id } => {
+            let e = core.queue_get(&access, rampart_store::QueueId(id)).await?;
+            println!("id:       {}", e.id);
+            println!(
+                "sender:   {}",
+                if e.sender.is_empty() { "<>" } else { &e.sender }
+            );
+            println!("size:     {}", human_size(e.size));
+            println!("queued:   {}", when(e.created_at));
+            for r in e.recipients {
+                println!(
+                    "recipient {}: {}, {} attempts, next {}",
+                    r.address,
+                    r.status.as_str(),
+                    r.attempts,
+                    when(r.next_attempt_at)
+                );
+                if let Some(err) = r.last_error {
+                    println!("  last error: {err}");
+                }
+            }
+        }
+        QueueCommand::Retry { id } => {
+            core.queue_retry(&access, rampart_store::QueueId(id))
+                .await?;
+            println!("queued message {id} is due now; the running server retries it");
+        }
+        QueueCommand::Remove { id } => {
+            core.queue_remove(&access, rampart_store::QueueId(id))
+                .await?;
+            println!("removed queued message {id}");
         }
     }
     Ok(())

@@ -31,6 +31,10 @@ pub struct Config {
     pub smtp: SmtpSection,
     /// `[security]`
     pub security: SecuritySection,
+    /// `[queue]`
+    pub queue: QueueSection,
+    /// `[relay]`
+    pub relay: RelaySection,
     /// `[log]`
     pub log: LogConfig,
 }
@@ -341,6 +345,64 @@ impl Default for SecuritySection {
     }
 }
 
+/// `[queue]`: outbound delivery timing.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueueSection {
+    /// First retry delay in seconds; doubles with each attempt.
+    pub retry_base_seconds: u64,
+    /// Longest delay between attempts in seconds.
+    pub retry_max_seconds: u64,
+    /// Seconds a message may stay queued before it bounces.
+    pub lifetime_seconds: u64,
+    /// Seconds after which the sender hears that delivery is delayed.
+    pub delay_notice_seconds: u64,
+    /// Seconds between queue checks when nothing new arrives.
+    pub poll_interval_seconds: u64,
+    /// Network timeout per delivery step in seconds.
+    pub io_timeout_seconds: u64,
+}
+
+impl Default for QueueSection {
+    fn default() -> Self {
+        let q = rampart_smtp::queue::QueueConfig::new("localhost");
+        QueueSection {
+            retry_base_seconds: q.retry_base.as_secs(),
+            retry_max_seconds: q.retry_max.as_secs(),
+            lifetime_seconds: q.lifetime.as_secs(),
+            delay_notice_seconds: q.delay_notice_after.as_secs(),
+            poll_interval_seconds: q.poll_interval.as_secs(),
+            io_timeout_seconds: q.io_timeout.as_secs(),
+        }
+    }
+}
+
+/// `[relay]`: fixed next hops instead of MX lookup.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RelaySection {
+    /// `"host:port"` that takes all outbound mail not matched by a route.
+    pub smarthost: Option<String>,
+    /// Per-domain next hops: `"example.net" = "host:port"`.
+    pub routes: std::collections::BTreeMap<String, String>,
+}
+
+fn parse_route(key: &str, value: &str) -> anyhow::Result<rampart_smtp::queue::Route> {
+    let (host, port) = value
+        .rsplit_once(':')
+        .and_then(|(h, p)| Some((h.trim_matches(['[', ']']), p.parse::<u16>().ok()?)))
+        .filter(|(h, _)| !h.is_empty())
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "{key} = {value:?}: expected \"host:port\", e.g. \"smtp.example.net:25\""
+            )
+        })?;
+    Ok(rampart_smtp::queue::Route {
+        host: host.to_owned(),
+        port,
+    })
+}
+
 /// `[log]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -459,6 +521,20 @@ impl Config {
                 bail!("{key} = {value}: expected {min} to {max}");
             }
         }
+        self.queue_config()?;
+        for (key, value) in [
+            ("queue.retry_base_seconds", self.queue.retry_base_seconds),
+            ("queue.retry_max_seconds", self.queue.retry_max_seconds),
+            (
+                "queue.poll_interval_seconds",
+                self.queue.poll_interval_seconds,
+            ),
+            ("queue.io_timeout_seconds", self.queue.io_timeout_seconds),
+        ] {
+            if value == 0 {
+                bail!("{key} = 0: expected at least 1");
+            }
+        }
         let mut seen: Vec<(SocketAddr, Service)> = Vec::new();
         for service in Service::ALL {
             for addr in self.listen.addresses(service) {
@@ -515,6 +591,36 @@ impl Config {
                 max_delay: Duration::from_millis(self.security.max_failure_delay_ms),
             },
         }
+    }
+
+    /// Settings of the outbound queue worker.
+    pub fn queue_config(&self) -> anyhow::Result<rampart_smtp::queue::QueueConfig> {
+        let q = &self.queue;
+        let mut routes = std::collections::BTreeMap::new();
+        for (domain, target) in &self.relay.routes {
+            let domain = rampart_core::normalize_domain(domain)
+                .map_err(|e| anyhow::anyhow!("relay.routes: {e}"))?;
+            routes.insert(
+                domain.clone(),
+                parse_route(&format!("relay.routes.\"{domain}\""), target)?,
+            );
+        }
+        let smarthost = match &self.relay.smarthost {
+            Some(s) => Some(parse_route("relay.smarthost", s)?),
+            None => None,
+        };
+        Ok(rampart_smtp::queue::QueueConfig {
+            hostname: self.server.hostname.clone(),
+            routes,
+            smarthost,
+            retry_base: Duration::from_secs(q.retry_base_seconds),
+            retry_max: Duration::from_secs(q.retry_max_seconds),
+            lifetime: Duration::from_secs(q.lifetime_seconds),
+            delay_notice_after: Duration::from_secs(q.delay_notice_seconds),
+            poll_interval: Duration::from_secs(q.poll_interval_seconds),
+            io_timeout: Duration::from_secs(q.io_timeout_seconds),
+            batch: 32,
+        })
     }
 
     /// Settings of SMTP sessions in `mode`.

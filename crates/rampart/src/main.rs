@@ -57,6 +57,30 @@ enum Command {
     /// Move mail into the store.
     #[command(subcommand)]
     Mail(MailCommand),
+    /// Inspect and manage the outbound mail queue.
+    #[command(subcommand)]
+    Queue(QueueCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum QueueCommand {
+    /// List queued messages with each recipient's state.
+    List,
+    /// Show one queued message: envelope, attempts and last errors.
+    Show {
+        /// The queue id (from `queue list`).
+        id: i64,
+    },
+    /// Make a queued message due now (it is retried by the running server).
+    Retry {
+        /// The queue id.
+        id: i64,
+    },
+    /// Remove a queued message without delivering it (no bounce is sent).
+    Remove {
+        /// The queue id.
+        id: i64,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -262,6 +286,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Alias(c) => runtime()?.block_on(cli::alias(&config, c)),
         Command::Group(c) => runtime()?.block_on(cli::group(&config, c)),
         Command::Mail(c) => runtime()?.block_on(cli::mail(&config, c)),
+        Command::Queue(c) => runtime()?.block_on(cli::queue(&config, c)),
     }
 }
 

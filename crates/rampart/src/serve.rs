@@ -177,6 +177,12 @@ pub async fn run(prepared: Prepared, first_domain: &str) -> anyhow::Result<()> {
         smtp_submission: Arc::new(config.smtp_config(rampart_smtp::Mode::Submission)),
         shutdown: shutdown.clone(),
     });
+    let queue_config = Arc::new(config.queue_config()?);
+    sessions.spawn(rampart_smtp::queue::run(
+        core.clone(),
+        queue_config,
+        shutdown.clone(),
+    ));
     let mut accept_loops = Vec::new();
     for b in bound {
         let listener = TcpListener::from_std(b.listener)?;

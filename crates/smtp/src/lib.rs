@@ -4,7 +4,9 @@
 //! [`serve_connection`] is the thin tokio driver that frames lines, reads
 //! message bodies, upgrades to TLS and enforces timeouts.
 
+mod client;
 pub mod data;
+pub mod queue;
 mod session;
 
 use std::net::SocketAddr;

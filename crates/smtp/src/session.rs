@@ -122,7 +122,7 @@ enum AuthStep {
 #[derive(Debug)]
 struct Recipient {
     address: String,
-    /// Local accounts this recipient delivers to.
+    /// Local accounts this recipient delivers to; empty for a remote recipient.
     accounts: Vec<PrincipalId>,
 }
 
@@ -510,9 +510,15 @@ impl Session {
             Err(e) => return temporary(e),
         };
         if !local {
-            // No open relay: not for anyone unauthenticated, and not yet for
-            // anyone (outbound delivery arrives with the queue).
-            return self.error("550 5.7.1 Relay access denied");
+            // No open relay: only authenticated submission reaches other domains.
+            if self.access.is_none() {
+                return self.error("550 5.7.1 Relay access denied");
+            }
+            self.envelope.recipients.push(Recipient {
+                address: address.to_string(),
+                accounts: Vec::new(),
+            });
+            return Reply::new("250 2.1.5 Recipient OK (will be relayed)");
         }
         match self.core.resolve_recipient(&address).await {
             Ok(None) => self.error(&format!("550 5.1.1 <{address}>: no such user here")),
@@ -611,21 +617,34 @@ impl Session {
             .collect();
         accounts.sort();
         accounts.dedup();
-        let deliverer = Access::service(
-            match self.config.mode {
-                Mode::Mx => "smtp-inbound",
-                Mode::Submission => "submission",
-            },
-            &self.ctx,
-        );
-        if let Some(access) = &self.access
-            && let Err(e) = self.core.save_sent(access, raw.clone()).await
-        {
-            return temporary(e);
-        }
-        match self.core.deliver(&deliverer, &accounts, raw).await {
-            Ok(_) => Reply::new(format!(
-                "250 2.0.0 OK delivered to {} recipients, id {}",
+        let remote: Vec<String> = envelope
+            .recipients
+            .iter()
+            .filter(|r| r.accounts.is_empty())
+            .map(|r| r.address.clone())
+            .collect();
+        let result = match &self.access {
+            Some(user) => {
+                if let Err(e) = self.core.save_sent(user, raw.clone()).await {
+                    return temporary(e);
+                }
+                let from = envelope.from.as_deref().unwrap_or_default();
+                self.core
+                    .submit(user, from, &accounts, &remote, raw)
+                    .await
+                    .map(|_| ())
+            }
+            None => {
+                let inbound = Access::service("smtp-inbound", &self.ctx);
+                self.core
+                    .deliver(&inbound, &accounts, raw)
+                    .await
+                    .map(|_| ())
+            }
+        };
+        match result {
+            Ok(()) => Reply::new(format!(
+                "250 2.0.0 OK accepted for {} recipients, id {}",
                 envelope.recipients.len(),
                 self.ctx.session
             )),

@@ -462,7 +462,8 @@ pub enum DeliveryStatus {
 }
 
 impl DeliveryStatus {
-    pub(crate) fn as_str(self) -> &'static str {
+    /// The status as stored and shown.
+    pub fn as_str(self) -> &'static str {
         match self {
             DeliveryStatus::Pending => "pending",
             DeliveryStatus::Attempting => "attempting",

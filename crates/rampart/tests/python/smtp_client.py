@@ -146,7 +146,7 @@ def bdat_and_pipelining():
     assert replies[0].startswith("250 2.1.0"), replies
     assert replies[1].startswith("250 2.1.5"), replies
     assert replies[2].startswith("250 2.0.0"), replies
-    assert replies[3].startswith("250 2.0.0 OK delivered"), replies
+    assert replies[3].startswith("250 2.0.0 OK accepted"), replies
     # A chunk with a bare LF is refused.
     r.send(b"MAIL FROM:<p@example.net>\r\nRCPT TO:<alice@example.org>\r\nBDAT 9 LAST\r\nbad\nline\n")
     replies = [r.reply()[0] for _ in range(3)]
@@ -209,7 +209,18 @@ def ban():
         assert greeting.startswith("421 4.7.0"), greeting
 
 
+def relay():
+    # Authenticated submission to other domains goes to the queue.
+    with smtplib.SMTP(HOST, sub_port) as s:
+        s.starttls(context=tls_context())
+        s.login(USER, PASSWORD)
+        refused = s.sendmail(USER, ["bob@remote.example", "nobody@remote.example", "x@dead.example"],
+                             message(USER, "bob@remote.example", "going out"))
+        assert refused == {}, refused
+
+
 {
+    "relay": relay,
     "inbound": inbound,
     "starttls_inbound": starttls_inbound,
     "limits": limits,

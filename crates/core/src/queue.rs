@@ -1,0 +1,153 @@
+//! Outbound mail: submission into the queue, and the calls the queue worker
+//! (in the smtp crate) and the CLI make on it.
+
+use rampart_store::{NewQueued, PrincipalId, QueueEntry, QueueId, QueueOutcome};
+
+use crate::{Access, Actor, Core, CoreError, CoreResult, Event, Operation};
+
+impl Core {
+    fn require_service(&self, access: &Access) -> CoreResult<()> {
+        match access.principal() {
+            Actor::Service { .. } => Ok(()),
+            _ => Err(CoreError::Denied(
+                "only the server's own services run the queue".into(),
+            )),
+        }
+    }
+
+    /// Accepts a message for delivery: queued for the remote recipients,
+    /// delivered at once to the local accounts. Returns once all of it is
+    /// durable; the queue worker is woken.
+    pub async fn submit(
+        &self,
+        access: &Access,
+        sender: &str,
+        local: &[PrincipalId],
+        remote: &[String],
+        raw: Vec<u8>,
+    ) -> CoreResult<Option<QueueId>> {
+        let queued = if remote.is_empty() {
+            None
+        } else {
+            self.check_size(raw.len())?;
+            let size = raw.len() as u64;
+            let blob = self.store.put_blob(raw.clone()).await?;
+            let id = self
+                .store
+                .enqueue(NewQueued {
+                    blob,
+                    size,
+                    sender: sender.to_owned(),
+                    recipients: remote.to_vec(),
+                    owner: access.account(),
+                })
+                .await?;
+            self.record(
+                access,
+                Event::new(Operation::Create, access.account())
+                    .container("outbound queue")
+                    .objects(vec![id.0])
+                    .bytes(size),
+            )
+            .await?;
+            self.queue_wakeup.notify_one();
+            Some(id)
+        };
+        if !local.is_empty() {
+            self.deliver(&access.through_service("delivery"), local, raw)
+                .await?;
+        }
+        Ok(queued)
+    }
+
+    /// Waits until a message is queued (or a moment passes); for the queue worker.
+    pub async fn queue_wait(&self, at_most: std::time::Duration) {
+        let _ = tokio::time::timeout(at_most, self.queue_wakeup.notified()).await;
+    }
+
+    /// Claims due messages for delivery (queue worker only).
+    pub async fn queue_claim(
+        &self,
+        access: &Access,
+        now: i64,
+        lease_until: i64,
+        limit: usize,
+    ) -> CoreResult<Vec<QueueEntry>> {
+        self.require_service(access)?;
+        Ok(self.store.queue_claim_due(now, lease_until, limit).await?)
+    }
+
+    /// Reads a queued message's content to send it on (queue worker only; recorded).
+    pub async fn queue_message(&self, access: &Access, entry: &QueueEntry) -> CoreResult<Vec<u8>> {
+        self.require_service(access)?;
+        let raw = self.store.read_blob(entry.blob).await?;
+        self.record(
+            access,
+            Event::new(Operation::ReadBody, entry.owner)
+                .container("outbound queue")
+                .objects(vec![entry.id.0])
+                .bytes(raw.len() as u64),
+        )
+        .await?;
+        Ok(raw)
+    }
+
+    /// Records the outcome for one recipient (queue worker only).
+    pub async fn queue_record(
+        &self,
+        access: &Access,
+        recipient: i64,
+        outcome: QueueOutcome,
+    ) -> CoreResult<()> {
+        self.require_service(access)?;
+        Ok(self.store.queue_record(recipient, outcome).await?)
+    }
+
+    /// Drops messages that are done with (queue worker only).
+    pub async fn queue_collect(&self, access: &Access) -> CoreResult<Vec<QueueId>> {
+        self.require_service(access)?;
+        Ok(self.store.queue_collect_finished().await?)
+    }
+
+    /// Lists the queue (administrators).
+    pub async fn queue_list(&self, access: &Access) -> CoreResult<Vec<QueueEntry>> {
+        self.require_admin(access).await?;
+        Ok(self.store.queue_list().await?)
+    }
+
+    /// One queued message (administrators).
+    pub async fn queue_get(&self, access: &Access, id: QueueId) -> CoreResult<QueueEntry> {
+        self.require_admin(access).await?;
+        self.store
+            .queue_get(id)
+            .await?
+            .ok_or_else(|| CoreError::NotFound {
+                kind: "queued message",
+                name: id.to_string(),
+            })
+    }
+
+    /// Makes a queued message due now (administrators).
+    pub async fn queue_retry(&self, access: &Access, id: QueueId) -> CoreResult<()> {
+        self.require_admin(access).await?;
+        self.store.queue_retry_now(id).await?;
+        self.record(
+            access,
+            Event::new(Operation::Administer, None).container(format!("queue retry {id}")),
+        )
+        .await?;
+        self.queue_wakeup.notify_one();
+        Ok(())
+    }
+
+    /// Removes a queued message without delivering it (administrators).
+    pub async fn queue_remove(&self, access: &Access, id: QueueId) -> CoreResult<()> {
+        self.require_admin(access).await?;
+        self.store.queue_remove(id).await?;
+        self.record(
+            access,
+            Event::new(Operation::Administer, None).container(format!("queue remove {id}")),
+        )
+        .await
+    }
+}

@@ -1,0 +1,166 @@
+//! Outbound delivery: a message submitted to one Rampart is queued and
+//! delivered to a second Rampart (the remote domain's server) over SMTP;
+//! permanent failures bounce to the sender, temporary ones are retried and
+//! reported as delayed, and the queue CLI shows and removes what is left.
+
+mod common;
+
+use std::net::TcpListener;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+use rampart_store::{MailboxRole, OpenMode, StoreConfig};
+
+const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/smtp_client.py");
+
+/// Every message in a user's mailbox, as text.
+fn mailbox(sb: &Sandbox, local: &str, domain: &str, role: MailboxRole) -> Vec<String> {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let store = rampart_store::open(
+            &StoreConfig::Sqlite {
+                data_dir: sb.data(),
+                pool_size: 1,
+            },
+            OpenMode::MustExist,
+        )
+        .await
+        .unwrap();
+        let p = store.find_principal(local, domain).await.unwrap().unwrap();
+        let mbox = store
+            .list_mailboxes(p.id)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|m| m.role == Some(role))
+            .unwrap();
+        let mut out = Vec::new();
+        for m in store.list_messages(mbox.id).await.unwrap() {
+            out.push(String::from_utf8_lossy(&store.read_blob(m.blob).await.unwrap()).to_string());
+        }
+        out
+    })
+}
+
+fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !check() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+#[cfg_attr(
+    not(rampart_test_python),
+    ignore = "skipped: needs python3 (smtplib) as the SMTP client"
+)]
+fn submitted_mail_is_relayed_bounced_and_retried() {
+    // The remote domain's server: a second Rampart.
+    let remote = Sandbox::new();
+    let remote_server = remote.serve(&["--domain", "remote.example"]);
+    remote.ok(
+        &["user", "add", "bob@remote.example", "--password-stdin"],
+        "bob's long password!\n",
+    );
+    let remote_port = remote_server.addr("smtp").port();
+    // A port where nothing listens: delivery there fails temporarily.
+    let dead_port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+
+    let local = Sandbox::custom(
+        "",
+        &format!(
+            "[queue]\nretry_base_seconds = 1\ndelay_notice_seconds = 0\npoll_interval_seconds = 1\nio_timeout_seconds = 5\n\
+             [relay.routes]\n\"remote.example\" = \"127.0.0.1:{remote_port}\"\n\"dead.example\" = \"127.0.0.1:{dead_port}\"\n"
+        ),
+    );
+    let server = local.serve(&["--domain", "example.org"]);
+    local.ok(
+        &["user", "add", "alice@example.org", "--password-stdin"],
+        "alice's long password\n",
+    );
+
+    let out = Command::new("python3")
+        .arg(SCRIPT)
+        .arg("relay")
+        .arg(server.addr("smtp").port().to_string())
+        .arg(server.addr("submission").port().to_string())
+        .arg(server.addr("submissions").port().to_string())
+        .arg(local.data().join("tls/cert.pem"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Delivered to the remote server, with our Received header on top of its own.
+    wait_for("delivery to bob@remote.example", || {
+        !mailbox(&remote, "bob", "remote.example", MailboxRole::Inbox).is_empty()
+    });
+    let delivered = mailbox(&remote, "bob", "remote.example", MailboxRole::Inbox);
+    assert_eq!(delivered.len(), 1);
+    assert!(delivered[0].contains("Subject: going out"));
+    assert_eq!(
+        delivered[0].matches("Received: from ").count(),
+        2,
+        "{}",
+        delivered[0]
+    );
+
+    // The unknown remote user bounces to alice; the dead host yields a delay notice.
+    wait_for("the bounce and the delay notice", || {
+        mailbox(&local, "alice", "example.org", MailboxRole::Inbox).len() >= 2
+    });
+    let inbox = mailbox(&local, "alice", "example.org", MailboxRole::Inbox);
+    let bounce = inbox
+        .iter()
+        .find(|m| m.contains("Action: failed"))
+        .expect("a failure report");
+    assert!(bounce.contains("multipart/report; report-type=delivery-status"));
+    assert!(bounce.contains("Final-Recipient: rfc822; nobody@remote.example"));
+    assert!(bounce.contains("550 5.1.1"), "{bounce}");
+    assert!(
+        bounce.contains("Subject: going out"),
+        "original headers included"
+    );
+    assert!(
+        !bounce.contains("bob@remote.example\r\nAction"),
+        "bob was delivered"
+    );
+    let delay = inbox
+        .iter()
+        .find(|m| m.contains("Action: delayed"))
+        .expect("a delay report");
+    assert!(delay.contains("Final-Recipient: rfc822; x@dead.example"));
+    assert_eq!(inbox.len(), 2, "one report each, not one per retry");
+
+    // The queue shows what is left, with its error, and removes it.
+    let list = local.ok(&["queue", "list"], "");
+    assert!(
+        list.contains("x@dead.example") && list.contains("pending"),
+        "{list}"
+    );
+    assert!(list.contains("cannot connect"), "{list}");
+    assert!(list.contains("delivered  bob@remote.example"), "{list}");
+    assert!(list.contains("failed     nobody@remote.example"), "{list}");
+    let id = list.split_whitespace().next().unwrap().to_string();
+    let show = local.ok(&["queue", "show", &id], "");
+    assert!(show.contains("sender:   alice@example.org"), "{show}");
+    local.ok(&["queue", "remove", &id], "");
+    assert_eq!(local.ok(&["queue", "list"], ""), "the queue is empty\n");
+    let err = local.fails(&["queue", "remove", &id], "");
+    assert!(err.contains("does not exist"), "{err}");
+
+    assert!(server.stop().success());
+    assert!(remote_server.stop().success());
+}

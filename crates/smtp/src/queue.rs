@@ -1,0 +1,408 @@
+//! The outbound queue worker: claims due messages through core, finds each
+//! recipient domain's next hop (a configured route, the smarthost, or MX),
+//! hands the message over, records each recipient's outcome, and tells the
+//! sender about failures and long delays with RFC 3464 reports.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rampart_core::store::{QueueEntry, QueueOutcome, QueuedRecipient, now_millis};
+use rampart_core::{Access, Address, Core, Protocol, SessionContext};
+use tokio_util::sync::CancellationToken;
+
+use crate::client::{self, Outgoing, RecipientResult};
+use crate::rfc5322_date;
+
+/// A fixed next hop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    /// Host name or address.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+}
+
+/// Settings of the queue worker (`[queue]` and `[relay]` in the config).
+#[derive(Debug, Clone)]
+pub struct QueueConfig {
+    /// Our name in EHLO and in reports.
+    pub hostname: String,
+    /// Per-domain next hops, by lower-case domain.
+    pub routes: BTreeMap<String, Route>,
+    /// Where everything else goes; MX lookup when unset.
+    pub smarthost: Option<Route>,
+    /// First retry delay; doubles with each attempt.
+    pub retry_base: Duration,
+    /// Longest delay between attempts.
+    pub retry_max: Duration,
+    /// How long a message may stay queued before it bounces.
+    pub lifetime: Duration,
+    /// After how long the sender hears that delivery is delayed.
+    pub delay_notice_after: Duration,
+    /// How often the queue is checked when nothing wakes the worker.
+    pub poll_interval: Duration,
+    /// Network timeout per step of a delivery.
+    pub io_timeout: Duration,
+    /// Messages claimed per round.
+    pub batch: usize,
+}
+
+impl QueueConfig {
+    /// Defaults: retries from one minute doubling to four hours, five days' lifetime.
+    pub fn new(hostname: &str) -> Self {
+        QueueConfig {
+            hostname: hostname.into(),
+            routes: BTreeMap::new(),
+            smarthost: None,
+            retry_base: Duration::from_secs(60),
+            retry_max: Duration::from_secs(4 * 3600),
+            lifetime: Duration::from_secs(5 * 86_400),
+            delay_notice_after: Duration::from_secs(4 * 3600),
+            poll_interval: Duration::from_secs(30),
+            io_timeout: Duration::from_secs(60),
+            batch: 32,
+        }
+    }
+
+    fn backoff(&self, attempts: u32) -> Duration {
+        let factor = 1u32 << attempts.saturating_sub(1).min(16);
+        (self.retry_base * factor).min(self.retry_max)
+    }
+}
+
+/// Runs the worker until `shutdown`.
+pub async fn run(core: Arc<Core>, config: Arc<QueueConfig>, shutdown: CancellationToken) {
+    let ctx = SessionContext::new(Protocol::Internal, None);
+    let access = Access::service("queue", &ctx);
+    let resolver = match mail_auth::MessageAuthenticator::new_system_conf() {
+        Ok(r) => Some(r),
+        Err(e) => {
+            tracing::warn!("queue: no DNS resolver ({e}); only [relay] routes can be used");
+            None
+        }
+    };
+    loop {
+        if let Err(e) = round(&core, &config, &access, resolver.as_ref()).await {
+            tracing::error!("queue: {e}");
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = core.queue_wait(config.poll_interval) => {}
+        }
+    }
+}
+
+/// One pass over the due messages.
+pub async fn round(
+    core: &Core,
+    config: &QueueConfig,
+    access: &Access,
+    resolver: Option<&mail_auth::MessageAuthenticator>,
+) -> rampart_core::CoreResult<()> {
+    loop {
+        let now = now_millis();
+        // The lease outlives any one attempt; after a crash the recipients
+        // come due again once it runs out (delivery is at least once).
+        let lease = now + (config.io_timeout * 8).as_millis() as i64;
+        let claimed = core.queue_claim(access, now, lease, config.batch).await?;
+        if claimed.is_empty() {
+            break;
+        }
+        for entry in claimed {
+            deliver_entry(core, config, access, resolver, &entry).await?;
+        }
+    }
+    core.queue_collect(access).await?;
+    Ok(())
+}
+
+async fn deliver_entry(
+    core: &Core,
+    config: &QueueConfig,
+    access: &Access,
+    resolver: Option<&mail_auth::MessageAuthenticator>,
+    entry: &QueueEntry,
+) -> rampart_core::CoreResult<()> {
+    let raw = core.queue_message(access, entry).await?;
+    let mut by_domain: BTreeMap<&str, Vec<&QueuedRecipient>> = BTreeMap::new();
+    for r in &entry.recipients {
+        by_domain.entry(r.domain.as_str()).or_default().push(r);
+    }
+    let mut failed: Vec<(String, String)> = Vec::new();
+    let mut delayed: Vec<(i64, String, String)> = Vec::new();
+    for (domain, recipients) in by_domain {
+        let addresses: Vec<String> = recipients.iter().map(|r| r.address.clone()).collect();
+        let results = match next_hops(config, resolver, domain).await {
+            Err(e) => vec![e; addresses.len()],
+            Ok(hops) => attempt(config, &hops, entry, &addresses, &raw).await,
+        };
+        for (r, result) in recipients.iter().zip(results) {
+            let age = Duration::from_millis((now_millis() - entry.created_at).max(0) as u64);
+            let outcome = match result {
+                RecipientResult::Accepted => QueueOutcome::Delivered,
+                RecipientResult::Permanent(error) => {
+                    failed.push((r.address.clone(), error.clone()));
+                    QueueOutcome::Failed { error }
+                }
+                RecipientResult::Temporary(error) if age >= config.lifetime => {
+                    let error = format!("gave up after {} attempts: {error}", r.attempts);
+                    failed.push((r.address.clone(), error.clone()));
+                    QueueOutcome::Failed { error }
+                }
+                RecipientResult::Temporary(error) => {
+                    if age >= config.delay_notice_after && !r.delay_notified {
+                        delayed.push((r.id, r.address.clone(), error.clone()));
+                    }
+                    QueueOutcome::Retry {
+                        at: now_millis() + config.backoff(r.attempts).as_millis() as i64,
+                        error,
+                    }
+                }
+            };
+            core.queue_record(access, r.id, outcome).await?;
+        }
+    }
+    if !failed.is_empty() {
+        report(core, config, entry, &raw, &failed, "failed").await;
+    }
+    if !delayed.is_empty() {
+        let list: Vec<(String, String)> = delayed
+            .iter()
+            .map(|(_, a, e)| (a.clone(), e.clone()))
+            .collect();
+        report(core, config, entry, &raw, &list, "delayed").await;
+        for (id, _, _) in delayed {
+            core.queue_record(access, id, QueueOutcome::DelayNotified)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// The hosts to try for a domain, best first.
+async fn next_hops(
+    config: &QueueConfig,
+    resolver: Option<&mail_auth::MessageAuthenticator>,
+    domain: &str,
+) -> Result<Vec<Route>, RecipientResult> {
+    if let Some(route) = config.routes.get(domain) {
+        return Ok(vec![route.clone()]);
+    }
+    if let Some(route) = &config.smarthost {
+        return Ok(vec![route.clone()]);
+    }
+    let Some(resolver) = resolver else {
+        return Err(RecipientResult::Temporary(
+            "no DNS resolver available".into(),
+        ));
+    };
+    let none: Option<
+        &mail_auth::common::cache::NoCache<Box<str>, mail_auth::RecordSet<mail_auth::MX>>,
+    > = None;
+    match resolver.mx_lookup(domain, none).await {
+        Ok(records) => {
+            let mut mx: Vec<_> = records.rrset.iter().cloned().collect();
+            mx.sort_by_key(|m| m.preference);
+            let hosts: Vec<Route> = mx
+                .iter()
+                .flat_map(|m| m.exchanges.iter())
+                .map(|h| Route {
+                    host: h.trim_end_matches('.').to_string(),
+                    port: 25,
+                })
+                .collect();
+            // RFC 7505: a null MX says the domain takes no mail.
+            if hosts.len() == 1 && hosts[0].host.is_empty() {
+                return Err(RecipientResult::Permanent(format!(
+                    "{domain} accepts no mail (null MX)"
+                )));
+            }
+            if hosts.is_empty() {
+                Ok(vec![Route {
+                    host: domain.to_owned(),
+                    port: 25,
+                }])
+            } else {
+                Ok(hosts)
+            }
+        }
+        Err(mail_auth::Error::Dns(mail_auth::DnsError::RecordNotFound(code))) => {
+            if u16::from(code) == 3 {
+                Err(RecipientResult::Permanent(format!(
+                    "domain {domain} does not exist"
+                )))
+            } else {
+                // No MX: the domain itself is the implicit MX (RFC 5321 §5.1).
+                Ok(vec![Route {
+                    host: domain.to_owned(),
+                    port: 25,
+                }])
+            }
+        }
+        Err(e) => Err(RecipientResult::Temporary(format!(
+            "DNS lookup of {domain} failed: {e}"
+        ))),
+    }
+}
+
+/// Tries the hops in order until one gives a verdict on every recipient.
+async fn attempt(
+    config: &QueueConfig,
+    hops: &[Route],
+    entry: &QueueEntry,
+    recipients: &[String],
+    raw: &[u8],
+) -> Vec<RecipientResult> {
+    let outgoing = Outgoing {
+        helo: &config.hostname,
+        sender: &entry.sender,
+        recipients,
+        message: raw,
+    };
+    let mut last = String::from("no host to try");
+    for hop in hops {
+        match client::send(&hop.host, hop.port, &outgoing, config.io_timeout).await {
+            Ok(results) => return results,
+            Err(e) if e.permanent => {
+                return vec![
+                    RecipientResult::Permanent(format!("{}: {}", hop.host, e.reason));
+                    recipients.len()
+                ];
+            }
+            Err(e) => last = format!("{}: {}", hop.host, e.reason),
+        }
+    }
+    vec![RecipientResult::Temporary(last); recipients.len()]
+}
+
+/// Sends the envelope sender an RFC 3464 delivery status notification.
+async fn report(
+    core: &Core,
+    config: &QueueConfig,
+    entry: &QueueEntry,
+    original: &[u8],
+    recipients: &[(String, String)],
+    action: &str,
+) {
+    // Never answer a bounce with a bounce.
+    if entry.sender.is_empty() {
+        return;
+    }
+    let Ok(sender) = Address::parse(&entry.sender) else {
+        return;
+    };
+    let message = dsn(config, entry, original, recipients, action);
+    let ctx = SessionContext::new(Protocol::Internal, None);
+    let access = Access::service("queue-report", &ctx);
+    let result = match core.resolve_recipient(&sender).await {
+        Ok(Some(set)) if !set.accounts.is_empty() => {
+            let ids: Vec<_> = set.accounts.iter().map(|p| p.id).collect();
+            core.deliver(&access, &ids, message).await.map(|_| ())
+        }
+        Ok(_) => core
+            .submit(&access, "", &[], &[sender.to_string()], message)
+            .await
+            .map(|_| ()),
+        Err(e) => Err(e),
+    };
+    if let Err(e) = result {
+        tracing::error!("queue: cannot report {action} delivery to {sender}: {e}");
+    }
+}
+
+/// Builds a multipart/report (RFC 3464) for the given recipients.
+fn dsn(
+    config: &QueueConfig,
+    entry: &QueueEntry,
+    original: &[u8],
+    recipients: &[(String, String)],
+    action: &str,
+) -> Vec<u8> {
+    let host = &config.hostname;
+    let boundary = format!("rampart-dsn-{}-{}", entry.id, now_millis());
+    let date = rfc5322_date(now_millis() / 1000);
+    let (subject, intro, status) = if action == "failed" {
+        (
+            "Undelivered Mail Returned to Sender",
+            "Your message could not be delivered to these recipients:",
+            "5.0.0",
+        )
+    } else {
+        (
+            "Delayed Mail (still being retried)",
+            "Your message has not been delivered yet; delivery is still being attempted for:",
+            "4.0.0",
+        )
+    };
+    let mut text = format!("This is the mail system at {host}.\r\n\r\n{intro}\r\n\r\n");
+    for (rcpt, error) in recipients {
+        text.push_str(&format!("  <{rcpt}>: {}\r\n", sanitize(error)));
+    }
+    let mut status_part = format!(
+        "Reporting-MTA: dns; {host}\r\nArrival-Date: {}\r\n",
+        rfc5322_date(entry.created_at / 1000)
+    );
+    for (rcpt, error) in recipients {
+        status_part.push_str(&format!(
+            "\r\nFinal-Recipient: rfc822; {rcpt}\r\nAction: {action}\r\nStatus: {status}\r\nDiagnostic-Code: smtp; {}\r\n",
+            sanitize(error)
+        ));
+    }
+    let header_end = original
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|p| p + 2)
+        .unwrap_or(original.len());
+    let headers = String::from_utf8_lossy(&original[..header_end.min(64 * 1024)]);
+    format!(
+        "From: Mail Delivery System <MAILER-DAEMON@{host}>\r\n\
+         To: <{sender}>\r\n\
+         Subject: {subject}\r\n\
+         Date: {date}\r\n\
+         Message-ID: <dsn-{id}-{stamp}@{host}>\r\n\
+         Auto-Submitted: auto-replied\r\n\
+         MIME-Version: 1.0\r\n\
+         Content-Type: multipart/report; report-type=delivery-status; boundary=\"{boundary}\"\r\n\
+         \r\n\
+         --{boundary}\r\n\
+         Content-Type: text/plain; charset=utf-8\r\n\
+         \r\n\
+         {text}\r\n\
+         --{boundary}\r\n\
+         Content-Type: message/delivery-status\r\n\
+         \r\n\
+         {status_part}\r\n\
+         --{boundary}\r\n\
+         Content-Type: text/rfc822-headers\r\n\
+         \r\n\
+         {headers}\r\n\
+         --{boundary}--\r\n",
+        sender = entry.sender,
+        id = entry.id,
+        stamp = now_millis(),
+    )
+    .into_bytes()
+}
+
+/// Keeps a remote server's text on one line and printable.
+fn sanitize(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(512)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let c = QueueConfig::new("mx.example.org");
+        assert_eq!(c.backoff(1), Duration::from_secs(60));
+        assert_eq!(c.backoff(2), Duration::from_secs(120));
+        assert_eq!(c.backoff(3), Duration::from_secs(240));
+        assert_eq!(c.backoff(30), Duration::from_secs(4 * 3600));
+    }
+}
