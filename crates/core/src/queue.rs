@@ -151,3 +151,54 @@ impl Core {
         .await
     }
 }
+
+impl Core {
+    /// The DKIM signing keys of a local domain (the server's services, and administrators).
+    pub async fn dkim_keys(
+        &self,
+        access: &Access,
+        domain: &str,
+    ) -> CoreResult<Vec<rampart_store::DkimKey>> {
+        if !matches!(access.principal(), Actor::Service { .. }) {
+            self.require_admin(access).await?;
+        }
+        let Some(d) = self
+            .store
+            .find_domain(&crate::normalize_domain(domain)?)
+            .await?
+        else {
+            return Ok(Vec::new());
+        };
+        Ok(self.store.dkim_keys(d.id).await?)
+    }
+
+    /// Stores new DKIM signing keys for a local domain (administrators).
+    pub async fn add_dkim_keys(
+        &self,
+        access: &Access,
+        domain: &str,
+        keys: Vec<rampart_store::DkimKey>,
+    ) -> CoreResult<()> {
+        self.require_admin(access).await?;
+        let name = crate::normalize_domain(domain)?;
+        let d = self
+            .store
+            .find_domain(&name)
+            .await?
+            .ok_or_else(|| CoreError::NotFound {
+                kind: "domain",
+                name: name.clone(),
+            })?;
+        for key in keys {
+            let selector = key.selector.clone();
+            self.store.add_dkim_key(d.id, key).await?;
+            self.record(
+                access,
+                Event::new(Operation::CredentialChange, None)
+                    .container(format!("dkim key {selector}._domainkey.{name}")),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+}

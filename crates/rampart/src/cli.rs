@@ -84,10 +84,70 @@ fn new_password(source: &PasswordSource) -> anyhow::Result<(String, bool)> {
     Ok((first, false))
 }
 
+/// Makes DKIM keys for every local domain that has none (new domains, and
+/// stores from before DKIM); returns the domains that got keys.
+pub async fn ensure_dkim_keys(core: &Core, selector: &str) -> anyhow::Result<Vec<String>> {
+    let access = crate::operator();
+    let mut made = Vec::new();
+    for domain in core.list_domains(&access).await? {
+        if !core.dkim_keys(&access, &domain.name).await?.is_empty() {
+            continue;
+        }
+        let selector = selector.to_owned();
+        // RSA key generation takes a while: keep it off the async threads.
+        let keys =
+            tokio::task::spawn_blocking(move || rampart_smtp::dkim::generate(&selector)).await??;
+        core.add_dkim_keys(&access, &domain.name, keys).await?;
+        made.push(domain.name);
+    }
+    Ok(made)
+}
+
+/// `rampart dns DOMAIN`: the DNS records the domain needs.
+pub async fn dns(config: &Config, domain: &str) -> anyhow::Result<()> {
+    let core = open_core(config, OpenMode::MustExist).await?;
+    let access = crate::operator();
+    let domain = rampart_core::normalize_domain(domain)?;
+    if !core
+        .list_domains(&access)
+        .await?
+        .iter()
+        .any(|d| d.name == domain)
+    {
+        bail!("{domain} is not a local domain: add it with `rampart domain add {domain}`");
+    }
+    ensure_dkim_keys(&core, &config.dkim.selector).await?;
+    let host = &config.server.hostname;
+    println!("; DNS records for {domain}. Publish them at your DNS provider.");
+    println!("; Mail for {domain} is accepted by {host}; it needs A/AAAA records of its own.");
+    println!("{domain}.\tIN MX 10 {host}.");
+    println!("{domain}.\tIN TXT \"v=spf1 mx -all\"");
+    for key in core.dkim_keys(&access, &domain).await? {
+        let record = rampart_smtp::dkim::dns_record(&key);
+        // TXT strings are at most 255 bytes each; split longer values.
+        let parts: Vec<String> = record
+            .as_bytes()
+            .chunks(250)
+            .map(|c| format!("\"{}\"", String::from_utf8_lossy(c)))
+            .collect();
+        println!(
+            "{}._domainkey.{domain}.\tIN TXT {}",
+            key.selector,
+            parts.join(" ")
+        );
+    }
+    println!(
+        "_dmarc.{domain}.\tIN TXT \"v=DMARC1; p=quarantine; adkim=s; aspf=s; rua=mailto:postmaster@{domain}\""
+    );
+    Ok(())
+}
+
 /// `rampart init`.
 pub async fn init(config: &Config, domain: &str) -> anyhow::Result<()> {
     let core = open_core(config, OpenMode::CreateIfMissing).await?;
-    match core.bootstrap(&crate::operator(), domain).await? {
+    let bootstrap = core.bootstrap(&crate::operator(), domain).await?;
+    ensure_dkim_keys(&core, &config.dkim.selector).await?;
+    match bootstrap {
         Some(b) => {
             println!("Created the store in {}", config.server.data_dir.display());
             println!("Created domain {} and its administrator", b.domain);
@@ -107,8 +167,12 @@ pub async fn domain(config: &Config, command: DomainCommand) -> anyhow::Result<(
     match command {
         DomainCommand::Add { domain } => {
             let d = core.add_domain(&access, &domain).await?;
-            println!("added domain {}", d.name);
-            println!("publish its DNS records (MX, SPF, DKIM, DMARC) before mail can arrive");
+            ensure_dkim_keys(&core, &config.dkim.selector).await?;
+            println!("added domain {} with DKIM keys", d.name);
+            println!(
+                "publish its DNS records (MX, SPF, DKIM, DMARC), listed by `rampart dns {}`",
+                d.name
+            );
         }
         DomainCommand::List => {
             for d in core.list_domains(&access).await? {

@@ -35,6 +35,8 @@ pub struct Config {
     pub queue: QueueSection,
     /// `[relay]`
     pub relay: RelaySection,
+    /// `[dkim]`
+    pub dkim: DkimSection,
     /// `[log]`
     pub log: LogConfig,
 }
@@ -403,6 +405,22 @@ fn parse_route(key: &str, value: &str) -> anyhow::Result<rampart_smtp::queue::Ro
     })
 }
 
+/// `[dkim]`: naming of the signing keys made for each domain.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DkimSection {
+    /// Selector base: keys are published at `<selector>-ed25519._domainkey` and `<selector>-rsa._domainkey`.
+    pub selector: String,
+}
+
+impl Default for DkimSection {
+    fn default() -> Self {
+        DkimSection {
+            selector: "rampart".into(),
+        }
+    }
+}
+
 /// `[log]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -522,6 +540,19 @@ impl Config {
             }
         }
         self.queue_config()?;
+        if self.dkim.selector.is_empty()
+            || self.dkim.selector.len() > 40
+            || !self
+                .dkim
+                .selector
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        {
+            bail!(
+                "dkim.selector = {:?}: expected 1 to 40 letters, digits or hyphens",
+                self.dkim.selector
+            );
+        }
         for (key, value) in [
             ("queue.retry_base_seconds", self.queue.retry_base_seconds),
             ("queue.retry_max_seconds", self.queue.retry_max_seconds),

@@ -57,6 +57,11 @@ enum Command {
     /// Move mail into the store.
     #[command(subcommand)]
     Mail(MailCommand),
+    /// Print the DNS records a local domain needs: MX, SPF, DKIM, DMARC.
+    Dns {
+        /// The domain.
+        domain: String,
+    },
     /// Inspect and manage the outbound mail queue.
     #[command(subcommand)]
     Queue(QueueCommand),
@@ -253,8 +258,15 @@ fn load_config(cli: &Cli) -> anyhow::Result<Config> {
     Ok(config)
 }
 
-fn init_logging(config: &Config) {
-    let filter = std::env::var("RAMPART_LOG").unwrap_or_else(|_| config.log.level.clone());
+fn init_logging(config: &Config, serving: bool) {
+    // Administration commands print their results; their log stays quiet
+    // unless asked for, so scripts read clean output.
+    let default = if serving {
+        config.log.level.clone()
+    } else {
+        "warn".into()
+    };
+    let filter = std::env::var("RAMPART_LOG").unwrap_or(default);
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_new(filter)
@@ -272,7 +284,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     let config = load_config(&cli)?;
-    init_logging(&config);
+    init_logging(&config, matches!(cli.command, Command::Serve { .. }));
     match cli.command {
         Command::Serve { domain } => {
             rampart_core::normalize_domain(&domain)?;
@@ -287,6 +299,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Group(c) => runtime()?.block_on(cli::group(&config, c)),
         Command::Mail(c) => runtime()?.block_on(cli::mail(&config, c)),
         Command::Queue(c) => runtime()?.block_on(cli::queue(&config, c)),
+        Command::Dns { domain } => runtime()?.block_on(cli::dns(&config, &domain)),
     }
 }
 

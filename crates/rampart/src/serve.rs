@@ -127,6 +127,9 @@ pub async fn run(prepared: Prepared, first_domain: &str) -> anyhow::Result<()> {
         .await
         .context("first-start set-up failed")?;
 
+    let signed = crate::cli::ensure_dkim_keys(&core, &config.dkim.selector)
+        .await
+        .context("cannot make DKIM keys")?;
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
@@ -147,6 +150,12 @@ pub async fn run(prepared: Prepared, first_domain: &str) -> anyhow::Result<()> {
             format!("{}  ({})", addrs.join(", "), availability(service))
         };
         writeln!(out, "  {:<12} {status}", service.key())?;
+    }
+    for domain in &signed {
+        writeln!(
+            out,
+            "Made DKIM keys for {domain}: `rampart dns {domain}` lists the records to publish."
+        )?;
     }
     match &bootstrap {
         Some(b) => {

@@ -6,6 +6,7 @@
 
 mod client;
 pub mod data;
+pub mod dkim;
 pub mod queue;
 mod session;
 

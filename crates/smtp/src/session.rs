@@ -625,6 +625,13 @@ impl Session {
             .collect();
         let result = match &self.access {
             Some(user) => {
+                let raw = match self
+                    .dkim_sign(envelope.from.as_deref().unwrap_or_default(), raw)
+                    .await
+                {
+                    Ok(signed) => signed,
+                    Err(reply) => return reply,
+                };
                 if let Err(e) = self.core.save_sent(user, raw.clone()).await {
                     return temporary(e);
                 }
@@ -656,6 +663,35 @@ impl Session {
                 self.config.max_message_bytes
             )),
             Err(e) => temporary(e),
+        }
+    }
+
+    /// Prepends DKIM signatures with the keys of the sender's domain, if it has any.
+    async fn dkim_sign(&self, sender: &str, raw: Vec<u8>) -> Result<Vec<u8>, Reply> {
+        let Some((_, domain)) = sender.rsplit_once('@') else {
+            return Ok(raw);
+        };
+        let signer = Access::service("dkim", &self.ctx);
+        let keys = self
+            .core
+            .dkim_keys(&signer, domain)
+            .await
+            .map_err(temporary)?;
+        if keys.is_empty() {
+            return Ok(raw);
+        }
+        match crate::dkim::sign(&raw, &domain.to_ascii_lowercase(), &keys) {
+            Ok(headers) => {
+                let mut signed = headers.into_bytes();
+                signed.extend_from_slice(&raw);
+                Ok(signed)
+            }
+            Err(e) => {
+                tracing::error!("{e}");
+                Err(Reply::new(
+                    "451 4.3.0 Cannot sign the message; try again later",
+                ))
+            }
         }
     }
 

@@ -23,7 +23,7 @@ pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 /// The schema version this binary writes and understands.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// Everything that can go wrong in the store, phrased for the operator.
 #[derive(Debug, thiserror::Error)]
@@ -220,6 +220,11 @@ pub trait Store: Send + Sync + 'static {
     async fn queue_retry_now(&self, id: QueueId) -> Result<()>;
     /// Removes a message from the queue without delivering it.
     async fn queue_remove(&self, id: QueueId) -> Result<()>;
+
+    /// Stores a DKIM signing key for a domain.
+    async fn add_dkim_key(&self, domain: DomainId, key: DkimKey) -> Result<()>;
+    /// The DKIM signing keys of a domain, oldest first.
+    async fn dkim_keys(&self, domain: DomainId) -> Result<Vec<DkimKey>>;
 }
 
 /// Milliseconds since the Unix epoch, the store's clock.

@@ -545,3 +545,25 @@ pub enum QueueOutcome {
     /// The sender has been told of the delay (the recipient stays pending).
     DelayNotified,
 }
+
+/// A DKIM signing key of a domain.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DkimKey {
+    /// The selector (`<selector>._domainkey.<domain>`).
+    pub selector: String,
+    /// `ed25519-sha256` or `rsa-sha256`.
+    pub algorithm: String,
+    /// The private key: PKCS#8 DER (Ed25519) or PKCS#1 DER (RSA).
+    pub private_key: Vec<u8>,
+    /// The public key as published in DNS (base64 of this goes into `p=`).
+    pub public_key: Vec<u8>,
+}
+
+impl std::fmt::Debug for DkimKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DkimKey")
+            .field("selector", &self.selector)
+            .field("algorithm", &self.algorithm)
+            .finish_non_exhaustive()
+    }
+}

@@ -38,6 +38,7 @@ const MIGRATION_LOCK: i64 = 0x0052_414d_5041_5254;
 const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
     include_str!("postgres_schema.sql"),
     include_str!("postgres_schema_2.sql"),
+    include_str!("postgres_schema_3.sql"),
 ];
 
 impl PostgresStore {
@@ -1202,6 +1203,42 @@ impl Store for PostgresStore {
         .await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn add_dkim_key(&self, domain: DomainId, key: DkimKey) -> Result<()> {
+        let c = self.pool.get().await?;
+        let n = c
+            .execute(
+                "INSERT INTO dkim_keys (domain_id, selector, algorithm, private_key, public_key, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (domain_id, selector) DO NOTHING",
+                &[&domain.0, &key.selector, &key.algorithm, &key.private_key, &key.public_key, &now_millis()],
+            )
+            .await?;
+        if n == 0 {
+            return Err(StoreError::AlreadyExists(format!(
+                "DKIM selector {}",
+                key.selector
+            )));
+        }
+        Ok(())
+    }
+
+    async fn dkim_keys(&self, domain: DomainId) -> Result<Vec<DkimKey>> {
+        let c = self.pool.get().await?;
+        Ok(c
+            .query(
+                "SELECT selector, algorithm, private_key, public_key FROM dkim_keys WHERE domain_id = $1 ORDER BY id",
+                &[&domain.0],
+            )
+            .await?
+            .iter()
+            .map(|r| DkimKey {
+                selector: r.get(0),
+                algorithm: r.get(1),
+                private_key: r.get(2),
+                public_key: r.get(3),
+            })
+            .collect())
     }
 }
 

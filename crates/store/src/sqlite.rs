@@ -205,6 +205,7 @@ fn migrate(conn: &mut Connection) -> Result<()> {
 const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
     include_str!("sqlite_schema.sql"),
     include_str!("sqlite_schema_2.sql"),
+    include_str!("sqlite_schema_3.sql"),
 ];
 
 const PRINCIPAL_COLUMNS: &str = "p.id, p.kind, p.domain_id, d.name, p.local_part, p.display_name, p.password_hash, \
@@ -1179,6 +1180,39 @@ impl Store for SqliteStore {
                 params![hash],
             )?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn add_dkim_key(&self, domain: DomainId, key: DkimKey) -> Result<()> {
+        self.write(move |tx| {
+            let n = tx.execute(
+                "INSERT INTO dkim_keys (domain_id, selector, algorithm, private_key, public_key, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (domain_id, selector) DO NOTHING",
+                params![domain.0, key.selector, key.algorithm, key.private_key, key.public_key, now_millis()],
+            )?;
+            if n == 0 {
+                return Err(StoreError::AlreadyExists(format!("DKIM selector {}", key.selector)));
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn dkim_keys(&self, domain: DomainId) -> Result<Vec<DkimKey>> {
+        self.with_conn(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT selector, algorithm, private_key, public_key FROM dkim_keys WHERE domain_id = ?1 ORDER BY id",
+            )?;
+            let rows = stmt.query_map(params![domain.0], |r| {
+                Ok(DkimKey {
+                    selector: r.get(0)?,
+                    algorithm: r.get(1)?,
+                    private_key: r.get(2)?,
+                    public_key: r.get(3)?,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
         })
         .await
     }

@@ -643,6 +643,34 @@ async fn outbound_queue(h: Harness) {
     assert_eq!(store.blob_refcount(msg.blob).await.unwrap(), 0);
 }
 
+async fn dkim_keys_per_domain(h: Harness) {
+    let store = h.store;
+    let d = store.create_domain("signed.example").await.unwrap();
+    let key = |sel: &str| DkimKey {
+        selector: sel.into(),
+        algorithm: "ed25519-sha256".into(),
+        private_key: vec![1, 2, 3],
+        public_key: vec![4, 5, 6],
+    };
+    store.add_dkim_key(d.id, key("a")).await.unwrap();
+    store.add_dkim_key(d.id, key("b")).await.unwrap();
+    assert!(matches!(
+        store.add_dkim_key(d.id, key("a")).await,
+        Err(StoreError::AlreadyExists(_))
+    ));
+    let keys = store.dkim_keys(d.id).await.unwrap();
+    assert_eq!(
+        keys.iter().map(|k| k.selector.as_str()).collect::<Vec<_>>(),
+        ["a", "b"]
+    );
+    assert_eq!(keys[0].private_key, vec![1, 2, 3]);
+    store.delete_domain(d.id).await.unwrap();
+    assert!(
+        store.dkim_keys(d.id).await.unwrap().is_empty(),
+        "keys go with their domain"
+    );
+}
+
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -678,4 +706,5 @@ conformance!(
     threads_follow_references,
     newer_schema_refused,
     outbound_queue,
+    dkim_keys_per_domain,
 );
