@@ -125,10 +125,19 @@ impl Sandbox {
 
     /// Starts `rampart serve` and waits until it printed its banner.
     pub fn serve(&self, extra_args: &[&str]) -> Server {
-        let mut args = vec!["serve"];
-        args.extend_from_slice(extra_args);
-        let mut child = self
-            .cmd(&args)
+        Self::serve_at(&self.config_path(), &self.data(), extra_args)
+    }
+
+    /// Starts `rampart serve` on a given config and data directory (for restarts from another thread).
+    pub fn serve_at(config: &Path, data: &Path, extra_args: &[&str]) -> Server {
+        let mut cmd = rampart();
+        cmd.arg("--config")
+            .arg(config)
+            .arg("--data")
+            .arg(data)
+            .arg("serve")
+            .args(extra_args);
+        let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
