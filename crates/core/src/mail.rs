@@ -308,6 +308,19 @@ impl Core {
         accounts: &[PrincipalId],
         raw: Vec<u8>,
     ) -> CoreResult<Vec<Appended>> {
+        self.deliver_to(access, accounts, raw, MailboxRole::Inbox)
+            .await
+    }
+
+    /// Delivers a message into the mailbox with `role` (Inbox, or Junk for
+    /// quarantined mail) of each account, atomically.
+    pub async fn deliver_to(
+        &self,
+        access: &Access,
+        accounts: &[PrincipalId],
+        raw: Vec<u8>,
+        role: MailboxRole,
+    ) -> CoreResult<Vec<Appended>> {
         let mut inboxes = Vec::with_capacity(accounts.len());
         for &account in accounts {
             self.require_writer(access, account)?;
@@ -316,10 +329,10 @@ impl Core {
                 .list_mailboxes(account)
                 .await?
                 .into_iter()
-                .find(|m| m.role == Some(MailboxRole::Inbox))
+                .find(|m| m.role == Some(role))
                 .ok_or_else(|| CoreError::NotFound {
-                    kind: "inbox of account",
-                    name: account.to_string(),
+                    kind: "mailbox for delivery of account",
+                    name: format!("{account} ({})", role.as_str()),
                 })?;
             if !inboxes.iter().any(|(id, _)| *id == inbox.id) {
                 inboxes.push((inbox.id, account));
@@ -339,7 +352,7 @@ impl Core {
             self.record(
                 access,
                 Event::new(Operation::Create, Some(account))
-                    .container("INBOX")
+                    .container(role.default_name())
                     .objects(vec![a.message.0])
                     .bytes(bytes),
             )

@@ -37,6 +37,8 @@ pub struct Config {
     pub relay: RelaySection,
     /// `[dkim]`
     pub dkim: DkimSection,
+    /// `[dns]`
+    pub dns: DnsSection,
     /// `[log]`
     pub log: LogConfig,
 }
@@ -421,6 +423,38 @@ impl Default for DkimSection {
     }
 }
 
+/// `[dns]`: where DNS answers for SPF, DKIM and DMARC come from.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DnsSection {
+    /// `"system"`: the system resolver; `"static"`: only `txt` below (tests, air-gapped sites).
+    pub source: DnsSourceName,
+    /// TXT records answered locally, by name: `"_dmarc.example.net" = "v=DMARC1; p=reject"`.
+    pub txt: std::collections::BTreeMap<String, String>,
+    /// Check SPF, DKIM, ARC and DMARC of inbound mail and apply DMARC policies.
+    pub verify_inbound: bool,
+}
+
+impl Default for DnsSection {
+    fn default() -> Self {
+        DnsSection {
+            source: DnsSourceName::System,
+            txt: Default::default(),
+            verify_inbound: true,
+        }
+    }
+}
+
+/// `dns.source`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DnsSourceName {
+    /// The system's resolver.
+    System,
+    /// Only the configured records.
+    Static,
+}
+
 /// `[log]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -668,7 +702,25 @@ impl Config {
             idle_timeout: Duration::from_secs(s.idle_timeout_seconds),
             session_timeout: Duration::from_secs(s.session_timeout_seconds),
             max_errors: s.max_errors,
+            verifier: None,
         }
+    }
+
+    /// The inbound verifier, unless `dns.verify_inbound` is off.
+    pub fn verifier(
+        &self,
+    ) -> anyhow::Result<Option<std::sync::Arc<rampart_smtp::verify::Verifier>>> {
+        if !self.dns.verify_inbound {
+            return Ok(None);
+        }
+        let source = match self.dns.source {
+            DnsSourceName::System => rampart_smtp::verify::DnsSource::System,
+            DnsSourceName::Static => rampart_smtp::verify::DnsSource::Static,
+        };
+        let records: Vec<(String, String)> = self.dns.txt.clone().into_iter().collect();
+        Ok(Some(std::sync::Arc::new(
+            rampart_smtp::verify::Verifier::new(&self.server.hostname, source, &records)?,
+        )))
     }
 
     /// The store to open.

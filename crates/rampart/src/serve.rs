@@ -182,7 +182,10 @@ pub async fn run(prepared: Prepared, first_domain: &str) -> anyhow::Result<()> {
     let services = Arc::new(Services {
         core: core.clone(),
         acceptor: TlsAcceptor::from(tls),
-        smtp_mx: Arc::new(config.smtp_config(rampart_smtp::Mode::Mx)),
+        smtp_mx: Arc::new(rampart_smtp::SmtpConfig {
+            verifier: config.verifier()?,
+            ..config.smtp_config(rampart_smtp::Mode::Mx)
+        }),
         smtp_submission: Arc::new(config.smtp_config(rampart_smtp::Mode::Submission)),
         shutdown: shutdown.clone(),
     });

@@ -60,29 +60,54 @@ fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
     ignore = "skipped: needs python3 (smtplib) as the SMTP client"
 )]
 fn submitted_mail_is_relayed_bounced_and_retried() {
-    // The remote domain's server: a second Rampart.
-    let remote = Sandbox::new();
+    // Our server, set up first so that its DNS records can be "published" to the other.
+    let dead_port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let local = Sandbox::new();
+    local.ok(&["init", "--domain", "example.org"], "");
+    let published: Vec<(String, String)> = local
+        .ok(&["dns", "example.org"], "")
+        .lines()
+        .filter_map(|l| {
+            let (name, rest) = l.split_once("\tIN TXT ")?;
+            let value: String = rest.split('"').skip(1).step_by(2).collect();
+            Some((name.trim_end_matches('.').to_string(), value))
+        })
+        .collect();
+    assert_eq!(
+        published.len(),
+        4,
+        "SPF, two DKIM keys, DMARC: {published:?}"
+    );
+
+    // The remote domain's server: a second Rampart, which sees our records in its DNS.
+    let mut remote_dns = String::from("[dns]\nsource = \"static\"\n[dns.txt]\n");
+    for (name, value) in &published {
+        // Our test server sends from 127.0.0.1, which the published "mx" SPF cannot resolve here.
+        let value = if value.starts_with("v=spf1") {
+            "v=spf1 ip4:127.0.0.1 -all"
+        } else {
+            value
+        };
+        remote_dns.push_str(&format!("\"{name}\" = \"{value}\"\n"));
+    }
+    let remote = Sandbox::custom("", &remote_dns);
     let remote_server = remote.serve(&["--domain", "remote.example"]);
     remote.ok(
         &["user", "add", "bob@remote.example", "--password-stdin"],
         "bob's long password!\n",
     );
     let remote_port = remote_server.addr("smtp").port();
-    // A port where nothing listens: delivery there fails temporarily.
-    let dead_port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
 
-    let local = Sandbox::custom(
-        "",
-        &format!(
-            "[queue]\nretry_base_seconds = 1\ndelay_notice_seconds = 0\npoll_interval_seconds = 1\nio_timeout_seconds = 5\n\
-             [relay.routes]\n\"remote.example\" = \"127.0.0.1:{remote_port}\"\n\"dead.example\" = \"127.0.0.1:{dead_port}\"\n"
-        ),
-    );
-    let server = local.serve(&["--domain", "example.org"]);
+    local.write_config(&format!(
+        "{}[queue]\nretry_base_seconds = 1\ndelay_notice_seconds = 0\npoll_interval_seconds = 1\nio_timeout_seconds = 5\n\
+         [relay.routes]\n\"remote.example\" = \"127.0.0.1:{remote_port}\"\n\"dead.example\" = \"127.0.0.1:{dead_port}\"\n",
+        std::fs::read_to_string(local.config_path()).unwrap()
+    ));
+    let server = local.serve(&[]);
     local.ok(
         &["user", "add", "alice@example.org", "--password-stdin"],
         "alice's long password\n",

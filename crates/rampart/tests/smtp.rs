@@ -92,9 +92,16 @@ fn subjects(sb: &Sandbox, user: &str, role: MailboxRole) -> Vec<String> {
         for m in store.list_messages(mailbox.id).await.unwrap() {
             let raw = store.read_blob(m.blob).await.unwrap();
             let text = String::from_utf8_lossy(&raw).to_string();
+            assert!(text.contains("\r\nReceived: from ") || text.starts_with("Received: from "));
             assert!(
-                text.starts_with("Received: from ") || text.starts_with("DKIM-Signature: "),
-                "no Received header (or signature) on top: {text}"
+                [
+                    "Received: from ",
+                    "DKIM-Signature: ",
+                    "Authentication-Results: "
+                ]
+                .iter()
+                .any(|h| text.starts_with(h)),
+                "no trace header on top: {text}"
             );
             let subject = text
                 .lines()
@@ -145,5 +152,92 @@ fn inbound_and_submission_with_smtplib() {
 fn failed_logins_ban_the_address_on_every_service() {
     let (sb, server) = setup("[security]\nfailed_logins_before_ban = 3\nfailure_delay_ms = 10\n");
     python(&sb, &server, "ban");
+    assert!(server.stop().success());
+}
+
+/// Every message in a mailbox, as text.
+fn messages(sb: &Sandbox, user: &str, role: MailboxRole) -> Vec<String> {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let store = rampart_store::open(
+            &StoreConfig::Sqlite {
+                data_dir: sb.data(),
+                pool_size: 1,
+            },
+            OpenMode::MustExist,
+        )
+        .await
+        .unwrap();
+        let p = store
+            .find_principal(user, "example.org")
+            .await
+            .unwrap()
+            .unwrap();
+        let mailbox = store
+            .list_mailboxes(p.id)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|m| m.role == Some(role))
+            .unwrap();
+        let mut out = Vec::new();
+        for m in store.list_messages(mailbox.id).await.unwrap() {
+            out.push(String::from_utf8_lossy(&store.read_blob(m.blob).await.unwrap()).to_string());
+        }
+        out
+    })
+}
+
+#[test]
+#[cfg_attr(
+    not(rampart_test_python),
+    ignore = "skipped: needs python3 (smtplib) as the SMTP client"
+)]
+fn inbound_spf_and_dmarc_decide_and_are_recorded() {
+    let (sb, server) = setup(
+        "[dns]\nsource = \"static\"\n[dns.txt]\n\
+         \"pass.example\" = \"v=spf1 ip4:127.0.0.1 -all\"\n\
+         \"_dmarc.pass.example\" = \"v=DMARC1; p=reject\"\n\
+         \"reject.example\" = \"v=spf1 ip4:192.0.2.1 -all\"\n\
+         \"_dmarc.reject.example\" = \"v=DMARC1; p=reject\"\n\
+         \"quarantine.example\" = \"v=spf1 ip4:192.0.2.1 -all\"\n\
+         \"_dmarc.quarantine.example\" = \"v=DMARC1; p=quarantine\"\n\
+         \"softfail.example\" = \"v=spf1 ~all\"\n\
+         \"none.example\" = \"google-site-verification=abc\"\n\
+         \"unknown.example\" = \"v=spf1 a:broken.example -all\"\n",
+    );
+    python(&sb, &server, "auth");
+    let inbox = messages(&sb, "alice", MailboxRole::Inbox);
+    let junk = messages(&sb, "alice", MailboxRole::Junk);
+    let find = |list: &[String], domain: &str| {
+        list.iter()
+            .find(|m| m.contains(&format!("Subject: auth {domain}")))
+            .cloned()
+    };
+    let results = |m: &str| {
+        m.split("\r\n")
+            .skip_while(|l| !l.starts_with("Authentication-Results:"))
+            .take_while(|l| {
+                l.starts_with("Authentication-Results:")
+                    || l.starts_with('\t')
+                    || l.starts_with(' ')
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let pass = find(&inbox, "pass.example").expect("pass.example delivered to the inbox");
+    let r = results(&pass);
+    assert!(r.contains("spf=pass") && r.contains("dmarc=pass"), "{r}");
+    assert!(find(&inbox, "reject.example").is_none() && find(&junk, "reject.example").is_none());
+    let q = find(&junk, "quarantine.example").expect("quarantined mail goes to Junk");
+    let r = results(&q);
+    assert!(r.contains("spf=fail") && r.contains("dmarc=fail"), "{r}");
+    assert!(find(&inbox, "quarantine.example").is_none());
+    let r = results(&find(&inbox, "softfail.example").unwrap());
+    assert!(r.contains("spf=softfail"), "{r}");
+    let r = results(&find(&inbox, "none.example").unwrap());
+    assert!(r.contains("spf=none"), "{r}");
+    let r = results(&find(&inbox, "unknown.example").unwrap());
+    assert!(r.contains("spf=temperror"), "{r}");
     assert!(server.stop().success());
 }

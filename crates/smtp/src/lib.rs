@@ -9,6 +9,7 @@ pub mod data;
 pub mod dkim;
 pub mod queue;
 mod session;
+pub mod verify;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -7,11 +7,12 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use rampart_core::store::PrincipalId;
+use rampart_core::store::{MailboxRole, PrincipalId};
 use rampart_core::{Access, Address, Core, CoreError, Protocol, SessionContext};
 use smtp_proto::{AUTH_LOGIN, AUTH_PLAIN, Error as ParseError, Request};
 
 use crate::data::DataError;
+use crate::verify::Disposition;
 
 /// Which face of the server a listener shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +46,8 @@ pub struct SmtpConfig {
     pub session_timeout: Duration,
     /// Close a session after this many bad commands.
     pub max_errors: usize,
+    /// Authenticates inbound mail (SPF, DKIM, ARC, DMARC); `None` skips it.
+    pub verifier: Option<std::sync::Arc<crate::verify::Verifier>>,
 }
 
 impl SmtpConfig {
@@ -61,6 +64,7 @@ impl SmtpConfig {
             idle_timeout: Duration::from_secs(300),
             session_timeout: Duration::from_secs(1800),
             max_errors: 10,
+            verifier: None,
         }
     }
 }
@@ -642,9 +646,25 @@ impl Session {
                     .map(|_| ())
             }
             None => {
+                let mut role = MailboxRole::Inbox;
+                if let (Some(verifier), Some(ip)) = (&self.config.verifier, self.ctx.client) {
+                    let helo = self.helo.as_deref().unwrap_or_default();
+                    let from = envelope.from.as_deref().unwrap_or_default();
+                    let verdict = verifier.verify(ip, helo, from, &raw).await;
+                    match verdict.disposition {
+                        Disposition::Reject(reason) => {
+                            return Reply::new(format!("550 5.7.1 {reason}"));
+                        }
+                        Disposition::Junk => role = MailboxRole::Junk,
+                        Disposition::Accept => {}
+                    }
+                    let mut with_results = verdict.header.into_bytes();
+                    with_results.extend_from_slice(&raw);
+                    raw = with_results;
+                }
                 let inbound = Access::service("smtp-inbound", &self.ctx);
                 self.core
-                    .deliver(&inbound, &accounts, raw)
+                    .deliver_to(&inbound, &accounts, raw, role)
                     .await
                     .map(|_| ())
             }

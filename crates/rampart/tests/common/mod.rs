@@ -55,6 +55,10 @@ impl Sandbox {
         if !rest.contains("[auth]") {
             config.push_str(FAST_AUTH);
         }
+        // Tests never ask the network's DNS: only records they configure.
+        if !rest.contains("[dns]") {
+            config.push_str("[dns]\nsource = \"static\"\n");
+        }
         let sandbox = Sandbox { dir };
         sandbox.write_config(&format!("{config}{rest}"));
         sandbox

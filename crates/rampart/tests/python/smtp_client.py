@@ -209,6 +209,27 @@ def ban():
         assert greeting.startswith("421 4.7.0"), greeting
 
 
+def auth():
+    """Inbound SPF/DMARC outcomes for senders whose DNS the test configured."""
+    cases = [
+        ("pass.example", 250),        # SPF pass, DMARC p=reject passes by alignment
+        ("reject.example", 550),      # SPF fail, DMARC p=reject: refused
+        ("quarantine.example", 250),  # SPF fail, DMARC p=quarantine: to Junk
+        ("softfail.example", 250),    # SPF ~all, no DMARC
+        ("none.example", 250),        # a TXT record that is not SPF
+        ("unknown.example", 250),     # its SPF needs an A lookup that fails (temperror)
+    ]
+    for domain, code in cases:
+        with smtplib.SMTP(HOST, mx_port) as s:
+            s.ehlo(f"mx.{domain}")
+            s.mail(f"sender@{domain}")
+            expect(s.rcpt("alice@example.org"), 250)
+            got = s.data(message(f"sender@{domain}", "alice@example.org", f"auth {domain}"))
+            assert got[0] == code, (domain, got)
+            if code == 550:
+                assert got[1].startswith(b"5.7.1"), got
+
+
 def relay():
     # Authenticated submission to other domains goes to the queue.
     with smtplib.SMTP(HOST, sub_port) as s:
@@ -221,6 +242,7 @@ def relay():
 
 {
     "relay": relay,
+    "auth": auth,
     "inbound": inbound,
     "starttls_inbound": starttls_inbound,
     "limits": limits,
