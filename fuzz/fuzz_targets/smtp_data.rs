@@ -15,7 +15,12 @@ fuzz_target!(|data: &[u8]| {
     for chunk in body.chunks(piece) {
         if let DataProgress::Done { result, consumed } = reader.feed(chunk) {
             fed += consumed;
-            assert!(body[..fed].ends_with(b"\r\n.\r\n"), "ended without the strict terminator");
+            // The body starts at a line start, so it may end at once with ".\r\n".
+            let read = &body[..fed];
+            assert!(
+                read == b".\r\n" || read.ends_with(b"\r\n.\r\n"),
+                "ended without the strict terminator"
+            );
             if let Ok(message) = result {
                 assert!(message.len() <= 2048);
                 assert!(!message.windows(2).any(|w| w[1] == b'\n' && w[0] != b'\r'));

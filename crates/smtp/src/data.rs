@@ -70,7 +70,9 @@ impl DataReader {
                 self.pending_cr = false;
                 if b != b'\n' {
                     self.fail(DataError::BareLineEnding);
-                    // The CR ends nothing: continue with this byte as line content.
+                    // The CR ends nothing: it stays in the line (so ".\r\r\n"
+                    // is no terminator), and this byte is read as usual.
+                    self.push_line_byte(b'\r');
                 } else {
                     if self.end_line() {
                         let result = match self.error {
@@ -170,6 +172,8 @@ mod tests {
             b"a\r.\rMAIL FROM:<x>\r\n.\r\n",
             b"a\r\n.\nMAIL FROM:<x>\r\n.\r\n",
             b"a\n.\r\nMAIL FROM:<x>\r\n.\r\n",
+            // Found by the fuzzer: a bare CR before CRLF must not make "." a line.
+            b"a\r\n.\r\r\nMAIL FROM:<x>\r\n.\r\n",
         ] {
             let (r, used) = read_all(attack);
             assert_eq!(r, Err(DataError::BareLineEnding), "{attack:?}");

@@ -1,0 +1,156 @@
+#![forbid(unsafe_code)]
+//! SMTP load client: sends N messages of a realistic size mix over K
+//! concurrent connections and reports throughput and the latency of the
+//! final reply (the moment the server says the message is safe).
+
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+/// Sends mail as fast as the server takes it and reports how fast that was.
+#[derive(Parser, Debug)]
+struct Args {
+    /// Server address, host:port.
+    #[arg(long)]
+    server: String,
+    /// Messages in all.
+    #[arg(long, default_value_t = 2000)]
+    messages: usize,
+    /// Concurrent connections.
+    #[arg(long, default_value_t = 16)]
+    connections: usize,
+    /// Envelope recipient.
+    #[arg(long)]
+    rcpt: String,
+    /// Envelope sender.
+    #[arg(long, default_value = "load@bench.example")]
+    sender: String,
+    /// Messages per connection before reconnecting.
+    #[arg(long, default_value_t = 50)]
+    per_connection: usize,
+}
+
+/// Sizes and shapes: most mail is small, some carries attachments.
+fn message(i: usize) -> Vec<u8> {
+    // 60% ~2-8 KB text, 30% ~20-60 KB, 10% ~100-200 KB with a base64 attachment.
+    let bucket = (i * 7919) % 10;
+    let (text_kb, attachment_kb) = match bucket {
+        0..=5 => (2 + (i % 7), 0),
+        6..=8 => (20 + (i % 41), 0),
+        _ => (4, 100 + (i % 101)),
+    };
+    let mut m = format!(
+        "From: Load <load@bench.example>\r\nTo: <rcpt@bench.example>\r\nSubject: load test message {i}\r\n\
+         Message-ID: <load-{i}@bench.example>\r\nDate: Fri, 27 Nov 2026 10:00:00 +0000\r\nMIME-Version: 1.0\r\n"
+    );
+    let boundary = format!("b{i}");
+    if attachment_kb > 0 {
+        m.push_str(&format!("Content-Type: multipart/mixed; boundary=\"{boundary}\"\r\n\r\n--{boundary}\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"));
+    } else {
+        m.push_str("Content-Type: text/plain; charset=utf-8\r\n\r\n");
+    }
+    let line = "The council meets on Thursday; the minutes of the last session are attached.\r\n";
+    while m.len() < text_kb * 1024 {
+        m.push_str(line);
+    }
+    if attachment_kb > 0 {
+        m.push_str(&format!("\r\n--{boundary}\r\nContent-Type: application/pdf; name=\"minutes-{i}.pdf\"\r\nContent-Transfer-Encoding: base64\r\nContent-Disposition: attachment; filename=\"minutes-{i}.pdf\"\r\n\r\n"));
+        let b64 =
+            "JVBERi0xLjQKJcfsj6IKNSAwIG9iago8PC9MZW5ndGggNiAwIFIvRmlsdGVyIC9GbGF0ZURlY29k\r\n";
+        let target = m.len() + attachment_kb * 1024;
+        while m.len() < target {
+            m.push_str(b64);
+        }
+        m.push_str(&format!("\r\n--{boundary}--\r\n"));
+    }
+    m.into_bytes()
+}
+
+async fn reply(r: &mut BufReader<TcpStream>) -> anyhow::Result<u16> {
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line).await? == 0 {
+            anyhow::bail!("connection closed");
+        }
+        if line.as_bytes().get(3) != Some(&b'-') {
+            return Ok(line.get(..3).unwrap_or("000").parse()?);
+        }
+    }
+}
+
+async fn expect(r: &mut BufReader<TcpStream>, want: u16, what: &str) -> anyhow::Result<()> {
+    let code = reply(r).await?;
+    anyhow::ensure!(code == want, "{what}: expected {want}, got {code}");
+    Ok(())
+}
+
+async fn worker(args: &Args, ids: Vec<usize>) -> anyhow::Result<Vec<Duration>> {
+    let mut latencies = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(args.per_connection) {
+        let stream = TcpStream::connect(&args.server).await?;
+        stream.set_nodelay(true)?;
+        let mut r = BufReader::new(stream);
+        expect(&mut r, 220, "greeting").await?;
+        r.get_mut()
+            .write_all(b"EHLO load.bench.example\r\n")
+            .await?;
+        expect(&mut r, 250, "EHLO").await?;
+        for &i in chunk {
+            let body = message(i);
+            r.get_mut()
+                .write_all(
+                    format!(
+                        "MAIL FROM:<{}>\r\nRCPT TO:<{}>\r\nDATA\r\n",
+                        args.sender, args.rcpt
+                    )
+                    .as_bytes(),
+                )
+                .await?;
+            expect(&mut r, 250, "MAIL").await?;
+            expect(&mut r, 250, "RCPT").await?;
+            expect(&mut r, 354, "DATA").await?;
+            r.get_mut().write_all(&body).await?;
+            let sent = Instant::now();
+            r.get_mut().write_all(b".\r\n").await?;
+            expect(&mut r, 250, "end of data").await?;
+            latencies.push(sent.elapsed());
+        }
+        r.get_mut().write_all(b"QUIT\r\n").await?;
+        let _ = reply(&mut r).await;
+    }
+    Ok(latencies)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args: &'static Args = Box::leak(Box::new(Args::parse()));
+    let bytes: usize = (0..args.messages).map(|i| message(i).len()).sum();
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..args.connections {
+        let ids: Vec<usize> = (0..args.messages)
+            .filter(|i| i % args.connections == w)
+            .collect();
+        tasks.push(tokio::spawn(worker(args, ids)));
+    }
+    let mut latencies = Vec::new();
+    for t in tasks {
+        latencies.extend(t.await??);
+    }
+    let elapsed = start.elapsed();
+    latencies.sort();
+    let pct = |p: f64| latencies[((latencies.len() as f64 - 1.0) * p).round() as usize];
+    println!(
+        "messages={} connections={} bytes={} seconds={:.3} msgs_per_sec={:.1} p50_ms={:.2} p99_ms={:.2}",
+        latencies.len(),
+        args.connections,
+        bytes,
+        elapsed.as_secs_f64(),
+        latencies.len() as f64 / elapsed.as_secs_f64(),
+        pct(0.50).as_secs_f64() * 1000.0,
+        pct(0.99).as_secs_f64() * 1000.0,
+    );
+    Ok(())
+}
