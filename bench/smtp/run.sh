@@ -32,6 +32,9 @@ cleanup() {
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() { for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; return 1; }
 peak_rss_kb() { awk '/VmHWM/ {s += $2} END {print s + 0}' "$@" 2>/dev/null || echo 0; }
+# Proportional set size: shared pages split between the processes that share them,
+# so a sum over many processes (Postfix, Dovecot) is not inflated by shared libraries.
+pss_kb() { for p in "$@"; do cat "/proc/$p/smaps_rollup" 2>/dev/null; done | awk '/^Pss:/ {s += $2} END {print s + 0}'; }
 
 cargo build --release -q -p rampart -p rampart-bench
 RAMPART=target/release/rampart
@@ -65,8 +68,9 @@ PIDS+=("$R_PID")
 wait_port "$R_PORT"
 R_OUT=$($LOAD --server "127.0.0.1:$R_PORT" --messages "$MESSAGES" --connections "$CONNECTIONS" --rcpt rcpt@bench.example)
 R_RSS=$(peak_rss_kb "/proc/$R_PID/status")
+R_PSS=$(pss_kb "$R_PID")
 kill "$R_PID"; wait "$R_PID" || true
-echo "rampart: $R_OUT peak_rss_kb=$R_RSS"
+echo "rampart: $R_OUT peak_rss_kb=$R_RSS pss_after_kb=$R_PSS"
 
 # --- Postfix + Dovecot LMTP -> Maildir ----------------------------------
 if ! command -v postfix >/dev/null || ! command -v dovecot >/dev/null; then
@@ -165,11 +169,12 @@ END=$(date +%s.%N)
 # Every process of both instances: the two masters and all their descendants.
 descendants() { local p; for p in "$@"; do echo "$p"; descendants $(pgrep -P "$p" || true); done; }
 P_PIDS=$(descendants "$(cat "$POSTFIX_DIR/queue/pid/master.pid" | tr -d ' ')" "$(cat "$WORK/dovecot/run/master.pid")")
-P_RSS=$(for p in $P_PIDS; do echo "/proc/$p/status"; done | xargs -r awk '/VmHWM/ {s += $2} END {print s + 0}')
+P_PSS=$(pss_kb $P_PIDS)
+P_PROCS=$(echo $P_PIDS | wc -w)
 P_RATE=$(echo "$MESSAGES $START $END" | awk '{printf "%.1f", $1 / ($3 - $2)}')
-echo "postfix+dovecot: $P_OUT delivered=$DELIVERED delivered_msgs_per_sec=$P_RATE peak_rss_kb=$P_RSS"
+echo "postfix+dovecot: $P_OUT delivered=$DELIVERED delivered_msgs_per_sec=$P_RATE processes=$P_PROCS pss_after_kb=$P_PSS"
 
 R_RATE=$(echo "$R_OUT" | sed -E 's/.*msgs_per_sec=([0-9.]+).*/\1/')
 R_P99=$(echo "$R_OUT" | sed -E 's/.*p99_ms=([0-9.]+).*/\1/')
 P_P99=$(echo "$P_OUT" | sed -E 's/.*p99_ms=([0-9.]+).*/\1/')
-echo "ratio: rampart/postfix+dovecot delivered msgs/s = $(echo "$R_RATE $P_RATE" | awk '{printf "%.2f", $1/$2}'), p99 of the final 250 = $(echo "$R_P99 $P_P99" | awk '{printf "%.2f", $1/$2}') (lower is better), peak RSS = $(echo "$R_RSS $P_RSS" | awk '{printf "%.2f", $1/$2}')"
+echo "ratio: rampart/postfix+dovecot delivered msgs/s = $(echo "$R_RATE $P_RATE" | awk '{printf "%.2f", $1/$2}'), p99 of the final 250 = $(echo "$R_P99 $P_P99" | awk '{printf "%.2f", $1/$2}') (lower is better), memory (PSS after the run) = $(echo "$R_PSS $P_PSS" | awk '{printf "%.2f", $1/$2}')"

@@ -24,6 +24,11 @@ pub struct SqliteStore {
     db_path: PathBuf,
     idle: Arc<Mutex<Vec<Connection>>>,
     permits: Arc<Semaphore>,
+    /// One writer at a time within the process: SQLite allows one anyway,
+    /// and waiting here (in FIFO order) beats SQLite's busy handler, which
+    /// sleeps in growing steps and makes latency jump under load. Writers in
+    /// other processes (the CLI) still meet the busy timeout.
+    writer: tokio::sync::Mutex<()>,
     blobs: FsBlobs,
 }
 
@@ -91,6 +96,7 @@ impl SqliteStore {
             db_path,
             idle: Arc::new(Mutex::new(vec![conn])),
             permits: Arc::new(Semaphore::new(pool_size)),
+            writer: tokio::sync::Mutex::new(()),
             blobs,
         })
     }
@@ -128,6 +134,7 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&Transaction<'_>) -> Result<T> + Send + 'static,
     {
+        let _turn = self.writer.lock().await;
         self.with_conn(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let out = f(&tx)?;
