@@ -249,24 +249,28 @@ impl Core {
         self.check_size(raw.len())?;
         let size = raw.len() as u64;
         let (summary, references) = summarize(&raw);
-        let blob = self.store.put_blob(raw).await?;
-        let appended = self
-            .store
-            .append_message(
-                targets,
-                NewMessage {
-                    blob,
-                    size,
-                    received_at: received_at.unwrap_or_else(rampart_store::now_millis),
-                    message_id_header: summary.message_id.clone(),
-                    references,
-                    summary: serde_json::to_string(&summary)
-                        .map_err(|e| CoreError::Invalid(e.to_string()))?,
-                    flags,
-                    keywords,
-                },
-            )
-            .await?;
+        let new_message = |blob| NewMessage {
+            blob,
+            size,
+            received_at: received_at.unwrap_or_else(rampart_store::now_millis),
+            message_id_header: summary.message_id.clone(),
+            references: references.clone(),
+            summary: serde_json::to_string(&summary).unwrap_or_else(|_| "{}".into()),
+            flags,
+            keywords: keywords.clone(),
+        };
+        let raw = std::sync::Arc::new(raw);
+        let blob = self.store.put_blob(raw.clone()).await?;
+        let appended = match self.store.append_message(targets, new_message(blob)).await {
+            // A sweep took the blob between storing and naming it: store it again.
+            Err(rampart_store::StoreError::BlobDamaged { .. }) => {
+                let blob = self.store.put_blob(raw).await?;
+                self.store
+                    .append_message(targets, new_message(blob))
+                    .await?
+            }
+            other => other?,
+        };
         Ok(appended)
     }
 

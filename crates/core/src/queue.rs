@@ -31,17 +31,23 @@ impl Core {
         } else {
             self.check_size(raw.len())?;
             let size = raw.len() as u64;
-            let blob = self.store.put_blob(raw.clone()).await?;
-            let id = self
-                .store
-                .enqueue(NewQueued {
-                    blob,
-                    size,
-                    sender: sender.to_owned(),
-                    recipients: remote.to_vec(),
-                    owner: access.account(),
-                })
-                .await?;
+            let shared = std::sync::Arc::new(raw.clone());
+            let queued = |blob| NewQueued {
+                blob,
+                size,
+                sender: sender.to_owned(),
+                recipients: remote.to_vec(),
+                owner: access.account(),
+            };
+            let blob = self.store.put_blob(shared.clone()).await?;
+            let id = match self.store.enqueue(queued(blob)).await {
+                // A sweep took the blob between storing and naming it: store it again.
+                Err(rampart_store::StoreError::BlobDamaged { .. }) => {
+                    let blob = self.store.put_blob(shared).await?;
+                    self.store.enqueue(queued(blob)).await?
+                }
+                other => other?,
+            };
             self.record(
                 access,
                 Event::new(Operation::Create, access.account())

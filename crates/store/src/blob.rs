@@ -86,11 +86,12 @@ impl FsBlobs {
         self.root.join(&hex[..2]).join(hex)
     }
 
-    /// Writes and syncs the blob unless it is there already.
+    /// Writes and syncs the blob unless it is there already, in which case
+    /// its modification time is refreshed so a sweep leaves it alone.
     pub(crate) fn put(&self, hash: &BlobHash, data: &[u8]) -> Result<()> {
         let path = self.path_of(hash);
-        if path.is_file() {
-            return Ok(());
+        if let Ok(file) = fs::OpenOptions::new().append(true).open(&path) {
+            return file.set_modified(SystemTime::now()).map_err(io_err(&path));
         }
         let dir = path.parent().expect("blob path has a parent");
         fs::create_dir_all(dir).map_err(io_err(dir))?;
@@ -120,6 +121,37 @@ impl FsBlobs {
 
     pub(crate) fn exists(&self, hash: &BlobHash) -> bool {
         self.path_of(hash).is_file()
+    }
+
+    /// Every stored blob whose file is older than `grace`.
+    pub(crate) fn files_older_than(&self, grace: Duration) -> Result<Vec<BlobHash>> {
+        let mut out = Vec::new();
+        for entry in fs::read_dir(&self.root).map_err(io_err(&self.root))? {
+            let dir = entry.map_err(io_err(&self.root))?.path();
+            let is_fanout = dir.file_name().is_some_and(|n| {
+                n.len() == 2 && n.to_string_lossy().bytes().all(|b| b.is_ascii_hexdigit())
+            });
+            if !is_fanout || !dir.is_dir() {
+                continue;
+            }
+            for file in fs::read_dir(&dir).map_err(io_err(&dir))? {
+                let file = file.map_err(io_err(&dir))?;
+                if let Ok(hash) = BlobHash::from_hex(&file.file_name().to_string_lossy())
+                    && self.modified_before(&hash, grace)
+                {
+                    out.push(hash);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Whether the blob's file exists and was last written or refreshed more than `grace` ago.
+    pub(crate) fn modified_before(&self, hash: &BlobHash, grace: Duration) -> bool {
+        fs::metadata(self.path_of(hash))
+            .and_then(|m| m.modified())
+            .map(|m| SystemTime::now().duration_since(m).unwrap_or_default() >= grace)
+            .unwrap_or(false)
     }
 
     /// Removes temp files of writers that died mid-write, older than `grace`.

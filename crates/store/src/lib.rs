@@ -165,8 +165,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// Stores blob content durably (synced) and returns its hash. The blob is
     /// not yet named by any row; [`Store::sweep_blobs`] may remove it after the
-    /// grace period unless a message names it first.
-    async fn put_blob(&self, data: Vec<u8>) -> Result<BlobHash>;
+    /// grace period unless a message names it first. An append or enqueue that
+    /// names a blob a sweep removed in between fails with
+    /// [`StoreError::BlobDamaged`]; the caller puts it again and retries.
+    async fn put_blob(&self, data: Arc<Vec<u8>>) -> Result<BlobHash>;
     /// Reads blob content, verifying it against its hash.
     async fn read_blob(&self, hash: BlobHash) -> Result<Vec<u8>>;
     /// How many messages name the blob (0 when none).

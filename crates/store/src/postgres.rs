@@ -720,7 +720,7 @@ impl Store for PostgresStore {
         .map(|r| mailbox_from(&r)))
     }
 
-    async fn put_blob(&self, data: Vec<u8>) -> Result<BlobHash> {
+    async fn put_blob(&self, data: std::sync::Arc<Vec<u8>>) -> Result<BlobHash> {
         let hash = BlobHash::of(&data);
         let c = self.pool.get().await?;
         // Content and row commit together; a committed transaction is durable
@@ -728,7 +728,7 @@ impl Store for PostgresStore {
         c.execute(
             "INSERT INTO blobs (hash, size, refcount, last_put_at, data) VALUES ($1, $2, 0, $3, $4)
              ON CONFLICT (hash) DO UPDATE SET last_put_at = excluded.last_put_at",
-            &[&hash.to_hex(), &(data.len() as i64), &now_millis(), &data],
+            &[&hash.to_hex(), &(data.len() as i64), &now_millis(), &*data],
         )
         .await?;
         Ok(hash)

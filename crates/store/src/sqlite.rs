@@ -735,24 +735,14 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn put_blob(&self, data: Vec<u8>) -> Result<BlobHash> {
+    async fn put_blob(&self, data: Arc<Vec<u8>>) -> Result<BlobHash> {
+        // Only the file is written here; the row that names it is written in
+        // the same transaction as the message (or queue entry) row, which
+        // checks under the write lock that the file is still there. A sweep
+        // unlinks only under that lock, so between them a blob is never lost,
+        // and each message costs one commit, not two.
         let blobs = self.blobs.clone();
         let hash = BlobHash::of(&data);
-        let hex = hash.to_hex();
-        let size = data.len() as i64;
-        // The row comes first: its fresh last_put_at keeps any sweep (in this
-        // or another process) away from the blob until our message row names
-        // it. Only then is the file written, so a sweep that removed an older
-        // copy just before cannot take ours.
-        self.write(move |tx| {
-            tx.execute(
-                "INSERT INTO blobs (hash, size, refcount, last_put_at) VALUES (?1, ?2, 0, ?3)
-                 ON CONFLICT(hash) DO UPDATE SET last_put_at = excluded.last_put_at",
-                params![hex, size, now_millis()],
-            )?;
-            Ok(())
-        })
-        .await?;
         tokio::task::spawn_blocking(move || blobs.put(&hash, &data))
             .await
             .map_err(|e| StoreError::Backend(format!("blob task failed: {e}")))??;
@@ -787,15 +777,42 @@ impl Store for SqliteStore {
         let blobs = self.blobs.clone();
         let cutoff = now_millis() - grace.as_millis() as i64;
         blobs.clean_tmp(grace)?;
-        // The file is unlinked while the write lock is held, before the row
-        // goes: a concurrent put_blob either refreshed last_put_at first (and
-        // the blob is kept) or waits for us and then writes a fresh file.
+        // Files with no row are blobs stored but never named (the append
+        // failed, or the process died in between); rows with refcount 0 are
+        // blobs no longer named. Both go once older than the grace period,
+        // unlinked while the write lock is held so that no append can name
+        // them in between (append checks for the file under the same lock).
+        let orphans = {
+            let blobs = blobs.clone();
+            tokio::task::spawn_blocking(move || blobs.files_older_than(grace))
+                .await
+                .map_err(|e| StoreError::Backend(format!("blob task failed: {e}")))??
+        };
         self.write(move |tx| {
             let mut stmt =
                 tx.prepare("SELECT hash FROM blobs WHERE refcount = 0 AND last_put_at <= ?1")?;
-            let hashes: Vec<String> = stmt
+            let mut hashes: Vec<String> = stmt
                 .query_map(params![cutoff], |r| r.get(0))?
-                .collect::<rusqlite::Result<_>>()?;
+                .collect::<rusqlite::Result<Vec<String>>>()?
+                .into_iter()
+                // A file refreshed by a put_blob just now is about to be named again.
+                .filter(|hex| {
+                    BlobHash::from_hex(hex)
+                        .is_ok_and(|h| blobs.modified_before(&h, grace) || !blobs.exists(&h))
+                })
+                .collect();
+            for hash in orphans {
+                let named: bool = tx.query_row(
+                    "SELECT count(*) > 0 FROM blobs WHERE hash = ?1",
+                    params![hash.to_hex()],
+                    |r| r.get(0),
+                )?;
+                if !named && blobs.modified_before(&hash, grace) {
+                    hashes.push(hash.to_hex());
+                }
+            }
+            hashes.sort();
+            hashes.dedup();
             for hex in &hashes {
                 blobs.remove(&BlobHash::from_hex(hex)?)?;
                 tx.execute("DELETE FROM blobs WHERE hash = ?1", params![hex])?;
@@ -811,6 +828,7 @@ impl Store for SqliteStore {
         message: NewMessage,
     ) -> Result<Vec<Appended>> {
         let targets = targets.to_vec();
+        let blobs = self.blobs.clone();
         self.write(move |tx| {
             let hex = message.blob.to_hex();
             let mut by_account: BTreeMap<i64, i64> = BTreeMap::new();
@@ -835,7 +853,7 @@ impl Store for SqliteStore {
                 let message_id = match by_account.get(&account) {
                     Some(&id) => id,
                     None => {
-                        let id = insert_message(tx, account, &hex, &message)?;
+                        let id = insert_message(tx, &blobs, account, &hex, &message)?;
                         by_account.insert(account, id);
                         id
                     }
@@ -1038,14 +1056,10 @@ impl Store for SqliteStore {
     }
 
     async fn enqueue(&self, new: NewQueued) -> Result<QueueId> {
+        let blobs = self.blobs.clone();
         self.write(move |tx| {
             let hex = new.blob.to_hex();
-            if tx.execute("UPDATE blobs SET refcount = refcount + 1 WHERE hash = ?1", params![hex])? == 0 {
-                return Err(StoreError::BlobDamaged {
-                    hash: new.blob,
-                    reason: "not stored (put_blob first)".into(),
-                });
-            }
+            name_blob(tx, &blobs, new.blob, new.size)?;
             let now = now_millis();
             tx.execute(
                 "INSERT INTO queue (blob_hash, size, sender, owner_id, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -1227,7 +1241,13 @@ impl Store for SqliteStore {
 
 /// Inserts the account's message row: checks and charges quota, takes a blob
 /// reference and finds the thread.
-fn insert_message(tx: &Connection, account: i64, hex: &str, message: &NewMessage) -> Result<i64> {
+fn insert_message(
+    tx: &Connection,
+    blobs: &FsBlobs,
+    account: i64,
+    hex: &str,
+    message: &NewMessage,
+) -> Result<i64> {
     let size = message.size as i64;
     let charged = tx.execute(
         "UPDATE principals SET used_bytes = used_bytes + ?2
@@ -1252,16 +1272,7 @@ fn insert_message(tx: &Connection, account: i64, hex: &str, message: &NewMessage
             available: (quota - used).max(0) as u64,
         });
     }
-    if tx.execute(
-        "UPDATE blobs SET refcount = refcount + 1 WHERE hash = ?1",
-        params![hex],
-    )? == 0
-    {
-        return Err(StoreError::BlobDamaged {
-            hash: message.blob,
-            reason: "not stored (put_blob first)".into(),
-        });
-    }
+    name_blob(tx, blobs, message.blob, message.size)?;
     let thread: Option<i64> = if message.references.is_empty() {
         None
     } else {
@@ -1363,4 +1374,22 @@ fn load_queue(
         });
     }
     Ok(out)
+}
+
+/// Takes one reference on a blob inside the caller's write transaction,
+/// creating its row; fails if the file is gone (a sweep took it after
+/// `put_blob`), in which case the caller stores it again.
+fn name_blob(tx: &Connection, blobs: &FsBlobs, hash: BlobHash, size: u64) -> Result<()> {
+    if !blobs.exists(&hash) {
+        return Err(StoreError::BlobDamaged {
+            hash,
+            reason: "not stored, or removed by a sweep before it was named (put_blob again)".into(),
+        });
+    }
+    tx.execute(
+        "INSERT INTO blobs (hash, size, refcount, last_put_at) VALUES (?1, ?2, 1, ?3)
+         ON CONFLICT(hash) DO UPDATE SET refcount = refcount + 1, last_put_at = excluded.last_put_at",
+        params![hash.to_hex(), size as i64, now_millis()],
+    )?;
+    Ok(())
 }

@@ -100,7 +100,7 @@ fn inbox(mailboxes: &[Mailbox]) -> MailboxId {
 async fn put_message(store: &Arc<dyn Store>, body: &str) -> NewMessage {
     let raw = format!("Subject: {body}\r\n\r\n{body}\r\n").into_bytes();
     let size = raw.len() as u64;
-    let blob = store.put_blob(raw).await.unwrap();
+    let blob = store.put_blob(Arc::new(raw)).await.unwrap();
     NewMessage {
         blob,
         size,
@@ -301,6 +301,19 @@ async fn blob_refcounting(h: Harness) {
     };
     assert!(store.append_message(&[a_inbox], stale).await.is_err());
     assert!(store.list_messages(a_inbox).await.unwrap().is_empty());
+
+    // A blob stored but never named (a failed append, a crash) is swept too.
+    let orphan = store
+        .put_blob(Arc::new(b"never named".to_vec()))
+        .await
+        .unwrap();
+    store.sweep_blobs(Duration::from_secs(3600)).await.unwrap();
+    assert!(
+        store.blob_stored(orphan).await.unwrap(),
+        "kept within the grace period"
+    );
+    store.sweep_blobs(Duration::ZERO).await.unwrap();
+    assert!(!store.blob_stored(orphan).await.unwrap());
 
     // Deleting an account releases its references.
     let msg = put_message(&store, "kept-by-account").await;
