@@ -141,6 +141,27 @@ fn submitted_mail_is_relayed_bounced_and_retried() {
         "{}",
         delivered[0]
     );
+    // Our queue used the remote server's STARTTLS (opportunistic TLS).
+    assert!(delivered[0].contains("with ESMTPS id"), "{}", delivered[0]);
+    // Signed with both of example.org's keys ...
+    assert_eq!(
+        delivered[0].matches("DKIM-Signature:").count(),
+        2,
+        "{}",
+        delivered[0]
+    );
+    assert!(delivered[0].contains("d=example.org") && delivered[0].contains("s=rampart-rsa"));
+    // ... and the receiving server verified both with the published keys.
+    let results: String = delivered[0]
+        .split("\r\n")
+        .skip_while(|l| !l.starts_with("Authentication-Results:"))
+        .take_while(|l| l.starts_with("Authentication-Results:") || l.starts_with('\t'))
+        .collect();
+    assert_eq!(results.matches("dkim=pass").count(), 2, "{results}");
+    assert!(
+        results.contains("spf=pass") && results.contains("dmarc=pass"),
+        "{results}"
+    );
 
     // The unknown remote user bounces to alice; the dead host yields a delay notice.
     wait_for("the bounce and the delay notice", || {

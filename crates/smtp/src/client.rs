@@ -132,12 +132,34 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
 
 use tokio::io::AsyncReadExt;
 
-/// Hands `outgoing` to the SMTP server at `host:port`; returns one result per recipient.
+/// Hands `outgoing` to the SMTP server at `host:port`; returns one result per
+/// recipient. TLS is used whenever the server offers STARTTLS (opportunistic,
+/// RFC 7435: the certificate is not checked, since nothing says which to
+/// expect); if the TLS handshake fails, the delivery is tried again in clear
+/// text, as other MTAs do at this security level.
 pub async fn send(
     host: &str,
     port: u16,
     outgoing: &Outgoing<'_>,
     io_timeout: Duration,
+) -> Result<Vec<RecipientResult>, TransactionError> {
+    match attempt(host, port, outgoing, io_timeout, true).await {
+        Err(e) if e.reason.starts_with(TLS_FAILED) => {
+            tracing::warn!("{host}: {}; delivering without TLS", e.reason);
+            attempt(host, port, outgoing, io_timeout, false).await
+        }
+        other => other,
+    }
+}
+
+const TLS_FAILED: &str = "TLS handshake failed";
+
+async fn attempt(
+    host: &str,
+    port: u16,
+    outgoing: &Outgoing<'_>,
+    io_timeout: Duration,
+    use_tls: bool,
 ) -> Result<Vec<RecipientResult>, TransactionError> {
     let tcp = timeout(io_timeout, TcpStream::connect((host, port)))
         .await
@@ -151,13 +173,55 @@ pub async fn send(
     if greeting.code != 220 {
         return Err(from_reply("greeting", &greeting));
     }
-    let ehlo = conn.command(&format!("EHLO {}", outgoing.helo)).await?;
-    if !ehlo.is_positive() {
-        let helo = conn.command(&format!("HELO {}", outgoing.helo)).await?;
-        if !helo.is_positive() {
-            return Err(from_reply("HELO", &helo));
-        }
+    let ehlo = hello(&mut conn, outgoing.helo).await?;
+    let offers_tls = ehlo
+        .text
+        .split(' ')
+        .any(|w| w.eq_ignore_ascii_case("STARTTLS"));
+    if !(use_tls && offers_tls) {
+        return transact(&mut conn, outgoing).await;
     }
+    let reply = conn.command("STARTTLS").await?;
+    if reply.code != 220 {
+        // The offer was withdrawn: carry on in clear text on this connection.
+        return transact(&mut conn, outgoing).await;
+    }
+    let name = rustls_pki_types::ServerName::try_from(host.to_owned())
+        .map_err(|_| temporary(format!("{TLS_FAILED}: {host} is not a valid server name")))?;
+    let tcp = conn.stream.into_inner();
+    let tls = timeout(io_timeout, opportunistic_tls().connect(name, tcp))
+        .await
+        .map_err(|_| temporary(format!("{TLS_FAILED}: timed out")))?
+        .map_err(|e| temporary(format!("{TLS_FAILED}: {e}")))?;
+    let mut conn = Conn {
+        stream: BufReader::new(tls),
+        timeout: io_timeout,
+    };
+    hello(&mut conn, outgoing.helo).await?;
+    transact(&mut conn, outgoing).await
+}
+
+/// EHLO, falling back to HELO; returns the EHLO reply (its text lists the extensions).
+async fn hello<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut Conn<S>,
+    helo: &str,
+) -> Result<RemoteReply, TransactionError> {
+    let ehlo = conn.command(&format!("EHLO {helo}")).await?;
+    if ehlo.is_positive() {
+        return Ok(ehlo);
+    }
+    let reply = conn.command(&format!("HELO {helo}")).await?;
+    if !reply.is_positive() {
+        return Err(from_reply("HELO", &reply));
+    }
+    Ok(reply)
+}
+
+/// MAIL, RCPT for each recipient, DATA, QUIT.
+async fn transact<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut Conn<S>,
+    outgoing: &Outgoing<'_>,
+) -> Result<Vec<RecipientResult>, TransactionError> {
     let mail = conn
         .command(&format!(
             "MAIL FROM:<{}> SIZE={}",
@@ -202,6 +266,82 @@ pub async fn send(
         }
     }
     Ok(results)
+}
+
+/// A TLS client that encrypts without authenticating the server.
+fn opportunistic_tls() -> tokio_rustls::TlsConnector {
+    use std::sync::{Arc, OnceLock};
+    static CONFIG: OnceLock<Arc<tokio_rustls::rustls::ClientConfig>> = OnceLock::new();
+    let config = CONFIG.get_or_init(|| {
+        let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+        let verifier = Arc::new(AnyCertificate(provider.clone()));
+        Arc::new(
+            tokio_rustls::rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .expect("ring supports the default protocol versions")
+                .dangerous()
+                .with_custom_certificate_verifier(verifier)
+                .with_no_client_auth(),
+        )
+    });
+    tokio_rustls::TlsConnector::from(config.clone())
+}
+
+/// Accepts any certificate, but still checks that the handshake is signed by
+/// the key in it (so the session is really encrypted to that peer).
+#[derive(Debug)]
+struct AnyCertificate(std::sync::Arc<tokio_rustls::rustls::crypto::CryptoProvider>);
+
+impl tokio_rustls::rustls::client::danger::ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls_pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls_pki_types::CertificateDer<'_>],
+        _server_name: &rustls_pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls_pki_types::UnixTime,
+    ) -> Result<tokio_rustls::rustls::client::danger::ServerCertVerified, tokio_rustls::rustls::Error>
+    {
+        Ok(tokio_rustls::rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls_pki_types::CertificateDer<'_>,
+        dss: &tokio_rustls::rustls::DigitallySignedStruct,
+    ) -> Result<
+        tokio_rustls::rustls::client::danger::HandshakeSignatureValid,
+        tokio_rustls::rustls::Error,
+    > {
+        tokio_rustls::rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls_pki_types::CertificateDer<'_>,
+        dss: &tokio_rustls::rustls::DigitallySignedStruct,
+    ) -> Result<
+        tokio_rustls::rustls::client::danger::HandshakeSignatureValid,
+        tokio_rustls::rustls::Error,
+    > {
+        tokio_rustls::rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<tokio_rustls::rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
 }
 
 /// Escapes lines that start with a dot and makes sure the message ends with CRLF.
