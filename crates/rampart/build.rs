@@ -1,10 +1,11 @@
 //! Marks tests as ignored, with a reason `cargo test` prints, when what they
-//! need is missing: a PostgreSQL test database, or Python 3 as a real client.
+//! need is missing: a PostgreSQL test database, or Python 3 or swaks as real clients.
 fn main() {
     println!("cargo::rerun-if-env-changed=RAMPART_TEST_POSTGRES_URL");
     println!("cargo::rerun-if-env-changed=PATH");
     println!("cargo::rustc-check-cfg=cfg(rampart_test_postgres)");
     println!("cargo::rustc-check-cfg=cfg(rampart_test_python)");
+    println!("cargo::rustc-check-cfg=cfg(rampart_test_swaks)");
     if std::env::var_os("RAMPART_TEST_POSTGRES_URL").is_some_and(|v| !v.is_empty()) {
         println!("cargo::rustc-cfg=rampart_test_postgres");
     }
@@ -14,5 +15,12 @@ fn main() {
         .is_ok_and(|o| o.status.success());
     if python {
         println!("cargo::rustc-cfg=rampart_test_python");
+    }
+    let swaks = std::process::Command::new("swaks")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if swaks {
+        println!("cargo::rustc-cfg=rampart_test_swaks");
     }
 }

@@ -241,3 +241,100 @@ fn inbound_spf_and_dmarc_decide_and_are_recorded() {
     assert!(r.contains("spf=temperror"), "{r}");
     assert!(server.stop().success());
 }
+
+/// Runs swaks against the server; returns (success, transcript).
+fn swaks(args: &[&str]) -> (bool, String) {
+    let out = Command::new("swaks")
+        .args(args)
+        .args(["--timeout", "20", "--hide-informational"])
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[test]
+#[cfg_attr(
+    not(rampart_test_swaks),
+    ignore = "skipped: needs swaks (Debian package swaks) as the SMTP client"
+)]
+fn swaks_inbound_submission_pipelining_and_relay_refusal() {
+    let (sb, server) = setup("");
+    let mx_port = server.addr("smtp").port().to_string();
+    let sub_port = server.addr("submission").port().to_string();
+    let (ok, text) = swaks(&[
+        "--server",
+        "127.0.0.1",
+        "--port",
+        &mx_port,
+        "--from",
+        "dave@example.net",
+        "--to",
+        "alice@example.org",
+        "--header",
+        "Subject: via swaks",
+        "--pipeline",
+    ]);
+    assert!(ok, "{text}");
+    assert!(text.contains("250 2.0.0 OK accepted"), "{text}");
+    let (ok, text) = swaks(&[
+        "--server",
+        "127.0.0.1",
+        "--port",
+        &mx_port,
+        "--from",
+        "dave@example.net",
+        "--to",
+        "victim@elsewhere.example",
+    ]);
+    assert!(!ok && text.contains("550 5.7.1"), "open relay? {text}");
+    let (ok, text) = swaks(&[
+        "--server",
+        "127.0.0.1",
+        "--port",
+        &sub_port,
+        "--tls",
+        "--auth",
+        "PLAIN",
+        "--auth-user",
+        "alice@example.org",
+        "--auth-password",
+        "alice's long password",
+        "--from",
+        "alice@example.org",
+        "--to",
+        "bob@example.org",
+        "--header",
+        "Subject: swaks submission",
+    ]);
+    assert!(ok, "{text}");
+    assert!(text.contains("235 2.7.0"), "{text}");
+    let (ok, text) = swaks(&[
+        "--server",
+        "127.0.0.1",
+        "--port",
+        &sub_port,
+        "--tls",
+        "--auth",
+        "LOGIN",
+        "--auth-user",
+        "alice@example.org",
+        "--auth-password",
+        "alice's long password",
+        "--from",
+        "bob@example.org",
+        "--to",
+        "bob@example.org",
+    ]);
+    assert!(!ok && text.contains("553 5.7.1"), "{text}");
+    assert_eq!(subjects(&sb, "alice", MailboxRole::Inbox), ["via swaks"]);
+    assert_eq!(
+        subjects(&sb, "bob", MailboxRole::Inbox),
+        ["swaks submission"]
+    );
+    assert!(server.stop().success());
+}
