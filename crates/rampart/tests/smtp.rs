@@ -338,3 +338,42 @@ fn swaks_inbound_submission_pipelining_and_relay_refusal() {
     );
     assert!(server.stop().success());
 }
+
+#[test]
+fn idle_and_overlong_sessions_are_closed() {
+    use std::io::{BufRead, BufReader, Write};
+    let sb = Sandbox::custom(
+        "",
+        "[smtp]\nidle_timeout_seconds = 1\nsession_timeout_seconds = 3\n",
+    );
+    let server = sb.serve(&["--domain", "example.org"]);
+    let connect = || {
+        let s = std::net::TcpStream::connect(server.addr("smtp")).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        let mut r = BufReader::new(s.try_clone().unwrap());
+        let mut greeting = String::new();
+        r.read_line(&mut greeting).unwrap();
+        assert!(greeting.starts_with("220 "), "{greeting}");
+        (s, r)
+    };
+    // Silent client: closed after the idle timeout.
+    let (_s, mut r) = connect();
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap();
+    assert!(line.starts_with("421 4.4.2"), "{line}");
+    // Busy client: closed at the session limit all the same.
+    let (mut s, mut r) = connect();
+    let started = std::time::Instant::now();
+    let last = loop {
+        s.write_all(b"NOOP\r\n").unwrap();
+        let mut line = String::new();
+        if r.read_line(&mut line).unwrap() == 0 || !line.starts_with("250") {
+            break line;
+        }
+        assert!(started.elapsed().as_secs() < 10, "session never ended");
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    };
+    assert!(last.starts_with("421 4.4.2"), "{last}");
+    assert!(server.stop().success());
+}
