@@ -10,37 +10,12 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
-use rampart_store::{MailboxRole, OpenMode, StoreConfig};
+use rampart_store::MailboxRole;
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/smtp_client.py");
 
-/// Every message in a user's mailbox, as text.
 fn mailbox(sb: &Sandbox, local: &str, domain: &str, role: MailboxRole) -> Vec<String> {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let store = rampart_store::open(
-            &StoreConfig::Sqlite {
-                data_dir: sb.data(),
-                pool_size: 1,
-            },
-            OpenMode::MustExist,
-        )
-        .await
-        .unwrap();
-        let p = store.find_principal(local, domain).await.unwrap().unwrap();
-        let mbox = store
-            .list_mailboxes(p.id)
-            .await
-            .unwrap()
-            .into_iter()
-            .find(|m| m.role == Some(role))
-            .unwrap();
-        let mut out = Vec::new();
-        for m in store.list_messages(mbox.id).await.unwrap() {
-            out.push(String::from_utf8_lossy(&store.read_blob(m.blob).await.unwrap()).to_string());
-        }
-        out
-    })
+    mailbox_texts(sb, &format!("{local}@{domain}"), role)
 }
 
 fn wait_for(what: &str, mut check: impl FnMut() -> bool) {

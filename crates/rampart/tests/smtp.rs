@@ -6,7 +6,7 @@ mod common;
 use std::process::Command;
 
 use common::*;
-use rampart_store::{MailboxRole, OpenMode, StoreConfig};
+use rampart_store::MailboxRole;
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/smtp_client.py");
 
@@ -63,35 +63,11 @@ fn python(sb: &Sandbox, server: &Server, scenario: &str) {
     );
 }
 
-/// Subjects of the messages in one of a user's mailboxes, read from the store.
+/// Subjects of the messages in one of a user's mailboxes; each must carry our trace headers.
 fn subjects(sb: &Sandbox, user: &str, role: MailboxRole) -> Vec<String> {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let store = rampart_store::open(
-            &StoreConfig::Sqlite {
-                data_dir: sb.data(),
-                pool_size: 1,
-            },
-            OpenMode::MustExist,
-        )
-        .await
-        .unwrap();
-        let p = store
-            .find_principal(user, "example.org")
-            .await
-            .unwrap()
-            .unwrap();
-        let mailbox = store
-            .list_mailboxes(p.id)
-            .await
-            .unwrap()
-            .into_iter()
-            .find(|m| m.role == Some(role))
-            .unwrap();
-        let mut out = Vec::new();
-        for m in store.list_messages(mailbox.id).await.unwrap() {
-            let raw = store.read_blob(m.blob).await.unwrap();
-            let text = String::from_utf8_lossy(&raw).to_string();
+    mailbox_texts(sb, &format!("{user}@example.org"), role)
+        .into_iter()
+        .map(|text| {
             assert!(text.contains("\r\nReceived: from ") || text.starts_with("Received: from "));
             assert!(
                 [
@@ -103,15 +79,12 @@ fn subjects(sb: &Sandbox, user: &str, role: MailboxRole) -> Vec<String> {
                 .any(|h| text.starts_with(h)),
                 "no trace header on top: {text}"
             );
-            let subject = text
-                .lines()
+            text.lines()
                 .find_map(|l| l.strip_prefix("Subject: "))
                 .unwrap_or("")
-                .to_string();
-            out.push(subject);
-        }
-        out
-    })
+                .to_string()
+        })
+        .collect()
 }
 
 #[test]
@@ -155,37 +128,8 @@ fn failed_logins_ban_the_address_on_every_service() {
     assert!(server.stop().success());
 }
 
-/// Every message in a mailbox, as text.
 fn messages(sb: &Sandbox, user: &str, role: MailboxRole) -> Vec<String> {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let store = rampart_store::open(
-            &StoreConfig::Sqlite {
-                data_dir: sb.data(),
-                pool_size: 1,
-            },
-            OpenMode::MustExist,
-        )
-        .await
-        .unwrap();
-        let p = store
-            .find_principal(user, "example.org")
-            .await
-            .unwrap()
-            .unwrap();
-        let mailbox = store
-            .list_mailboxes(p.id)
-            .await
-            .unwrap()
-            .into_iter()
-            .find(|m| m.role == Some(role))
-            .unwrap();
-        let mut out = Vec::new();
-        for m in store.list_messages(mailbox.id).await.unwrap() {
-            out.push(String::from_utf8_lossy(&store.read_blob(m.blob).await.unwrap()).to_string());
-        }
-        out
-    })
+    mailbox_texts(sb, &format!("{user}@example.org"), role)
 }
 
 #[test]

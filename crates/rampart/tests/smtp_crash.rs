@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::*;
-use rampart_store::{MailboxRole, OpenMode, StoreConfig};
+use rampart_store::MailboxRole;
 
 const MESSAGES: usize = 500;
 
@@ -137,49 +137,22 @@ fn sigkill_during_smtp_delivery_loses_and_duplicates_nothing_acknowledged() {
     server.lock().unwrap().child.kill().unwrap();
     server.lock().unwrap().child.wait().unwrap();
 
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let counts: BTreeMap<usize, usize> = rt.block_on(async {
-        let store = rampart_store::open(
-            &StoreConfig::Sqlite {
-                data_dir: sb.data(),
-                pool_size: 1,
-            },
-            OpenMode::MustExist,
-        )
-        .await
-        .unwrap();
-        let alice = store
-            .find_principal("alice", "example.org")
-            .await
-            .unwrap()
-            .unwrap();
-        let inbox = store
-            .list_mailboxes(alice.id)
-            .await
-            .unwrap()
-            .into_iter()
-            .find(|m| m.role == Some(MailboxRole::Inbox))
-            .unwrap();
-        let mut counts = BTreeMap::new();
-        for m in store.list_messages(inbox.id).await.unwrap() {
-            let raw = store.read_blob(m.blob).await.expect("blob intact");
-            let text = String::from_utf8_lossy(&raw);
-            let k: usize = text
-                .lines()
-                .find_map(|l| l.strip_prefix("Subject: crash "))
-                .and_then(|n| n.trim().parse().ok())
-                .expect("every stored message is one the client sent, whole");
-            assert!(
-                text.ends_with(&format!(
-                    "line {} of crash message {k}\r\n",
-                    20 + (k * 37) % 400 - 1
-                )),
-                "message {k} is cut"
-            );
-            *counts.entry(k).or_default() += 1;
-        }
-        counts
-    });
+    let mut counts: BTreeMap<usize, usize> = BTreeMap::new();
+    for text in mailbox_texts(&sb, "alice@example.org", MailboxRole::Inbox) {
+        let k: usize = text
+            .lines()
+            .find_map(|l| l.strip_prefix("Subject: crash "))
+            .and_then(|n| n.trim().parse().ok())
+            .expect("every stored message is one the client sent, whole");
+        assert!(
+            text.ends_with(&format!(
+                "line {} of crash message {k}\r\n",
+                20 + (k * 37) % 400 - 1
+            )),
+            "message {k} is cut"
+        );
+        *counts.entry(k).or_default() += 1;
+    }
     for k in &acknowledged {
         assert_eq!(
             counts.get(k),

@@ -71,25 +71,22 @@ pub fn dns_record(key: &DkimKey) -> String {
 pub fn sign(message: &[u8], domain: &str, keys: &[DkimKey]) -> Result<String, DkimError> {
     let mut headers = String::new();
     for key in keys {
+        let bad_key = |e: mail_auth::Error| DkimError(format!("key {}: {e}", key.selector));
         let signature = match key.algorithm.as_str() {
-            ED25519 => {
-                let k = Ed25519Key::from_pkcs8_der(&key.private_key)
-                    .map_err(|e| DkimError(format!("key {}: {e}", key.selector)))?;
-                DkimSigner::from_key(k)
-                    .domain(domain)
-                    .selector(&key.selector)
-                    .headers(SIGNED_HEADERS)
-                    .sign(message)
-            }
+            ED25519 => sign_with(
+                Ed25519Key::from_pkcs8_der(&key.private_key).map_err(bad_key)?,
+                domain,
+                &key.selector,
+                message,
+            ),
             RSA => {
                 let der = rustls_pki_types::PrivateKeyDer::Pkcs1(key.private_key.clone().into());
-                let k = RsaKey::<Sha256>::from_key_der(der)
-                    .map_err(|e| DkimError(format!("key {}: {e}", key.selector)))?;
-                DkimSigner::from_key(k)
-                    .domain(domain)
-                    .selector(&key.selector)
-                    .headers(SIGNED_HEADERS)
-                    .sign(message)
+                sign_with(
+                    RsaKey::<Sha256>::from_key_der(der).map_err(bad_key)?,
+                    domain,
+                    &key.selector,
+                    message,
+                )
             }
             other => return Err(DkimError(format!("unknown algorithm {other}"))),
         }
@@ -97,6 +94,19 @@ pub fn sign(message: &[u8], domain: &str, keys: &[DkimKey]) -> Result<String, Dk
         headers.push_str(&signature.to_header());
     }
     Ok(headers)
+}
+
+fn sign_with<K: mail_auth::common::crypto::SigningKey>(
+    key: K,
+    domain: &str,
+    selector: &str,
+    message: &[u8],
+) -> mail_auth::Result<mail_auth::dkim::Signature> {
+    DkimSigner::from_key(key)
+        .domain(domain)
+        .selector(selector)
+        .headers(SIGNED_HEADERS)
+        .sign(message)
 }
 
 /// Wraps a PKCS#1 RSAPublicKey in a SubjectPublicKeyInfo (DER).

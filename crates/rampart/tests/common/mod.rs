@@ -253,3 +253,48 @@ pub fn have(program: &str) -> bool {
 pub fn file_bytes(path: &Path) -> Vec<u8> {
     std::fs::read(path).unwrap()
 }
+
+/// Every message in a user's mailbox (by role), read straight from the
+/// sandbox's store (SQLite in WAL mode allows this while the server runs),
+/// with its blob verified against its hash.
+pub fn mailbox(
+    sb: &Sandbox,
+    address: &str,
+    role: rampart_store::MailboxRole,
+) -> Vec<(rampart_store::MessageRecord, Vec<u8>)> {
+    let (local, domain) = address.split_once('@').expect("an address");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let store = rampart_store::open(
+            &rampart_store::StoreConfig::Sqlite {
+                data_dir: sb.data(),
+                pool_size: 1,
+            },
+            rampart_store::OpenMode::MustExist,
+        )
+        .await
+        .expect("the store opens");
+        let p = store.find_principal(local, domain).await.unwrap().unwrap();
+        let mbox = store
+            .list_mailboxes(p.id)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|m| m.role == Some(role))
+            .unwrap();
+        let mut out = Vec::new();
+        for m in store.list_messages(mbox.id).await.unwrap() {
+            let raw = store.read_blob(m.blob).await.expect("blob intact");
+            out.push((m, raw));
+        }
+        out
+    })
+}
+
+/// Every message in a user's mailbox, as text.
+pub fn mailbox_texts(sb: &Sandbox, address: &str, role: rampart_store::MailboxRole) -> Vec<String> {
+    mailbox(sb, address, role)
+        .into_iter()
+        .map(|(_, raw)| String::from_utf8_lossy(&raw).into_owned())
+        .collect()
+}
