@@ -387,6 +387,13 @@ impl Default for QueueSection {
 pub struct RelaySection {
     /// `"host:port"` that takes all outbound mail not matched by a route.
     pub smarthost: Option<String>,
+    /// User name for AUTH at the smarthost.
+    pub smarthost_user: Option<String>,
+    /// Password for AUTH at the smarthost (sent only over TLS).
+    pub smarthost_password: Option<String>,
+    /// PEM file of the CA (or certificate) the smarthost's certificate must chain to;
+    /// the system's trusted roots when unset.
+    pub smarthost_ca_file: Option<PathBuf>,
     /// Per-domain next hops: `"example.net" = "host:port"`.
     pub routes: std::collections::BTreeMap<String, String>,
 }
@@ -404,6 +411,8 @@ fn parse_route(key: &str, value: &str) -> anyhow::Result<rampart_smtp::queue::Ro
     Ok(rampart_smtp::queue::Route {
         host: host.to_owned(),
         port,
+        auth: None,
+        verified_tls: None,
     })
 }
 
@@ -670,8 +679,24 @@ impl Config {
                 parse_route(&format!("relay.routes.\"{domain}\""), target)?,
             );
         }
-        let smarthost = match &self.relay.smarthost {
-            Some(s) => Some(parse_route("relay.smarthost", s)?),
+        let r = &self.relay;
+        let smarthost = match &r.smarthost {
+            Some(s) => Some(rampart_smtp::queue::Route {
+                auth: match (&r.smarthost_user, &r.smarthost_password) {
+                    (Some(u), Some(p)) => Some((u.clone(), p.clone())),
+                    (None, None) => None,
+                    _ => bail!("relay.smarthost_user and relay.smarthost_password go together"),
+                },
+                // A password goes only to a server whose certificate checks out.
+                verified_tls: match &r.smarthost_user {
+                    Some(_) => Some(crate::tls::verified_client(r.smarthost_ca_file.as_deref())?),
+                    None => None,
+                },
+                ..parse_route("relay.smarthost", s)?
+            }),
+            None if r.smarthost_user.is_some() || r.smarthost_password.is_some() => {
+                bail!("relay.smarthost_user/smarthost_password are set but relay.smarthost is not")
+            }
             None => None,
         };
         Ok(rampart_smtp::queue::QueueConfig {

@@ -185,3 +185,72 @@ fn submitted_mail_is_relayed_bounced_and_retried() {
     assert!(server.stop().success());
     assert!(remote_server.stop().success());
 }
+
+#[test]
+#[cfg_attr(
+    not(rampart_test_python),
+    ignore = "skipped: needs python3 (smtplib) as the SMTP client"
+)]
+fn smarthost_with_authentication_over_verified_tls() {
+    // The smarthost: a second Rampart where alice@example.org has an account too.
+    let hub = Sandbox::new();
+    let hub_server = hub.serve(&["--domain", "example.org"]);
+    hub.ok(&["domain", "add", "remote.example"], "");
+    hub.ok(
+        &["user", "add", "alice@example.org", "--password-stdin"],
+        "relay password 123\n",
+    );
+    hub.ok(
+        &["user", "add", "bob@remote.example", "--password-stdin"],
+        "bob's long password!\n",
+    );
+    let hub_port = hub_server.addr("submission").port();
+
+    let local = Sandbox::custom(
+        "",
+        &format!(
+            "[queue]\npoll_interval_seconds = 1\nio_timeout_seconds = 5\n\
+             [relay]\nsmarthost = \"localhost:{hub_port}\"\nsmarthost_user = \"alice@example.org\"\n\
+             smarthost_password = \"relay password 123\"\nsmarthost_ca_file = \"{}\"\n",
+            hub.data().join("tls/cert.pem").display()
+        ),
+    );
+    let server = local.serve(&["--domain", "example.org"]);
+    local.ok(
+        &["user", "add", "alice@example.org", "--password-stdin"],
+        "alice's long password\n",
+    );
+    let out = Command::new("python3")
+        .arg(SCRIPT)
+        .arg("relay_one")
+        .arg(server.addr("smtp").port().to_string())
+        .arg(server.addr("submission").port().to_string())
+        .arg(server.addr("submissions").port().to_string())
+        .arg(local.data().join("tls/cert.pem"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    wait_for("delivery through the smarthost", || {
+        !mailbox(&hub, "bob", "remote.example", MailboxRole::Inbox).is_empty()
+    });
+    let delivered = mailbox(&hub, "bob", "remote.example", MailboxRole::Inbox);
+    assert!(delivered[0].contains("Subject: via smarthost"));
+    // Both hops were authenticated sessions over TLS: alice's submission to
+    // us, and our queue's to the hub.
+    assert_eq!(
+        delivered[0].matches("with ESMTPSA id").count(),
+        2,
+        "{}",
+        delivered[0]
+    );
+    wait_for("the queue to empty", || {
+        local.ok(&["queue", "list"], "") == "the queue is empty\n"
+    });
+    assert!(server.stop().success());
+    assert!(hub_server.stop().success());
+}

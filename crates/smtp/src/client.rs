@@ -54,6 +54,10 @@ pub struct Outgoing<'a> {
     pub recipients: &'a [String],
     /// The message, CRLF line endings.
     pub message: &'a [u8],
+    /// User name and password for AUTH PLAIN (smarthosts); sent only over TLS.
+    pub auth: Option<(&'a str, &'a str)>,
+    /// Require TLS, verified with this configuration, instead of opportunistic TLS.
+    pub verified_tls: Option<std::sync::Arc<tokio_rustls::rustls::ClientConfig>>,
 }
 
 /// Why a whole transaction failed before recipients could be judged one by one.
@@ -144,7 +148,13 @@ pub async fn send(
     io_timeout: Duration,
 ) -> Result<Vec<RecipientResult>, TransactionError> {
     match attempt(host, port, outgoing, io_timeout, true).await {
-        Err(e) if e.reason.starts_with(TLS_FAILED) => {
+        // Never fall back to clear text with a password to send or a
+        // certificate to verify.
+        Err(e)
+            if e.reason.starts_with(TLS_FAILED)
+                && outgoing.auth.is_none()
+                && outgoing.verified_tls.is_none() =>
+        {
             tracing::warn!("{host}: {}; delivering without TLS", e.reason);
             attempt(host, port, outgoing, io_timeout, false).await
         }
@@ -179,17 +189,29 @@ async fn attempt(
         .split(' ')
         .any(|w| w.eq_ignore_ascii_case("STARTTLS"));
     if !(use_tls && offers_tls) {
+        if outgoing.auth.is_some() || outgoing.verified_tls.is_some() {
+            return Err(temporary(format!(
+                "{host} offers no STARTTLS: the relay password is never sent in clear text"
+            )));
+        }
         return transact(&mut conn, outgoing).await;
     }
     let reply = conn.command("STARTTLS").await?;
     if reply.code != 220 {
+        if outgoing.auth.is_some() || outgoing.verified_tls.is_some() {
+            return Err(from_reply("STARTTLS", &reply));
+        }
         // The offer was withdrawn: carry on in clear text on this connection.
         return transact(&mut conn, outgoing).await;
     }
     let name = rustls_pki_types::ServerName::try_from(host.to_owned())
         .map_err(|_| temporary(format!("{TLS_FAILED}: {host} is not a valid server name")))?;
     let tcp = conn.stream.into_inner();
-    let tls = timeout(io_timeout, opportunistic_tls().connect(name, tcp))
+    let connector = match &outgoing.verified_tls {
+        Some(config) => tokio_rustls::TlsConnector::from(config.clone()),
+        None => opportunistic_tls(),
+    };
+    let tls = timeout(io_timeout, connector.connect(name, tcp))
         .await
         .map_err(|_| temporary(format!("{TLS_FAILED}: timed out")))?
         .map_err(|e| temporary(format!("{TLS_FAILED}: {e}")))?;
@@ -198,6 +220,16 @@ async fn attempt(
         timeout: io_timeout,
     };
     hello(&mut conn, outgoing.helo).await?;
+    if let Some((user, password)) = outgoing.auth {
+        use base64::Engine;
+        let token =
+            base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{password}"));
+        let reply = conn.command(&format!("AUTH PLAIN {token}")).await?;
+        if reply.code != 235 {
+            // A refused login is a configuration problem: keep the mail queued.
+            return Err(temporary(format!("AUTH at {host}: {reply}")));
+        }
+    }
     transact(&mut conn, outgoing).await
 }
 

@@ -15,12 +15,26 @@ use crate::client::{self, Outgoing, RecipientResult};
 use crate::rfc5322_date;
 
 /// A fixed next hop.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct Route {
     /// Host name or address.
     pub host: String,
     /// Port.
     pub port: u16,
+    /// User name and password to authenticate with (smarthosts).
+    pub auth: Option<(String, String)>,
+    /// TLS with this verified configuration is required (a smarthost that gets a password).
+    pub verified_tls: Option<std::sync::Arc<tokio_rustls::rustls::ClientConfig>>,
+}
+
+impl std::fmt::Debug for Route {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Route")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("auth", &self.auth.as_ref().map(|(user, _)| user))
+            .finish()
+    }
 }
 
 /// Settings of the queue worker (`[queue]` and `[relay]` in the config).
@@ -210,6 +224,8 @@ async fn next_hops(
                 .map(|h| Route {
                     host: h.trim_end_matches('.').to_string(),
                     port: 25,
+                    auth: None,
+                    verified_tls: None,
                 })
                 .collect();
             // RFC 7505: a null MX says the domain takes no mail.
@@ -222,6 +238,8 @@ async fn next_hops(
                 Ok(vec![Route {
                     host: domain.to_owned(),
                     port: 25,
+                    auth: None,
+                    verified_tls: None,
                 }])
             } else {
                 Ok(hosts)
@@ -237,6 +255,8 @@ async fn next_hops(
                 Ok(vec![Route {
                     host: domain.to_owned(),
                     port: 25,
+                    auth: None,
+                    verified_tls: None,
                 }])
             }
         }
@@ -254,14 +274,16 @@ async fn attempt(
     recipients: &[String],
     raw: &[u8],
 ) -> Vec<RecipientResult> {
-    let outgoing = Outgoing {
-        helo: &config.hostname,
-        sender: &entry.sender,
-        recipients,
-        message: raw,
-    };
     let mut last = String::from("no host to try");
     for hop in hops {
+        let outgoing = Outgoing {
+            helo: &config.hostname,
+            sender: &entry.sender,
+            recipients,
+            message: raw,
+            auth: hop.auth.as_ref().map(|(u, p)| (u.as_str(), p.as_str())),
+            verified_tls: hop.verified_tls.clone(),
+        };
         match client::send(&hop.host, hop.port, &outgoing, config.io_timeout).await {
             Ok(results) => return results,
             Err(e) if e.permanent => {

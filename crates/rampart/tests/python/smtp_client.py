@@ -209,6 +209,14 @@ def ban():
         assert greeting.startswith("421 4.7.0"), greeting
 
 
+def relay_one():
+    with smtplib.SMTP(HOST, sub_port) as s:
+        s.starttls(context=tls_context())
+        s.login(USER, PASSWORD)
+        assert s.sendmail(USER, ["bob@remote.example"],
+                          message(USER, "bob@remote.example", "via smarthost")) == {}
+
+
 def auth():
     """Inbound SPF/DMARC outcomes for senders whose DNS the test configured."""
     cases = [
@@ -242,6 +250,7 @@ def relay():
 
 {
     "relay": relay,
+    "relay_one": relay_one,
     "auth": auth,
     "inbound": inbound,
     "starttls_inbound": starttls_inbound,
