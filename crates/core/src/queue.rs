@@ -1,7 +1,9 @@
 //! Outbound mail: submission into the queue, and the calls the queue worker
 //! (in the smtp crate) and the CLI make on it.
 
-use rampart_store::{NewQueued, PrincipalId, QueueEntry, QueueId, QueueOutcome};
+use rampart_store::{
+    DsnRequest, NewQueued, PrincipalId, QueueEntry, QueueId, QueueOutcome, QueuedAddress,
+};
 
 use crate::{Access, Actor, Core, CoreError, CoreResult, Event, Operation};
 
@@ -23,7 +25,8 @@ impl Core {
         access: &Access,
         sender: &str,
         local: &[PrincipalId],
-        remote: &[String],
+        remote: &[QueuedAddress],
+        dsn: DsnRequest,
         raw: Vec<u8>,
     ) -> CoreResult<Option<QueueId>> {
         let queued = if remote.is_empty() {
@@ -38,6 +41,7 @@ impl Core {
                 sender: sender.to_owned(),
                 recipients: remote.to_vec(),
                 owner: access.account(),
+                dsn: dsn.clone(),
             };
             let blob = self.store.put_blob(shared.clone()).await?;
             let id = match self.store.enqueue(queued(blob)).await {

@@ -138,10 +138,13 @@ fn submitted_mail_is_relayed_bounced_and_retried() {
         "{results}"
     );
 
-    // The unknown remote user bounces to alice; the dead host yields a delay notice.
-    wait_for("the bounce and the delay notice", || {
-        mailbox(&local, "alice", "example.org", MailboxRole::Inbox).len() >= 2
-    });
+    // Reports to alice: the unknown remote user bounces (NOTIFY=FAILURE), the
+    // dead host yields a delay notice (default NOTIFY), bob's delivery is
+    // reported (NOTIFY=SUCCESS), and ghost's failure is not (NOTIFY=NEVER).
+    wait_for(
+        "the bounce, the delay notice and the success report",
+        || mailbox(&local, "alice", "example.org", MailboxRole::Inbox).len() >= 3,
+    );
     let inbox = mailbox(&local, "alice", "example.org", MailboxRole::Inbox);
     let bounce = inbox
         .iter()
@@ -154,6 +157,31 @@ fn submitted_mail_is_relayed_bounced_and_retried() {
         bounce.contains("Subject: going out"),
         "original headers included"
     );
+    // RET=FULL: the whole message comes back; ENVID is echoed.
+    assert!(bounce.contains("Content-Type: message/rfc822"), "{bounce}");
+    assert!(bounce.contains("Hello from smtplib."), "{bounce}");
+    assert!(
+        bounce.contains("Original-Envelope-Id: QQ314159"),
+        "{bounce}"
+    );
+    assert!(
+        !bounce.contains("ghost@remote.example"),
+        "NOTIFY=NEVER: {bounce}"
+    );
+    assert!(
+        inbox
+            .iter()
+            .all(|m| !m.contains("Final-Recipient: rfc822; ghost@"))
+    );
+    let relayed = inbox
+        .iter()
+        .find(|m| m.contains("Action: relayed"))
+        .expect("a success report for bob");
+    assert!(relayed.contains("Final-Recipient: rfc822; bob@remote.example"));
+    assert!(
+        relayed.contains("Original-Recipient: rfc822; Bob@Remote.example"),
+        "{relayed}"
+    );
     assert!(
         !bounce.contains("bob@remote.example\r\nAction"),
         "bob was delivered"
@@ -163,7 +191,7 @@ fn submitted_mail_is_relayed_bounced_and_retried() {
         .find(|m| m.contains("Action: delayed"))
         .expect("a delay report");
     assert!(delay.contains("Final-Recipient: rfc822; x@dead.example"));
-    assert_eq!(inbox.len(), 2, "one report each, not one per retry");
+    assert_eq!(inbox.len(), 3, "one report each, not one per retry");
 
     // The queue shows what is left, with its error, and removes it.
     let list = local.ok(&["queue", "list"], "");

@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rampart_core::store::{QueueEntry, QueueOutcome, QueuedRecipient, now_millis};
+use rampart_core::store::{
+    DsnRequest, QueueEntry, QueueOutcome, QueuedAddress, QueuedRecipient, notify, now_millis,
+};
 use rampart_core::{Access, Address, Core, Protocol, SessionContext};
 use tokio_util::sync::CancellationToken;
 
@@ -143,30 +145,32 @@ async fn deliver_entry(
     for r in &entry.recipients {
         by_domain.entry(r.domain.as_str()).or_default().push(r);
     }
-    let mut failed: Vec<(String, String)> = Vec::new();
-    let mut delayed: Vec<(i64, String, String)> = Vec::new();
+    let mut reports: Vec<(Action, &QueuedRecipient, String)> = Vec::new();
     for (domain, recipients) in by_domain {
         let addresses: Vec<String> = recipients.iter().map(|r| r.address.clone()).collect();
         let results = match next_hops(config, resolver, domain).await {
             Err(e) => vec![e; addresses.len()],
             Ok(hops) => attempt(config, &hops, entry, &addresses, &raw).await,
         };
-        for (r, result) in recipients.iter().zip(results) {
+        for (r, result) in recipients.iter().copied().zip(results) {
             let age = Duration::from_millis((now_millis() - entry.created_at).max(0) as u64);
             let outcome = match result {
-                RecipientResult::Accepted => QueueOutcome::Delivered,
+                RecipientResult::Accepted => {
+                    reports.push((Action::Relayed, r, "accepted by the next hop".into()));
+                    QueueOutcome::Delivered
+                }
                 RecipientResult::Permanent(error) => {
-                    failed.push((r.address.clone(), error.clone()));
+                    reports.push((Action::Failed, r, error.clone()));
                     QueueOutcome::Failed { error }
                 }
                 RecipientResult::Temporary(error) if age >= config.lifetime => {
                     let error = format!("gave up after {} attempts: {error}", r.attempts);
-                    failed.push((r.address.clone(), error.clone()));
+                    reports.push((Action::Failed, r, error.clone()));
                     QueueOutcome::Failed { error }
                 }
                 RecipientResult::Temporary(error) => {
                     if age >= config.delay_notice_after && !r.delay_notified {
-                        delayed.push((r.id, r.address.clone(), error.clone()));
+                        reports.push((Action::Delayed, r, error.clone()));
                     }
                     QueueOutcome::Retry {
                         at: now_millis() + config.backoff(r.attempts).as_millis() as i64,
@@ -177,21 +181,60 @@ async fn deliver_entry(
             core.queue_record(access, r.id, outcome).await?;
         }
     }
-    if !failed.is_empty() {
-        report(core, config, entry, &raw, &failed, "failed").await;
-    }
-    if !delayed.is_empty() {
-        let list: Vec<(String, String)> = delayed
+    for action in [Action::Failed, Action::Delayed, Action::Relayed] {
+        let list: Vec<(&QueuedRecipient, String)> = reports
             .iter()
-            .map(|(_, a, e)| (a.clone(), e.clone()))
+            .filter(|(a, r, _)| *a == action && action.requested_by(r.notify))
+            .map(|(_, r, e)| (*r, e.clone()))
             .collect();
-        report(core, config, entry, &raw, &list, "delayed").await;
-        for (id, _, _) in delayed {
-            core.queue_record(access, id, QueueOutcome::DelayNotified)
-                .await?;
+        if !list.is_empty() {
+            report(core, config, entry, &raw, &list, action).await;
+        }
+        if action == Action::Delayed {
+            // Asked for or not, one delay notice per recipient is enough.
+            for (_, r, _) in reports.iter().filter(|(a, _, _)| *a == Action::Delayed) {
+                core.queue_record(access, r.id, QueueOutcome::DelayNotified)
+                    .await?;
+            }
         }
     }
     Ok(())
+}
+
+/// What a delivery status notification reports (RFC 3464 `Action`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Action {
+    Failed,
+    Delayed,
+    /// Handed to a next hop that reports no further (we do not pass DSN requests on).
+    Relayed,
+}
+
+impl Action {
+    fn as_str(self) -> &'static str {
+        match self {
+            Action::Failed => "failed",
+            Action::Delayed => "delayed",
+            Action::Relayed => "relayed",
+        }
+    }
+
+    /// Whether the recipient's NOTIFY asks for this report (RFC 3461 §4.1:
+    /// without NOTIFY, failures and delays are reported).
+    fn requested_by(self, flags: u8) -> bool {
+        let flag = match self {
+            Action::Failed => notify::FAILURE,
+            Action::Delayed => notify::DELAY,
+            Action::Relayed => notify::SUCCESS,
+        };
+        if flags & notify::NEVER != 0 {
+            false
+        } else if flags == 0 {
+            self != Action::Relayed
+        } else {
+            flags & flag != 0
+        }
+    }
 }
 
 /// The hosts to try for a domain, best first.
@@ -304,8 +347,8 @@ async fn report(
     config: &QueueConfig,
     entry: &QueueEntry,
     original: &[u8],
-    recipients: &[(String, String)],
-    action: &str,
+    recipients: &[(&QueuedRecipient, String)],
+    action: Action,
 ) {
     // Never answer a bounce with a bounce.
     if entry.sender.is_empty() {
@@ -323,60 +366,98 @@ async fn report(
             core.deliver(&access, &ids, message).await.map(|_| ())
         }
         Ok(_) => core
-            .submit(&access, "", &[], &[sender.to_string()], message)
+            .submit(
+                &access,
+                "",
+                &[],
+                &[QueuedAddress::plain(sender.to_string())],
+                DsnRequest::default(),
+                message,
+            )
             .await
             .map(|_| ()),
         Err(e) => Err(e),
     };
     if let Err(e) = result {
-        tracing::error!("queue: cannot report {action} delivery to {sender}: {e}");
+        tracing::error!(
+            "queue: cannot report {} delivery to {sender}: {e}",
+            action.as_str()
+        );
     }
 }
 
-/// Builds a multipart/report (RFC 3464) for the given recipients.
+/// Builds a multipart/report (RFC 3464) for the given recipients; the
+/// original comes back whole with `RET=FULL`, as headers otherwise.
 fn dsn(
     config: &QueueConfig,
     entry: &QueueEntry,
     original: &[u8],
-    recipients: &[(String, String)],
-    action: &str,
+    recipients: &[(&QueuedRecipient, String)],
+    action: Action,
 ) -> Vec<u8> {
     let host = &config.hostname;
     let boundary = format!("rampart-dsn-{}-{}", entry.id, now_millis());
     let date = rfc5322_date(now_millis() / 1000);
-    let (subject, intro, status) = if action == "failed" {
-        (
+    let (subject, intro, status) = match action {
+        Action::Failed => (
             "Undelivered Mail Returned to Sender",
             "Your message could not be delivered to these recipients:",
             "5.0.0",
-        )
-    } else {
-        (
+        ),
+        Action::Delayed => (
             "Delayed Mail (still being retried)",
             "Your message has not been delivered yet; delivery is still being attempted for:",
             "4.0.0",
-        )
+        ),
+        Action::Relayed => (
+            "Successful Mail Delivery Report",
+            "Your message was handed on to the recipients' mail servers:",
+            "2.0.0",
+        ),
     };
     let mut text = format!("This is the mail system at {host}.\r\n\r\n{intro}\r\n\r\n");
-    for (rcpt, error) in recipients {
-        text.push_str(&format!("  <{rcpt}>: {}\r\n", sanitize(error)));
+    for (rcpt, detail) in recipients {
+        text.push_str(&format!("  <{}>: {}\r\n", rcpt.address, sanitize(detail)));
     }
-    let mut status_part = format!(
-        "Reporting-MTA: dns; {host}\r\nArrival-Date: {}\r\n",
+    let mut status_part = format!("Reporting-MTA: dns; {host}\r\n");
+    if let Some(envid) = &entry.dsn.envid {
+        status_part.push_str(&format!("Original-Envelope-Id: {}\r\n", sanitize(envid)));
+    }
+    status_part.push_str(&format!(
+        "Arrival-Date: {}\r\n",
         rfc5322_date(entry.created_at / 1000)
-    );
-    for (rcpt, error) in recipients {
+    ));
+    for (rcpt, detail) in recipients {
+        status_part.push_str("\r\n");
+        if let Some(orcpt) = &rcpt.orcpt {
+            // The field carries its address type; SMTP's ORCPT parameter had it too.
+            let typed = if orcpt.contains(';') {
+                sanitize(orcpt)
+            } else {
+                format!("rfc822; {}", sanitize(orcpt))
+            };
+            status_part.push_str(&format!("Original-Recipient: {typed}\r\n"));
+        }
         status_part.push_str(&format!(
-            "\r\nFinal-Recipient: rfc822; {rcpt}\r\nAction: {action}\r\nStatus: {status}\r\nDiagnostic-Code: smtp; {}\r\n",
-            sanitize(error)
+            "Final-Recipient: rfc822; {}\r\nAction: {}\r\nStatus: {status}\r\nDiagnostic-Code: smtp; {}\r\n",
+            rcpt.address,
+            action.as_str(),
+            sanitize(detail)
         ));
     }
-    let header_end = original
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map(|p| p + 2)
-        .unwrap_or(original.len());
-    let headers = String::from_utf8_lossy(&original[..header_end.min(64 * 1024)]);
+    let (returned_type, returned) = if entry.dsn.ret_full == Some(true) {
+        ("message/rfc822", String::from_utf8_lossy(original))
+    } else {
+        let header_end = original
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .map(|p| p + 2)
+            .unwrap_or(original.len());
+        (
+            "text/rfc822-headers",
+            String::from_utf8_lossy(&original[..header_end.min(64 * 1024)]),
+        )
+    };
     format!(
         "From: Mail Delivery System <MAILER-DAEMON@{host}>\r\n\
          To: <{sender}>\r\n\
@@ -396,9 +477,9 @@ fn dsn(
          \r\n\
          {status_part}\r\n\
          --{boundary}\r\n\
-         Content-Type: text/rfc822-headers\r\n\
+         Content-Type: {returned_type}\r\n\
          \r\n\
-         {headers}\r\n\
+         {returned}\r\n\
          --{boundary}--\r\n",
         sender = entry.sender,
         id = entry.id,
@@ -418,6 +499,17 @@ fn sanitize(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn notify_decides_which_reports_go_out() {
+        assert!(Action::Failed.requested_by(0) && Action::Delayed.requested_by(0));
+        assert!(!Action::Relayed.requested_by(0));
+        assert!(!Action::Failed.requested_by(notify::NEVER));
+        assert!(Action::Relayed.requested_by(notify::SUCCESS));
+        assert!(!Action::Failed.requested_by(notify::SUCCESS));
+        assert!(!Action::Delayed.requested_by(notify::FAILURE));
+        assert!(Action::Delayed.requested_by(notify::FAILURE | notify::DELAY));
+    }
 
     #[test]
     fn backoff_doubles_up_to_the_cap() {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use rampart_core::store::{MailboxRole, PrincipalId};
+use rampart_core::store::{MailboxRole, PrincipalId, QueuedAddress};
 use rampart_core::{Access, Address, Core, CoreError, Protocol, SessionContext};
 use smtp_proto::{AUTH_LOGIN, AUTH_PLAIN, Error as ParseError, Request};
 
@@ -128,11 +128,29 @@ struct Recipient {
     address: String,
     /// Local accounts this recipient delivers to; empty for a remote recipient.
     accounts: Vec<PrincipalId>,
+    /// DSN NOTIFY flags (rampart_core::store::notify) and ORCPT.
+    notify: u8,
+    orcpt: Option<String>,
+}
+
+/// Converts smtp-proto's NOTIFY bits to the store's.
+fn notify_flags(flags: u64) -> u8 {
+    use rampart_core::store::notify;
+    [
+        (smtp_proto::RCPT_NOTIFY_SUCCESS, notify::SUCCESS),
+        (smtp_proto::RCPT_NOTIFY_FAILURE, notify::FAILURE),
+        (smtp_proto::RCPT_NOTIFY_DELAY, notify::DELAY),
+        (smtp_proto::RCPT_NOTIFY_NEVER, notify::NEVER),
+    ]
+    .into_iter()
+    .filter(|(bit, _)| flags & bit != 0)
+    .fold(0, |acc, (_, ours)| acc | ours)
 }
 
 #[derive(Debug, Default)]
 struct Envelope {
     from: Option<String>,
+    dsn: rampart_core::store::DsnRequest,
     recipients: Vec<Recipient>,
     chunks: Vec<u8>,
     chunk_error: Option<DataError>,
@@ -257,10 +275,31 @@ impl Session {
                 initial_response,
             } => self.auth_start(mechanism, &initial_response).await,
             Request::Mail { from } => {
-                let size = from.size;
-                self.mail(&from.address, size).await
+                let reply = self.mail(&from.address, from.size).await;
+                if self.envelope.from.is_some() {
+                    self.envelope.dsn = rampart_core::store::DsnRequest {
+                        ret_full: if from.flags & smtp_proto::MAIL_RET_FULL != 0 {
+                            Some(true)
+                        } else if from.flags & smtp_proto::MAIL_RET_HDRS != 0 {
+                            Some(false)
+                        } else {
+                            None
+                        },
+                        envid: from.env_id.map(|e| e.chars().take(100).collect()),
+                    };
+                }
+                reply
             }
-            Request::Rcpt { to } => self.rcpt(&to.address).await,
+            Request::Rcpt { to } => {
+                let reply = self.rcpt(&to.address).await;
+                if reply.text.starts_with("250")
+                    && let Some(last) = self.envelope.recipients.last_mut()
+                {
+                    last.notify = notify_flags(to.flags);
+                    last.orcpt = to.orcpt.map(|o| o.chars().take(500).collect());
+                }
+                reply
+            }
             Request::Data => self.data(),
             Request::Bdat {
                 chunk_size,
@@ -521,6 +560,8 @@ impl Session {
             self.envelope.recipients.push(Recipient {
                 address: address.to_string(),
                 accounts: Vec::new(),
+                notify: 0,
+                orcpt: None,
             });
             return Reply::new("250 2.1.5 Recipient OK (will be relayed)");
         }
@@ -533,6 +574,8 @@ impl Session {
                 self.envelope.recipients.push(Recipient {
                     address: address.to_string(),
                     accounts: set.accounts.iter().map(|p| p.id).collect(),
+                    notify: 0,
+                    orcpt: None,
                 });
                 Reply::new("250 2.1.5 Recipient OK")
             }
@@ -621,11 +664,15 @@ impl Session {
             .collect();
         accounts.sort();
         accounts.dedup();
-        let remote: Vec<String> = envelope
+        let remote: Vec<QueuedAddress> = envelope
             .recipients
             .iter()
             .filter(|r| r.accounts.is_empty())
-            .map(|r| r.address.clone())
+            .map(|r| QueuedAddress {
+                address: r.address.clone(),
+                notify: r.notify,
+                orcpt: r.orcpt.clone(),
+            })
             .collect();
         let result = match &self.access {
             Some(user) => {
@@ -641,7 +688,7 @@ impl Session {
                 }
                 let from = envelope.from.as_deref().unwrap_or_default();
                 self.core
-                    .submit(user, from, &accounts, &remote, raw)
+                    .submit(user, from, &accounts, &remote, envelope.dsn.clone(), raw)
                     .await
                     .map(|_| ())
             }

@@ -443,9 +443,54 @@ pub struct NewQueued {
     /// Envelope sender; empty for bounces.
     pub sender: String,
     /// Envelope recipients.
-    pub recipients: Vec<String>,
+    pub recipients: Vec<QueuedAddress>,
     /// The account that submitted it, if any.
     pub owner: Option<PrincipalId>,
+    /// What the sender asked of delivery status notifications.
+    pub dsn: DsnRequest,
+}
+
+/// DSN `NOTIFY` flags of a recipient (RFC 3461); none set means the default
+/// (failure and delay).
+pub mod notify {
+    /// Report successful delivery.
+    pub const SUCCESS: u8 = 1;
+    /// Report failure.
+    pub const FAILURE: u8 = 2;
+    /// Report delay.
+    pub const DELAY: u8 = 4;
+    /// Never report.
+    pub const NEVER: u8 = 8;
+}
+
+/// A recipient to queue, with its DSN parameters.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct QueuedAddress {
+    /// The address.
+    pub address: String,
+    /// `NOTIFY` flags (see [`notify`]); 0 when not given.
+    pub notify: u8,
+    /// `ORCPT`, the original recipient, as given.
+    pub orcpt: Option<String>,
+}
+
+impl QueuedAddress {
+    /// A recipient with no DSN parameters.
+    pub fn plain(address: impl Into<String>) -> Self {
+        QueuedAddress {
+            address: address.into(),
+            ..Default::default()
+        }
+    }
+}
+
+/// Message-wide DSN parameters (RFC 3461).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DsnRequest {
+    /// `RET=FULL` (true) or `RET=HDRS` (false); `None` when not given.
+    pub ret_full: Option<bool>,
+    /// `ENVID`, the sender's envelope id.
+    pub envid: Option<String>,
 }
 
 /// Where a recipient of a queued message stands.
@@ -504,6 +549,10 @@ pub struct QueuedRecipient {
     pub last_error: Option<String>,
     /// Whether the sender was told of the delay already.
     pub delay_notified: bool,
+    /// `NOTIFY` flags (see [`notify`]); 0 when not given.
+    pub notify: u8,
+    /// `ORCPT`, as given.
+    pub orcpt: Option<String>,
 }
 
 /// A queued message.
@@ -521,6 +570,8 @@ pub struct QueueEntry {
     pub owner: Option<PrincipalId>,
     /// When it was queued, milliseconds since the epoch.
     pub created_at: i64,
+    /// DSN parameters.
+    pub dsn: DsnRequest,
     /// Its recipients.
     pub recipients: Vec<QueuedRecipient>,
 }

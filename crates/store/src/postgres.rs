@@ -39,6 +39,7 @@ const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
     include_str!("postgres_schema.sql"),
     include_str!("postgres_schema_2.sql"),
     include_str!("postgres_schema_3.sql"),
+    include_str!("postgres_schema_4.sql"),
 ];
 
 impl PostgresStore {
@@ -1030,19 +1031,32 @@ impl Store for PostgresStore {
         let now = now_millis();
         let id: i64 = tx
             .query_one(
-                "INSERT INTO queue (blob_hash, size, sender, owner_id, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
-                &[&hex, &(new.size as i64), &new.sender, &new.owner.map(|o| o.0), &now],
+                "INSERT INTO queue (blob_hash, size, sender, owner_id, created_at, dsn_ret_full, dsn_envid)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+                &[
+                    &hex,
+                    &(new.size as i64),
+                    &new.sender,
+                    &new.owner.map(|o| o.0),
+                    &now,
+                    &new.dsn.ret_full,
+                    &new.dsn.envid,
+                ],
             )
             .await?
             .get(0);
         for rcpt in &new.recipients {
-            let domain = rcpt
-                .rsplit_once('@')
-                .map(|(_, d)| d.to_ascii_lowercase())
-                .unwrap_or_default();
             tx.execute(
-                "INSERT INTO queue_recipients (queue_id, address, domain, next_attempt_at) VALUES ($1, $2, $3, $4)",
-                &[&id, rcpt, &domain, &now],
+                "INSERT INTO queue_recipients (queue_id, address, domain, next_attempt_at, notify, orcpt)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+                &[
+                    &id,
+                    &rcpt.address,
+                    &crate::sqlite::domain_of(&rcpt.address),
+                    &now,
+                    &i64::from(rcpt.notify),
+                    &rcpt.orcpt,
+                ],
             )
             .await?;
         }
@@ -1251,7 +1265,8 @@ async fn load_queue(
         .query(
             &format!(
                 "SELECT q.id, q.blob_hash, q.size, q.sender, q.owner_id, q.created_at,
-                        r.id, r.address, r.domain, r.status, r.attempts, r.next_attempt_at, r.last_error, r.delay_notified
+                        r.id, r.address, r.domain, r.status, r.attempts, r.next_attempt_at, r.last_error, r.delay_notified,
+                        q.dsn_ret_full, q.dsn_envid, r.notify, r.orcpt
                  FROM queue q JOIN queue_recipients r ON r.queue_id = q.id
                  WHERE {filter} ORDER BY q.id, r.id"
             ),
@@ -1269,6 +1284,10 @@ async fn load_queue(
                 sender: r.get(3),
                 owner: r.get::<_, Option<i64>>(4).map(PrincipalId),
                 created_at: r.get(5),
+                dsn: DsnRequest {
+                    ret_full: r.get(14),
+                    envid: r.get(15),
+                },
                 recipients: Vec::new(),
             });
         }
@@ -1282,6 +1301,8 @@ async fn load_queue(
             next_attempt_at: r.get(11),
             last_error: r.get(12),
             delay_notified: r.get::<_, i64>(13) != 0,
+            notify: r.get::<_, i64>(16) as u8,
+            orcpt: r.get(17),
         });
     }
     Ok(out)

@@ -213,6 +213,7 @@ const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
     include_str!("sqlite_schema.sql"),
     include_str!("sqlite_schema_2.sql"),
     include_str!("sqlite_schema_3.sql"),
+    include_str!("sqlite_schema_4.sql"),
 ];
 
 const PRINCIPAL_COLUMNS: &str = "p.id, p.kind, p.domain_id, d.name, p.local_part, p.display_name, p.password_hash, \
@@ -1061,18 +1062,28 @@ impl Store for SqliteStore {
             let hex = new.blob.to_hex();
             name_blob(tx, &blobs, new.blob, new.size)?;
             let now = now_millis();
-            tx.execute(
-                "INSERT INTO queue (blob_hash, size, sender, owner_id, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![hex, new.size as i64, new.sender, new.owner.map(|o| o.0), now],
+tx.execute(
+                "INSERT INTO queue (blob_hash, size, sender, owner_id, created_at, dsn_ret_full, dsn_envid)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    hex,
+                    new.size as i64,
+                    new.sender,
+                    new.owner.map(|o| o.0),
+                    now,
+                    new.dsn.ret_full,
+                    new.dsn.envid
+                ],
             )?;
             let id = tx.last_insert_rowid();
             for rcpt in &new.recipients {
-                let domain = rcpt.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase()).unwrap_or_default();
                 tx.execute(
-                    "INSERT INTO queue_recipients (queue_id, address, domain, next_attempt_at) VALUES (?1, ?2, ?3, ?4)",
-                    params![id, rcpt, domain, now],
+                    "INSERT INTO queue_recipients (queue_id, address, domain, next_attempt_at, notify, orcpt)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![id, rcpt.address, domain_of(&rcpt.address), now, rcpt.notify, rcpt.orcpt],
                 )?;
             }
+
             Ok(QueueId(id))
         })
         .await
@@ -1318,7 +1329,8 @@ fn load_queue(
 ) -> Result<Vec<QueueEntry>> {
     let mut stmt = c.prepare(&format!(
         "SELECT q.id, q.blob_hash, q.size, q.sender, q.owner_id, q.created_at,
-                r.id, r.address, r.domain, r.status, r.attempts, r.next_attempt_at, r.last_error, r.delay_notified
+                r.id, r.address, r.domain, r.status, r.attempts, r.next_attempt_at, r.last_error, r.delay_notified,
+                q.dsn_ret_full, q.dsn_envid, r.notify, r.orcpt
          FROM queue q JOIN queue_recipients r ON r.queue_id = q.id
          WHERE {filter} ORDER BY q.id, r.id"
     ))?;
@@ -1342,6 +1354,12 @@ fn load_queue(
                 r.get::<_, Option<String>>(12)?,
                 r.get::<_, bool>(13)?,
             ),
+            (
+                r.get::<_, Option<bool>>(14)?,
+                r.get::<_, Option<String>>(15)?,
+                r.get::<_, u8>(16)?,
+                r.get::<_, Option<String>>(17)?,
+            ),
         ))
     })?;
     let mut out: Vec<QueueEntry> = Vec::new();
@@ -1349,6 +1367,7 @@ fn load_queue(
         let (
             (id, hash, size, sender, owner, created_at),
             (rid, address, domain, status, attempts, next, error, notified),
+            (ret_full, envid, notify, orcpt),
         ) = row?;
         if out.last().is_none_or(|e| e.id.0 != id) {
             out.push(QueueEntry {
@@ -1358,6 +1377,7 @@ fn load_queue(
                 sender,
                 owner: owner.map(PrincipalId),
                 created_at,
+                dsn: DsnRequest { ret_full, envid },
                 recipients: Vec::new(),
             });
         }
@@ -1371,6 +1391,8 @@ fn load_queue(
             next_attempt_at: next,
             last_error: error,
             delay_notified: notified,
+            notify,
+            orcpt,
         });
     }
     Ok(out)
@@ -1392,4 +1414,12 @@ fn name_blob(tx: &Connection, blobs: &FsBlobs, hash: BlobHash, size: u64) -> Res
         params![hash.to_hex(), size as i64, now_millis()],
     )?;
     Ok(())
+}
+
+/// The lower-case domain of an address (empty when it has none).
+pub(crate) fn domain_of(address: &str) -> String {
+    address
+        .rsplit_once('@')
+        .map(|(_, d)| d.to_ascii_lowercase())
+        .unwrap_or_default()
 }

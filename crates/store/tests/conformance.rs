@@ -536,8 +536,19 @@ async fn outbound_queue(h: Harness) {
             blob: msg.blob,
             size: msg.size,
             sender: "alice@example.org".into(),
-            recipients: vec!["x@Remote.example".into(), "y@other.example".into()],
+            recipients: vec![
+                QueuedAddress {
+                    address: "x@Remote.example".into(),
+                    notify: notify::SUCCESS | notify::FAILURE,
+                    orcpt: Some("rfc822;X@Remote.example".into()),
+                },
+                QueuedAddress::plain("y@other.example"),
+            ],
             owner: None,
+            dsn: DsnRequest {
+                ret_full: Some(false),
+                envid: Some("QQ314159".into()),
+            },
         })
         .await
         .unwrap();
@@ -545,6 +556,17 @@ async fn outbound_queue(h: Harness) {
     let listed = store.queue_list().await.unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].recipients[0].domain, "remote.example");
+    assert_eq!(
+        listed[0].recipients[0].notify,
+        notify::SUCCESS | notify::FAILURE
+    );
+    assert_eq!(
+        listed[0].recipients[0].orcpt.as_deref(),
+        Some("rfc822;X@Remote.example")
+    );
+    assert_eq!(listed[0].recipients[1].notify, 0);
+    assert_eq!(listed[0].dsn.ret_full, Some(false));
+    assert_eq!(listed[0].dsn.envid.as_deref(), Some("QQ314159"));
     let now = now_millis();
     let claimed = store.queue_claim_due(now, now + 60_000, 10).await.unwrap();
     assert_eq!(claimed.len(), 1);
@@ -620,8 +642,9 @@ async fn outbound_queue(h: Harness) {
             blob: msg.blob,
             size: msg.size,
             sender: String::new(),
-            recipients: vec!["z@remote.example".into()],
+            recipients: vec![QueuedAddress::plain("z@remote.example")],
             owner: None,
+            dsn: DsnRequest::default(),
         })
         .await
         .unwrap();

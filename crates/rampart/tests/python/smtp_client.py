@@ -243,9 +243,17 @@ def relay():
     with smtplib.SMTP(HOST, sub_port) as s:
         s.starttls(context=tls_context())
         s.login(USER, PASSWORD)
-        refused = s.sendmail(USER, ["bob@remote.example", "nobody@remote.example", "x@dead.example"],
-                             message(USER, "bob@remote.example", "going out"))
-        assert refused == {}, refused
+        # DSN requests (RFC 3461): full message back, an envelope id, and per
+        # recipient what to be told about.
+        expect(s.mail(USER, ["RET=FULL", "ENVID=QQ314159"]), 250)
+        for rcpt, options in [
+            ("bob@remote.example", ["NOTIFY=SUCCESS", "ORCPT=rfc822;Bob@Remote.example"]),
+            ("nobody@remote.example", ["NOTIFY=FAILURE"]),
+            ("ghost@remote.example", ["NOTIFY=NEVER"]),
+            ("x@dead.example", []),
+        ]:
+            expect(s.rcpt(rcpt, options), 250)
+        expect(s.data(message(USER, "bob@remote.example", "going out")), 250)
 
 
 {

@@ -1,0 +1,5 @@
+-- Rampart schema version 4: DSN requests (RFC 3461) on queued mail.
+ALTER TABLE queue ADD COLUMN dsn_ret_full BOOLEAN;
+ALTER TABLE queue ADD COLUMN dsn_envid TEXT;
+ALTER TABLE queue_recipients ADD COLUMN notify BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE queue_recipients ADD COLUMN orcpt TEXT;
