@@ -6,13 +6,10 @@
 mod common;
 
 use std::net::TcpListener;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
 use rampart_store::MailboxRole;
-
-const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/smtp_client.py");
 
 fn mailbox(sb: &Sandbox, local: &str, domain: &str, role: MailboxRole) -> Vec<String> {
     mailbox_texts(sb, &format!("{local}@{domain}"), role)
@@ -88,20 +85,7 @@ fn submitted_mail_is_relayed_bounced_and_retried() {
         "alice's long password\n",
     );
 
-    let out = Command::new("python3")
-        .arg(SCRIPT)
-        .arg("relay")
-        .arg(server.addr("smtp").port().to_string())
-        .arg(server.addr("submission").port().to_string())
-        .arg(server.addr("submissions").port().to_string())
-        .arg(local.data().join("tls/cert.pem"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    smtp_scenario(&local, &server, "relay");
 
     // Delivered to the remote server, with our Received header on top of its own.
     wait_for("delivery to bob@remote.example", || {
@@ -248,20 +232,7 @@ fn smarthost_with_authentication_over_verified_tls() {
         &["user", "add", "alice@example.org", "--password-stdin"],
         "alice's long password\n",
     );
-    let out = Command::new("python3")
-        .arg(SCRIPT)
-        .arg("relay_one")
-        .arg(server.addr("smtp").port().to_string())
-        .arg(server.addr("submission").port().to_string())
-        .arg(server.addr("submissions").port().to_string())
-        .arg(local.data().join("tls/cert.pem"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    smtp_scenario(&local, &server, "relay_one");
 
     wait_for("delivery through the smarthost", || {
         !mailbox(&hub, "bob", "remote.example", MailboxRole::Inbox).is_empty()

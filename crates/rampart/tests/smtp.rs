@@ -8,8 +8,6 @@ use std::process::Command;
 use common::*;
 use rampart_store::MailboxRole;
 
-const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/smtp_client.py");
-
 fn setup(extra: &str) -> (Sandbox, Server) {
     let sb = Sandbox::custom(
         "",
@@ -42,25 +40,6 @@ fn setup(extra: &str) -> (Sandbox, Server) {
         "",
     );
     (sb, server)
-}
-
-fn python(sb: &Sandbox, server: &Server, scenario: &str) {
-    let cert = sb.data().join("tls/cert.pem");
-    let out = Command::new("python3")
-        .arg(SCRIPT)
-        .arg(scenario)
-        .arg(server.addr("smtp").port().to_string())
-        .arg(server.addr("submission").port().to_string())
-        .arg(server.addr("submissions").port().to_string())
-        .arg(&cert)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "scenario {scenario} failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// Subjects of the messages in one of a user's mailboxes; each must carry our trace headers.
@@ -102,7 +81,7 @@ fn inbound_and_submission_with_smtplib() {
         "bdat_and_pipelining",
         "submission",
     ] {
-        python(&sb, &server, scenario);
+        smtp_scenario(&sb, &server, scenario);
     }
     let alice = subjects(&sb, "alice", MailboxRole::Inbox);
     assert_eq!(
@@ -124,7 +103,7 @@ fn inbound_and_submission_with_smtplib() {
 )]
 fn failed_logins_ban_the_address_on_every_service() {
     let (sb, server) = setup("[security]\nfailed_logins_before_ban = 3\nfailure_delay_ms = 10\n");
-    python(&sb, &server, "ban");
+    smtp_scenario(&sb, &server, "ban");
     assert!(server.stop().success());
 }
 
@@ -150,7 +129,7 @@ fn inbound_spf_and_dmarc_decide_and_are_recorded() {
          \"none.example\" = \"google-site-verification=abc\"\n\
          \"unknown.example\" = \"v=spf1 a:broken.example -all\"\n",
     );
-    python(&sb, &server, "auth");
+    smtp_scenario(&sb, &server, "auth");
     let inbox = messages(&sb, "alice", MailboxRole::Inbox);
     let junk = messages(&sb, "alice", MailboxRole::Junk);
     let find = |list: &[String], domain: &str| {

@@ -298,3 +298,24 @@ pub fn mailbox_texts(sb: &Sandbox, address: &str, role: rampart_store::MailboxRo
         .map(|(_, raw)| String::from_utf8_lossy(&raw).into_owned())
         .collect()
 }
+
+/// Runs one scenario of tests/python/smtp_client.py (Python's smtplib as the
+/// client) against `server`, trusting `sb`'s self-signed certificate.
+pub fn smtp_scenario(sb: &Sandbox, server: &Server, scenario: &str) {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/smtp_client.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .arg(scenario)
+        .arg(server.addr("smtp").port().to_string())
+        .arg(server.addr("submission").port().to_string())
+        .arg(server.addr("submissions").port().to_string())
+        .arg(sb.data().join("tls/cert.pem"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "scenario {scenario} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
