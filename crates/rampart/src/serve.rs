@@ -189,6 +189,7 @@ pub async fn run(prepared: Prepared, first_domain: &str) -> anyhow::Result<()> {
         smtp_submission: Arc::new(config.smtp_config(rampart_smtp::Mode::Submission)),
         shutdown: shutdown.clone(),
     });
+    sessions.spawn(sweep_blobs(core.clone(), shutdown.clone()));
     let queue_config = Arc::new(config.queue_config()?);
     sessions.spawn(rampart_smtp::queue::run(
         core.clone(),
@@ -227,6 +228,27 @@ pub async fn run(prepared: Prepared, first_domain: &str) -> anyhow::Result<()> {
     drop(core);
     tracing::info!("stopped");
     Ok(())
+}
+
+/// How often message files no message names any more are removed.
+const BLOB_SWEEP_INTERVAL: Duration = Duration::from_secs(3600);
+/// How old such a file must be: far longer than any delivery takes between
+/// storing a message file and naming it.
+const BLOB_SWEEP_GRACE: Duration = Duration::from_secs(3600);
+
+/// Removes unreferenced blobs (expunged mail, failed deliveries) every hour.
+async fn sweep_blobs(core: Arc<Core>, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(BLOB_SWEEP_INTERVAL) => {}
+        }
+        match core.store().sweep_blobs(BLOB_SWEEP_GRACE).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!("removed {n} unreferenced message files"),
+            Err(e) => tracing::warn!("blob sweep failed: {e}"),
+        }
+    }
 }
 
 /// Watches SIGTERM and SIGINT from the moment it is made.

@@ -194,7 +194,7 @@ async fn attempt(
                 "{host} offers no STARTTLS: the relay password is never sent in clear text"
             )));
         }
-        return transact(&mut conn, outgoing).await;
+        return transact(&mut conn, outgoing, &ehlo).await;
     }
     let reply = conn.command("STARTTLS").await?;
     if reply.code != 220 {
@@ -202,7 +202,7 @@ async fn attempt(
             return Err(from_reply("STARTTLS", &reply));
         }
         // The offer was withdrawn: carry on in clear text on this connection.
-        return transact(&mut conn, outgoing).await;
+        return transact(&mut conn, outgoing, &ehlo).await;
     }
     let name = rustls_pki_types::ServerName::try_from(host.to_owned())
         .map_err(|_| temporary(format!("{TLS_FAILED}: {host} is not a valid server name")))?;
@@ -219,7 +219,7 @@ async fn attempt(
         stream: BufReader::new(tls),
         timeout: io_timeout,
     };
-    hello(&mut conn, outgoing.helo).await?;
+    let ehlo = hello(&mut conn, outgoing.helo).await?;
     if let Some((user, password)) = outgoing.auth {
         use base64::Engine;
         let token =
@@ -230,7 +230,7 @@ async fn attempt(
             return Err(temporary(format!("AUTH at {host}: {reply}")));
         }
     }
-    transact(&mut conn, outgoing).await
+    transact(&mut conn, outgoing, &ehlo).await
 }
 
 /// EHLO, falling back to HELO; returns the EHLO reply (its text lists the extensions).
@@ -253,14 +253,20 @@ async fn hello<S: AsyncRead + AsyncWrite + Unpin>(
 async fn transact<S: AsyncRead + AsyncWrite + Unpin>(
     conn: &mut Conn<S>,
     outgoing: &Outgoing<'_>,
+    ehlo: &RemoteReply,
 ) -> Result<Vec<RecipientResult>, TransactionError> {
-    let mail = conn
-        .command(&format!(
+    // SIZE only where the server declared it (RFC 1870); others may refuse the parameter.
+    let offers_size = ehlo.text.split(' ').any(|w| w.eq_ignore_ascii_case("SIZE"));
+    let mail = if offers_size {
+        format!(
             "MAIL FROM:<{}> SIZE={}",
             outgoing.sender,
             outgoing.message.len()
-        ))
-        .await?;
+        )
+    } else {
+        format!("MAIL FROM:<{}>", outgoing.sender)
+    };
+    let mail = conn.command(&mail).await?;
     if !mail.is_positive() {
         return Err(from_reply("MAIL FROM", &mail));
     }

@@ -683,14 +683,21 @@ impl Session {
                     Ok(signed) => signed,
                     Err(reply) => return reply,
                 };
-                if let Err(e) = self.core.save_sent(user, raw.clone()).await {
-                    return temporary(e);
-                }
                 let from = envelope.from.as_deref().unwrap_or_default();
-                self.core
+                let sent_copy = raw.clone();
+                let submitted = self
+                    .core
                     .submit(user, from, &accounts, &remote, envelope.dsn.clone(), raw)
                     .await
-                    .map(|_| ())
+                    .map(|_| ());
+                // The Sent copy comes second: failing it must not make the
+                // client send again what is already on its way.
+                if submitted.is_ok()
+                    && let Err(e) = self.core.save_sent(user, sent_copy).await
+                {
+                    tracing::error!("smtp: message accepted but not filed in Sent: {e}");
+                }
+                submitted
             }
             None => {
                 let mut role = MailboxRole::Inbox;
