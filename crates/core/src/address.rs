@@ -59,17 +59,22 @@ impl fmt::Display for Address {
     }
 }
 
-/// Checks and lower-cases a domain name (ASCII; IDNs in their `xn--` form).
+/// Checks and lower-cases a domain name; internationalised names (as
+/// SMTPUTF8 clients send them) are turned into their `xn--` form.
 pub fn normalize_domain(input: &str) -> CoreResult<String> {
-    let domain = input.trim().trim_end_matches('.').to_ascii_lowercase();
+    let trimmed = input.trim().trim_end_matches('.');
+    let domain = if trimmed.is_ascii() {
+        trimmed.to_ascii_lowercase()
+    } else {
+        idna::domain_to_ascii(trimmed).map_err(|_| {
+            CoreError::Invalid(format!(
+                "domain {input:?} is not a valid internationalised domain name"
+            ))
+        })?
+    };
     if domain.is_empty() || domain.len() > MAX_DOMAIN {
         return Err(CoreError::Invalid(format!(
             "domain {input:?} must be 1 to {MAX_DOMAIN} characters"
-        )));
-    }
-    if !domain.is_ascii() {
-        return Err(CoreError::Invalid(format!(
-            "domain {input:?} is not ASCII: give its IDNA form (xn--...)"
         )));
     }
     for label in domain.split('.') {
@@ -110,10 +115,15 @@ mod tests {
             "a@exa_mple.org",
             "a@-example.org",
             "a@",
-            "a@bücher.de",
+            "a@bü cher.de",
         ] {
             assert!(Address::parse(bad).is_err(), "{bad} should be rejected");
         }
+        // Internationalised domains take their ASCII form.
+        assert_eq!(
+            Address::parse("Jörg@Bücher.de").unwrap().to_string(),
+            "jörg@xn--bcher-kva.de"
+        );
         let long = format!("{}@example.org", "a".repeat(65));
         assert!(Address::parse(&long).is_err());
     }

@@ -73,7 +73,13 @@ fn subjects(sb: &Sandbox, user: &str, role: MailboxRole) -> Vec<String> {
 )]
 fn inbound_and_submission_with_smtplib() {
     let (sb, server) = setup("");
+    sb.ok(&["domain", "add", "Bücher.example"], "");
+    sb.ok(
+        &["alias", "add", "alice@bücher.example", "alice@example.org"],
+        "",
+    );
     for scenario in [
+        "utf8",
         "inbound",
         "starttls_inbound",
         "limits",
@@ -86,7 +92,7 @@ fn inbound_and_submission_with_smtplib() {
     let alice = subjects(&sb, "alice", MailboxRole::Inbox);
     assert_eq!(
         alice,
-        ["inbound one", "over tls", "chunked"],
+        ["grüße aus bücher", "inbound one", "over tls", "chunked"],
         "alice's inbox"
     );
     let bob = subjects(&sb, "bob", MailboxRole::Inbox);

@@ -209,6 +209,18 @@ def ban():
         assert greeting.startswith("421 4.7.0"), greeting
 
 
+def utf8():
+    """SMTPUTF8: an internationalised domain reaches the account behind its xn-- form."""
+    with smtplib.SMTP(HOST, mx_port) as s:
+        s.ehlo("utf8.example.net")
+        assert s.has_extn("smtputf8")
+        s.command_encoding = "utf-8"
+        expect(s.mail("jörg@example.net", ["SMTPUTF8"]), 250)
+        expect(s.rcpt("alice@bücher.example"), 250)
+        body = message("jörg@example.net", "alice@bücher.example", "grüße aus bücher")
+        expect(s.data(body.encode("utf-8")), 250)
+
+
 def relay_one():
     with smtplib.SMTP(HOST, sub_port) as s:
         s.starttls(context=tls_context())
@@ -259,6 +271,7 @@ def relay():
 {
     "relay": relay,
     "relay_one": relay_one,
+    "utf8": utf8,
     "auth": auth,
     "inbound": inbound,
     "starttls_inbound": starttls_inbound,
