@@ -238,7 +238,7 @@ fn smarthost_with_authentication_over_verified_tls() {
         !mailbox(&hub, "bob", "remote.example", MailboxRole::Inbox).is_empty()
     });
     let delivered = mailbox(&hub, "bob", "remote.example", MailboxRole::Inbox);
-    assert!(delivered[0].contains("Subject: via smarthost"));
+    assert!(delivered[0].contains("Subject: one for bob"));
     // Both hops were authenticated sessions over TLS: alice's submission to
     // us, and our queue's to the hub.
     assert_eq!(
@@ -252,4 +252,58 @@ fn smarthost_with_authentication_over_verified_tls() {
     });
     assert!(server.stop().success());
     assert!(hub_server.stop().success());
+}
+
+#[test]
+#[cfg_attr(
+    not(rampart_test_python),
+    ignore = "skipped: needs python3 (smtplib) as the SMTP client"
+)]
+fn queued_mail_survives_a_kill_and_is_delivered_once_after_restart() {
+    // The next hop is down while the message is queued.
+    let hop_port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let local = Sandbox::custom(
+        "",
+        &format!(
+            "[queue]\nretry_base_seconds = 1\npoll_interval_seconds = 1\nio_timeout_seconds = 5\n\
+             [relay.routes]\n\"remote.example\" = \"127.0.0.1:{hop_port}\"\n"
+        ),
+    );
+    let mut server = local.serve(&["--domain", "example.org"]);
+    local.ok(
+        &["user", "add", "alice@example.org", "--password-stdin"],
+        "alice's long password\n",
+    );
+    smtp_scenario(&local, &server, "relay_one");
+    wait_for("a failed first attempt", || {
+        local.ok(&["queue", "list"], "").contains("cannot connect")
+    });
+    server.child.kill().unwrap(); // SIGKILL: no chance to tidy up
+    server.child.wait().unwrap();
+
+    // The next hop comes up; the server restarts and delivers what was queued.
+    let remote = Sandbox::custom(&format!("smtp = [\"127.0.0.1:{hop_port}\"]\n"), "");
+    let remote_server = remote.serve(&["--domain", "remote.example"]);
+    remote.ok(
+        &["user", "add", "bob@remote.example", "--password-stdin"],
+        "bob's long password!\n",
+    );
+    let server = local.serve(&[]);
+    wait_for("delivery after the restart", || {
+        !mailbox(&remote, "bob", "remote.example", MailboxRole::Inbox).is_empty()
+    });
+    wait_for("the queue to empty", || {
+        local.ok(&["queue", "list"], "") == "the queue is empty\n"
+    });
+    // A little longer: nothing else may arrive.
+    std::thread::sleep(Duration::from_secs(2));
+    let delivered = mailbox(&remote, "bob", "remote.example", MailboxRole::Inbox);
+    assert_eq!(delivered.len(), 1, "delivered exactly once");
+    assert!(delivered[0].contains("Subject: one for bob"));
+    assert!(server.stop().success());
+    assert!(remote_server.stop().success());
 }

@@ -226,7 +226,7 @@ def relay_one():
         s.starttls(context=tls_context())
         s.login(USER, PASSWORD)
         assert s.sendmail(USER, ["bob@remote.example"],
-                          message(USER, "bob@remote.example", "via smarthost")) == {}
+                          message(USER, "bob@remote.example", "one for bob")) == {}
 
 
 def auth():
