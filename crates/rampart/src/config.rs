@@ -365,6 +365,10 @@ pub struct QueueSection {
     pub poll_interval_seconds: u64,
     /// Network timeout per delivery step in seconds.
     pub io_timeout_seconds: u64,
+    /// Apply recipient domains' MTA-STS policies (RFC 8461).
+    pub mta_sts: bool,
+    /// PEM certificate(s) trusted besides the system's roots when TLS must verify (MTA-STS).
+    pub tls_ca_file: Option<PathBuf>,
 }
 
 impl Default for QueueSection {
@@ -377,6 +381,8 @@ impl Default for QueueSection {
             delay_notice_seconds: q.delay_notice_after.as_secs(),
             poll_interval_seconds: q.poll_interval.as_secs(),
             io_timeout_seconds: q.io_timeout.as_secs(),
+            mta_sts: q.mta_sts,
+            tls_ca_file: None,
         }
     }
 }
@@ -440,6 +446,10 @@ pub struct DnsSection {
     pub source: DnsSourceName,
     /// TXT records answered locally, by name: `"_dmarc.example.net" = "v=DMARC1; p=reject"`.
     pub txt: std::collections::BTreeMap<String, String>,
+    /// MX hosts answered locally, by domain, best first: `"example.net" = ["mx1.example.net"]`.
+    pub mx: std::collections::BTreeMap<String, Vec<String>>,
+    /// Addresses answered locally, by host name: `"mx1.example.net" = ["192.0.2.25"]`.
+    pub a: std::collections::BTreeMap<String, Vec<std::net::IpAddr>>,
     /// Check SPF, DKIM, ARC and DMARC of inbound mail and apply DMARC policies.
     pub verify_inbound: bool,
 }
@@ -449,6 +459,8 @@ impl Default for DnsSection {
         DnsSection {
             source: DnsSourceName::System,
             txt: Default::default(),
+            mx: Default::default(),
+            a: Default::default(),
             verify_inbound: true,
         }
     }
@@ -710,6 +722,29 @@ impl Config {
             poll_interval: Duration::from_secs(q.poll_interval_seconds),
             io_timeout: Duration::from_secs(q.io_timeout_seconds),
             batch: 32,
+            static_dns: rampart_smtp::queue::StaticDns {
+                only: self.dns.source == DnsSourceName::Static,
+                mx: self
+                    .dns
+                    .mx
+                    .iter()
+                    .map(|(d, hosts)| (d.to_ascii_lowercase(), hosts.clone()))
+                    .collect(),
+                addresses: self
+                    .dns
+                    .a
+                    .iter()
+                    .map(|(h, ips)| (h.to_ascii_lowercase(), ips.clone()))
+                    .collect(),
+                txt: self
+                    .dns
+                    .txt
+                    .iter()
+                    .map(|(n, v)| (n.trim_end_matches('.').to_ascii_lowercase(), v.clone()))
+                    .collect(),
+            },
+            verified_tls: Some(crate::tls::verified_client(q.tls_ca_file.as_deref())?),
+            mta_sts: q.mta_sts,
         })
     }
 

@@ -116,35 +116,30 @@ pub fn load(files: &TlsFiles) -> anyhow::Result<Arc<ServerConfig>> {
     Ok(Arc::new(config))
 }
 
-/// A TLS client configuration that verifies servers against `ca_file` (PEM),
-/// or against the system's trusted roots when none is given.
+/// A TLS client configuration that verifies servers against the system's
+/// trusted roots plus the certificates in `ca_file` (PEM), if given.
 pub fn verified_client(ca_file: Option<&Path>) -> anyhow::Result<Arc<rustls::ClientConfig>> {
     let mut roots = rustls::RootCertStore::empty();
-    match ca_file {
-        Some(path) => {
-            let file = fs::File::open(path).with_context(|| {
-                format!("cannot read relay.smarthost_ca_file {}", path.display())
-            })?;
-            for cert in rustls_pemfile::certs(&mut BufReader::new(file)) {
-                roots
-                    .add(cert.with_context(|| format!("{} is not valid PEM", path.display()))?)
-                    .with_context(|| format!("{} holds an unusable certificate", path.display()))?;
-            }
-            if roots.is_empty() {
-                bail!(
-                    "relay.smarthost_ca_file {} holds no certificate",
-                    path.display()
-                );
-            }
+    for cert in rustls_native_certs::load_native_certs().certs {
+        let _ = roots.add(cert);
+    }
+    if let Some(path) = ca_file {
+        let file = fs::File::open(path)
+            .with_context(|| format!("cannot read CA file {}", path.display()))?;
+        let before = roots.len();
+        for cert in rustls_pemfile::certs(&mut BufReader::new(file)) {
+            roots
+                .add(cert.with_context(|| format!("{} is not valid PEM", path.display()))?)
+                .with_context(|| format!("{} holds an unusable certificate", path.display()))?;
         }
-        None => {
-            for cert in rustls_native_certs::load_native_certs().certs {
-                let _ = roots.add(cert);
-            }
-            if roots.is_empty() {
-                bail!("no trusted root certificates on this system: set relay.smarthost_ca_file");
-            }
+        if roots.len() == before {
+            bail!("CA file {} holds no certificate", path.display());
         }
+    }
+    if roots.is_empty() {
+        tracing::warn!(
+            "no trusted root certificates on this system: verified TLS (MTA-STS, smarthost) will fail"
+        );
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     Ok(Arc::new(

@@ -307,3 +307,164 @@ fn queued_mail_survives_a_kill_and_is_delivered_once_after_restart() {
     assert!(server.stop().success());
     assert!(remote_server.stop().success());
 }
+
+/// A CA and certificates it signs, as PEM files in `dir`.
+fn test_pki(dir: &std::path::Path, leaves: &[(&str, &[&str])]) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    std::fs::write(dir.join("ca.pem"), ca_cert.pem()).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    for (name, sans) in leaves {
+        let key = KeyPair::generate().unwrap();
+        let params =
+            CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
+        let cert = params.signed_by(&key, &issuer).unwrap();
+        std::fs::write(dir.join(format!("{name}.pem")), cert.pem()).unwrap();
+        std::fs::write(dir.join(format!("{name}.key")), key.serialize_pem()).unwrap();
+    }
+}
+
+/// A child process that is killed when the test ends, however it ends.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// An HTTPS server for MTA-STS policies (Python's http.server), by Host header.
+const POLICY_SERVER: &str = r#"
+import http.server, ssl, sys
+policies = {
+    "mta-sts.remote.example": "version: STSv1\r\nmode: enforce\r\nmx: mx.remote.example\r\nmax_age: 86400\r\n",
+    "mta-sts.wrong.example": "version: STSv1\r\nmode: enforce\r\nmx: mail.wrong.example\r\nmax_age: 86400\r\n",
+}
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = policies.get(self.headers.get("Host", ""), "").encode()
+        if self.path != "/.well-known/mta-sts.txt" or not body:
+            self.send_error(404)
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+server = http.server.HTTPServer(("127.0.0.1", 443), Handler)
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(sys.argv[1], sys.argv[2])
+server.socket = ctx.wrap_socket(server.socket, server_side=True)
+print("ready", flush=True)
+server.serve_forever()
+"#;
+
+#[test]
+#[cfg_attr(
+    not(rampart_test_python),
+    ignore = "skipped: needs python3 (smtplib, http.server)"
+)]
+fn mta_sts_enforce_policies_decide_where_and_how_mail_goes() {
+    if !nix::unistd::getuid().is_root() {
+        eprintln!("skipped: needs root to listen on ports 25 and 443 as MTA-STS requires");
+        return;
+    }
+    let pki = tempfile::tempdir().unwrap();
+    test_pki(
+        pki.path(),
+        &[
+            ("mx", &["mx.remote.example"]),
+            (
+                "policy",
+                &["mta-sts.remote.example", "mta-sts.wrong.example"],
+            ),
+        ],
+    );
+    let mut policy_server = KillOnDrop(
+        std::process::Command::new("python3")
+            .arg("-c")
+            .arg(POLICY_SERVER)
+            .arg(pki.path().join("policy.pem"))
+            .arg(pki.path().join("policy.key"))
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut ready = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(policy_server.0.stdout.take().unwrap()),
+        &mut ready,
+    )
+    .unwrap();
+    assert_eq!(ready.trim(), "ready", "policy server did not start");
+
+    // The MX of remote.example, on port 25 with a certificate from the test CA.
+    let remote = Sandbox::custom(
+        "smtp = [\"127.0.0.1:25\"]\n",
+        &format!(
+            "[tls]\ncert = \"{}\"\nkey = \"{}\"\n",
+            pki.path().join("mx.pem").display(),
+            pki.path().join("mx.key").display()
+        ),
+    );
+    let remote_server = remote.serve(&["--domain", "remote.example"]);
+    remote.ok(
+        &["user", "add", "bob@remote.example", "--password-stdin"],
+        "bob's long password!\n",
+    );
+
+    let local = Sandbox::custom(
+        "",
+        &format!(
+            "[queue]\npoll_interval_seconds = 1\nio_timeout_seconds = 5\ntls_ca_file = \"{}\"\n\
+             [dns]\nsource = \"static\"\n\
+             [dns.txt]\n\"_mta-sts.remote.example\" = \"v=STSv1; id=20261127\"\n\"_mta-sts.wrong.example\" = \"v=STSv1; id=1\"\n\
+             [dns.mx]\n\"remote.example\" = [\"mx.remote.example\"]\n\"wrong.example\" = [\"mx.remote.example\"]\n\
+             [dns.a]\n\"mx.remote.example\" = [\"127.0.0.1\"]\n\"mta-sts.remote.example\" = [\"127.0.0.1\"]\n\"mta-sts.wrong.example\" = [\"127.0.0.1\"]\n",
+            pki.path().join("ca.pem").display()
+        ),
+    );
+    let server = local.serve(&["--domain", "example.org"]);
+    local.ok(
+        &["user", "add", "alice@example.org", "--password-stdin"],
+        "alice's long password\n",
+    );
+    smtp_scenario(&local, &server, "sts");
+
+    // remote.example's policy names its MX: delivered, over verified TLS.
+    wait_for("delivery under the policy", || {
+        !mailbox(&remote, "bob", "remote.example", MailboxRole::Inbox).is_empty()
+    });
+    let delivered = mailbox(&remote, "bob", "remote.example", MailboxRole::Inbox);
+    assert!(delivered[0].contains("Subject: under mta-sts"));
+    assert!(delivered[0].contains("with ESMTPS id"), "{}", delivered[0]);
+    // wrong.example's MX is not in its policy: nothing is sent, the mail waits.
+    let start = Instant::now();
+    while !local.ok(&["queue", "list"], "").contains("MTA-STS") {
+        if start.elapsed() > Duration::from_secs(30) {
+            let list = local.ok(&["queue", "list"], "");
+            let mut server = server;
+            let _ = server.child.kill();
+            let mut log = String::new();
+            let _ = std::io::Read::read_to_string(server.child.stderr.as_mut().unwrap(), &mut log);
+            panic!("no MTA-STS refusal; queue: {list}\nserver log: {log}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let list = local.ok(&["queue", "list"], "");
+    assert!(list.contains("pending    carol@wrong.example"), "{list}");
+    assert!(
+        list.contains("none of the MX hosts of wrong.example"),
+        "{list}"
+    );
+
+    drop(policy_server);
+    assert!(server.stop().success());
+    assert!(remote_server.stop().success());
+}

@@ -143,11 +143,11 @@ use tokio::io::AsyncReadExt;
 /// text, as other MTAs do at this security level.
 pub async fn send(
     host: &str,
-    port: u16,
+    addrs: &[std::net::SocketAddr],
     outgoing: &Outgoing<'_>,
     io_timeout: Duration,
 ) -> Result<Vec<RecipientResult>, TransactionError> {
-    match attempt(host, port, outgoing, io_timeout, true).await {
+    match attempt(host, addrs, outgoing, io_timeout, true).await {
         // Never fall back to clear text with a password to send or a
         // certificate to verify.
         Err(e)
@@ -156,7 +156,7 @@ pub async fn send(
                 && outgoing.verified_tls.is_none() =>
         {
             tracing::warn!("{host}: {}; delivering without TLS", e.reason);
-            attempt(host, port, outgoing, io_timeout, false).await
+            attempt(host, addrs, outgoing, io_timeout, false).await
         }
         other => other,
     }
@@ -166,15 +166,15 @@ const TLS_FAILED: &str = "TLS handshake failed";
 
 async fn attempt(
     host: &str,
-    port: u16,
+    addrs: &[std::net::SocketAddr],
     outgoing: &Outgoing<'_>,
     io_timeout: Duration,
     use_tls: bool,
 ) -> Result<Vec<RecipientResult>, TransactionError> {
-    let tcp = timeout(io_timeout, TcpStream::connect((host, port)))
+    let tcp = timeout(io_timeout, TcpStream::connect(addrs))
         .await
-        .map_err(|_| temporary(format!("timed out connecting to {host}:{port}")))?
-        .map_err(|e| temporary(format!("cannot connect to {host}:{port}: {e}")))?;
+        .map_err(|_| temporary(format!("timed out connecting to {host}")))?
+        .map_err(|e| temporary(format!("cannot connect to {host}: {e}")))?;
     let mut conn = Conn {
         stream: BufReader::new(tcp),
         timeout: io_timeout,

@@ -7,6 +7,7 @@
 mod client;
 pub mod data;
 pub mod dkim;
+pub mod mta_sts;
 pub mod queue;
 mod session;
 pub mod verify;

@@ -4,6 +4,7 @@
 //! sender about failures and long delays with RFC 3464 reports.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -62,6 +63,124 @@ pub struct QueueConfig {
     pub io_timeout: Duration,
     /// Messages claimed per round.
     pub batch: usize,
+    /// Answers configured locally before (or instead of) DNS.
+    pub static_dns: StaticDns,
+    /// Verified TLS (system roots plus any configured CA), for MTA-STS domains.
+    pub verified_tls: Option<Arc<tokio_rustls::rustls::ClientConfig>>,
+    /// Apply recipient domains' MTA-STS policies.
+    pub mta_sts: bool,
+}
+/// DNS answers configured locally (`[dns]` in the config).
+#[derive(Debug, Clone, Default)]
+pub struct StaticDns {
+    /// Only these answers: names not listed do not exist.
+    pub only: bool,
+    /// MX hosts by domain, best first.
+    pub mx: BTreeMap<String, Vec<String>>,
+    /// Addresses by host name.
+    pub addresses: BTreeMap<String, Vec<std::net::IpAddr>>,
+    /// TXT values by name.
+    pub txt: BTreeMap<String, String>,
+}
+
+/// The DNS view of the queue worker: local answers first, then the resolver.
+pub struct Dns {
+    resolver: Option<mail_auth::MessageAuthenticator>,
+    static_dns: StaticDns,
+    sts: crate::mta_sts::PolicyCache,
+}
+
+impl Dns {
+    /// Local answers, plus the system resolver unless they are the only source.
+    pub fn new(static_dns: StaticDns) -> Self {
+        let resolver = if static_dns.only {
+            None
+        } else {
+            match mail_auth::MessageAuthenticator::new_system_conf() {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    tracing::warn!("queue: no DNS resolver ({e}); only [relay] routes can be used");
+                    None
+                }
+            }
+        };
+        Dns {
+            resolver,
+            static_dns,
+            sts: Default::default(),
+        }
+    }
+
+    /// The socket addresses of `host:port`: local answers, an address literal,
+    /// or the system's resolver.
+    async fn socket_addrs(&self, host: &str, port: u16) -> Vec<SocketAddr> {
+        if let Some(ips) = self.static_dns.addresses.get(&host.to_ascii_lowercase()) {
+            return ips.iter().map(|ip| SocketAddr::new(*ip, port)).collect();
+        }
+        if let Ok(ip) = host.trim_matches(['[', ']']).parse::<std::net::IpAddr>() {
+            return vec![SocketAddr::new(ip, port)];
+        }
+        // Host names outside the local answers go to the system's resolver
+        // (/etc/hosts first), even with static DNS: they come from the
+        // config (routes, smarthost) or from configured MX answers.
+        tokio::net::lookup_host((host, port))
+            .await
+            .map(|a| a.collect())
+            .unwrap_or_default()
+    }
+
+    /// The id in `_mta-sts.<domain>`, if the domain publishes one.
+    async fn mta_sts_id(&self, domain: &str) -> Option<String> {
+        use mail_auth::common::parse::TxtRecordParser;
+        let name = format!("_mta-sts.{domain}");
+        if let Some(value) = self.static_dns.txt.get(&name) {
+            return mail_auth::mta_sts::MtaSts::parse(value.as_bytes())
+                .ok()
+                .map(|r| r.id);
+        }
+        let resolver = self.resolver.as_ref()?;
+        let none: Option<&mail_auth::common::cache::NoCache<Box<str>, mail_auth::Txt>> = None;
+        resolver
+            .txt_lookup::<mail_auth::mta_sts::MtaSts>(name, none)
+            .await
+            .ok()
+            .map(|r| r.id.clone())
+    }
+
+    /// The domain's MTA-STS policy when it is in enforce mode (fetched or cached).
+    async fn enforced_policy(
+        &self,
+        config: &QueueConfig,
+        domain: &str,
+    ) -> Option<crate::mta_sts::Policy> {
+        let tls = config.verified_tls.as_ref()?;
+        if !config.mta_sts {
+            return None;
+        }
+        let policy = match self.mta_sts_id(domain).await {
+            // No record: a policy cached earlier still holds until it expires.
+            None => self.sts.get_any_fresh(domain),
+            Some(id) => match self.sts.get(domain, &id) {
+                Some(p) => Some(p),
+                None => {
+                    let addrs = self.socket_addrs(&format!("mta-sts.{domain}"), 443).await;
+                    match crate::mta_sts::fetch(domain, &addrs, tls.clone(), config.io_timeout)
+                        .await
+                    {
+                        Ok(p) => {
+                            self.sts.put(domain, &id, p.clone());
+                            Some(p)
+                        }
+                        Err(e) => {
+                            tracing::warn!("MTA-STS policy of {domain}: {e}");
+                            self.sts.get_any_fresh(domain)
+                        }
+                    }
+                }
+            },
+        };
+        policy.filter(|p| p.mode == crate::mta_sts::Mode::Enforce)
+    }
 }
 
 impl QueueConfig {
@@ -78,6 +197,9 @@ impl QueueConfig {
             poll_interval: Duration::from_secs(30),
             io_timeout: Duration::from_secs(60),
             batch: 32,
+            static_dns: StaticDns::default(),
+            verified_tls: None,
+            mta_sts: true,
         }
     }
 
@@ -91,15 +213,9 @@ impl QueueConfig {
 pub async fn run(core: Arc<Core>, config: Arc<QueueConfig>, shutdown: CancellationToken) {
     let ctx = SessionContext::new(Protocol::Internal, None);
     let access = Access::service("queue", &ctx);
-    let resolver = match mail_auth::MessageAuthenticator::new_system_conf() {
-        Ok(r) => Some(r),
-        Err(e) => {
-            tracing::warn!("queue: no DNS resolver ({e}); only [relay] routes can be used");
-            None
-        }
-    };
+    let dns = Dns::new(config.static_dns.clone());
     loop {
-        if let Err(e) = round(&core, &config, &access, resolver.as_ref()).await {
+        if let Err(e) = round(&core, &config, &access, &dns).await {
             tracing::error!("queue: {e}");
         }
         tokio::select! {
@@ -114,7 +230,7 @@ pub async fn round(
     core: &Core,
     config: &QueueConfig,
     access: &Access,
-    resolver: Option<&mail_auth::MessageAuthenticator>,
+    dns: &Dns,
 ) -> rampart_core::CoreResult<()> {
     loop {
         let now = now_millis();
@@ -126,7 +242,7 @@ pub async fn round(
             break;
         }
         for entry in claimed {
-            deliver_entry(core, config, access, resolver, &entry).await?;
+            deliver_entry(core, config, access, dns, &entry).await?;
         }
     }
     core.queue_collect(access).await?;
@@ -137,7 +253,7 @@ async fn deliver_entry(
     core: &Core,
     config: &QueueConfig,
     access: &Access,
-    resolver: Option<&mail_auth::MessageAuthenticator>,
+    dns: &Dns,
     entry: &QueueEntry,
 ) -> rampart_core::CoreResult<()> {
     let raw = core.queue_message(access, entry).await?;
@@ -148,9 +264,9 @@ async fn deliver_entry(
     let mut reports: Vec<(Action, &QueuedRecipient, String)> = Vec::new();
     for (domain, recipients) in by_domain {
         let addresses: Vec<String> = recipients.iter().map(|r| r.address.clone()).collect();
-        let results = match next_hops(config, resolver, domain).await {
+        let results = match next_hops(config, dns, domain).await {
             Err(e) => vec![e; addresses.len()],
-            Ok(hops) => attempt(config, &hops, entry, &addresses, &raw).await,
+            Ok(hops) => attempt(config, dns, &hops, entry, &addresses, &raw).await,
         };
         for (r, result) in recipients.iter().copied().zip(results) {
             let age = Duration::from_millis((now_millis() - entry.created_at).max(0) as u64);
@@ -240,7 +356,7 @@ impl Action {
 /// The hosts to try for a domain, best first.
 async fn next_hops(
     config: &QueueConfig,
-    resolver: Option<&mail_auth::MessageAuthenticator>,
+    dns: &Dns,
     domain: &str,
 ) -> Result<Vec<Route>, RecipientResult> {
     if let Some(route) = config.routes.get(domain) {
@@ -249,7 +365,41 @@ async fn next_hops(
     if let Some(route) = &config.smarthost {
         return Ok(vec![route.clone()]);
     }
-    let Some(resolver) = resolver else {
+    let mut hops = mx_hosts(dns, domain).await?;
+    // MTA-STS: only the MX hosts the domain's policy names, only over TLS
+    // verified for that host name, never in clear text.
+    if let Some(policy) = dns.enforced_policy(config, domain).await {
+        hops.retain(|h| policy.matches(&h.host));
+        if hops.is_empty() {
+            return Err(RecipientResult::Temporary(format!(
+                "MTA-STS: none of the MX hosts of {domain} matches its policy"
+            )));
+        }
+        for hop in &mut hops {
+            hop.verified_tls = config.verified_tls.clone();
+        }
+    }
+    Ok(hops)
+}
+
+fn mx_route(host: &str) -> Route {
+    Route {
+        host: host.trim_end_matches('.').to_ascii_lowercase(),
+        port: 25,
+        auth: None,
+        verified_tls: None,
+    }
+}
+
+/// The domain's MX hosts, best first (the domain itself when it has no MX).
+async fn mx_hosts(dns: &Dns, domain: &str) -> Result<Vec<Route>, RecipientResult> {
+    if let Some(hosts) = dns.static_dns.mx.get(domain) {
+        return Ok(hosts.iter().map(|h| mx_route(h)).collect());
+    }
+    if dns.static_dns.only {
+        return Ok(vec![mx_route(domain)]);
+    }
+    let Some(resolver) = &dns.resolver else {
         return Err(RecipientResult::Temporary(
             "no DNS resolver available".into(),
         ));
@@ -264,12 +414,7 @@ async fn next_hops(
             let hosts: Vec<Route> = mx
                 .iter()
                 .flat_map(|m| m.exchanges.iter())
-                .map(|h| Route {
-                    host: h.trim_end_matches('.').to_string(),
-                    port: 25,
-                    auth: None,
-                    verified_tls: None,
-                })
+                .map(|h| mx_route(h))
                 .collect();
             // RFC 7505: a null MX says the domain takes no mail.
             if hosts.len() == 1 && hosts[0].host.is_empty() {
@@ -278,12 +423,7 @@ async fn next_hops(
                 )));
             }
             if hosts.is_empty() {
-                Ok(vec![Route {
-                    host: domain.to_owned(),
-                    port: 25,
-                    auth: None,
-                    verified_tls: None,
-                }])
+                Ok(vec![mx_route(domain)])
             } else {
                 Ok(hosts)
             }
@@ -295,12 +435,7 @@ async fn next_hops(
                 )))
             } else {
                 // No MX: the domain itself is the implicit MX (RFC 5321 §5.1).
-                Ok(vec![Route {
-                    host: domain.to_owned(),
-                    port: 25,
-                    auth: None,
-                    verified_tls: None,
-                }])
+                Ok(vec![mx_route(domain)])
             }
         }
         Err(e) => Err(RecipientResult::Temporary(format!(
@@ -312,6 +447,7 @@ async fn next_hops(
 /// Tries the hops in order until one gives a verdict on every recipient.
 async fn attempt(
     config: &QueueConfig,
+    dns: &Dns,
     hops: &[Route],
     entry: &QueueEntry,
     recipients: &[String],
@@ -327,7 +463,12 @@ async fn attempt(
             auth: hop.auth.as_ref().map(|(u, p)| (u.as_str(), p.as_str())),
             verified_tls: hop.verified_tls.clone(),
         };
-        match client::send(&hop.host, hop.port, &outgoing, config.io_timeout).await {
+        let addrs = dns.socket_addrs(&hop.host, hop.port).await;
+        if addrs.is_empty() {
+            last = format!("{}: no address found", hop.host);
+            continue;
+        }
+        match client::send(&hop.host, &addrs, &outgoing, config.io_timeout).await {
             Ok(results) => return results,
             Err(e) if e.permanent => {
                 return vec![

@@ -209,6 +209,14 @@ def ban():
         assert greeting.startswith("421 4.7.0"), greeting
 
 
+def sts():
+    with smtplib.SMTP(HOST, sub_port) as s:
+        s.starttls(context=tls_context())
+        s.login(USER, PASSWORD)
+        assert s.sendmail(USER, ["bob@remote.example", "carol@wrong.example"],
+                          message(USER, "bob@remote.example", "under mta-sts")) == {}
+
+
 def utf8():
     """SMTPUTF8: an internationalised domain reaches the account behind its xn-- form."""
     with smtplib.SMTP(HOST, mx_port) as s:
@@ -272,6 +280,7 @@ def relay():
     "relay": relay,
     "relay_one": relay_one,
     "utf8": utf8,
+    "sts": sts,
     "auth": auth,
     "inbound": inbound,
     "starttls_inbound": starttls_inbound,
