@@ -11,16 +11,6 @@ use std::time::Duration;
 
 use common::*;
 
-const SERVICES: [&str; 7] = [
-    "smtp",
-    "submission",
-    "submissions",
-    "imap",
-    "imaps",
-    "https",
-    "admin",
-];
-
 /// Opens a TLS connection that trusts only the server's own certificate, for `localhost`.
 fn tls_connect(
     addr: std::net::SocketAddr,

@@ -24,6 +24,17 @@ pub struct Sandbox {
     pub dir: tempfile::TempDir,
 }
 
+/// Every service name in `[listen]`.
+pub const SERVICES: [&str; 7] = [
+    "smtp",
+    "submission",
+    "submissions",
+    "imap",
+    "imaps",
+    "https",
+    "admin",
+];
+
 /// Cheap argon2 settings so tests do not spend seconds hashing.
 pub const FAST_AUTH: &str =
     "[auth]\nargon2_memory_kib = 1024\nargon2_iterations = 1\nargon2_parallelism = 1\n";
@@ -39,15 +50,7 @@ impl Sandbox {
         let dir = tempfile::tempdir().unwrap();
         let mut config = String::from("[listen]\n");
         config.push_str(listen);
-        for s in [
-            "smtp",
-            "submission",
-            "submissions",
-            "imap",
-            "imaps",
-            "https",
-            "admin",
-        ] {
+        for s in SERVICES {
             if !listen.contains(&format!("{s} =")) {
                 config.push_str(&format!("{s} = [\"127.0.0.1:0\"]\n"));
             }
