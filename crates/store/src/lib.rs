@@ -162,6 +162,15 @@ pub trait Store: Send + Sync + 'static {
     async fn list_mailboxes(&self, account: PrincipalId) -> Result<Vec<Mailbox>>;
     /// Reads a mailbox by id.
     async fn get_mailbox(&self, id: MailboxId) -> Result<Option<Mailbox>>;
+    /// Renames mailboxes in one transaction (a mailbox and its children);
+    /// fails with [`StoreError::AlreadyExists`] if a new name is taken.
+    async fn rename_mailboxes(&self, renames: &[(MailboxId, String)]) -> Result<()>;
+    /// Sets whether the owner subscribes to a mailbox.
+    async fn set_subscribed(&self, id: MailboxId, subscribed: bool) -> Result<()>;
+    /// Deletes a mailbox with its messages, releasing what no other mailbox holds.
+    async fn delete_mailbox(&self, id: MailboxId) -> Result<()>;
+    /// Counts of a mailbox's messages (for IMAP STATUS).
+    async fn mailbox_status(&self, id: MailboxId) -> Result<MailboxStatus>;
 
     /// Stores blob content durably (synced) and returns its hash. The blob is
     /// not yet named by any row; [`Store::sweep_blobs`] may remove it after the
@@ -187,6 +196,19 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<Appended>>;
     /// Lists a mailbox's messages in UID order.
     async fn list_messages(&self, mailbox: MailboxId) -> Result<Vec<MessageRecord>>;
+    /// The messages of a mailbox with the given UIDs, in UID order; UIDs
+    /// not in the mailbox are left out.
+    async fn get_messages(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<MessageRecord>>;
+    /// Copies messages to another mailbox of the same account (and with
+    /// `remove`, takes them out of the source in the same transaction: a
+    /// move). Returns (source UID, new UID) pairs in source UID order.
+    async fn copy_messages(
+        &self,
+        from: MailboxId,
+        uids: &[u32],
+        to: MailboxId,
+        remove: bool,
+    ) -> Result<Vec<(u32, u32)>>;
     /// Changes flags and keywords of the given UIDs; returns the new MODSEQ of each changed message.
     async fn store_flags(
         &self,

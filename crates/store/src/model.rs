@@ -253,6 +253,19 @@ pub struct Mailbox {
     pub subscribed: bool,
 }
 
+/// Counts of a mailbox's messages.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MailboxStatus {
+    /// Number of messages.
+    pub messages: u64,
+    /// Messages without `\Seen`.
+    pub unseen: u64,
+    /// Messages with `\Deleted`.
+    pub deleted: u64,
+    /// Total size in bytes.
+    pub size: u64,
+}
+
 /// IMAP system flags, as a bit set.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct SystemFlags(pub u32);

@@ -258,6 +258,26 @@ async fn log_change(
     Ok(())
 }
 
+const SELECT_MESSAGES: &str = "SELECT mm.uid, m.id, m.blob_hash, m.size, m.received_at, mm.flags,
+        mm.keywords, mm.modseq, m.thread_id, m.summary
+ FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id";
+
+fn message_from(mailbox: MailboxId, r: &Row) -> Result<MessageRecord> {
+    Ok(MessageRecord {
+        mailbox,
+        uid: r.get::<_, i64>(0) as u32,
+        message: MessageId(r.get(1)),
+        blob: BlobHash::from_hex(r.get(2))?,
+        size: r.get::<_, i64>(3) as u64,
+        received_at: r.get(4),
+        flags: SystemFlags(r.get::<_, i64>(5) as u32),
+        keywords: decode_keywords(r.get(6)),
+        modseq: r.get::<_, i64>(7) as u64,
+        thread: MessageId(r.get(8)),
+        summary: r.get(9),
+    })
+}
+
 async fn mailbox_account(
     c: &impl GenericClient,
     mailbox: MailboxId,
@@ -699,6 +719,99 @@ impl Store for PostgresStore {
         insert_mailbox(&c, account, &new).await
     }
 
+    async fn rename_mailboxes(&self, renames: &[(MailboxId, String)]) -> Result<()> {
+        let mut c = self.pool.get().await?;
+        let tx = c.transaction().await?;
+        // Two steps, so that renaming a/ to a/b/ never collides with itself.
+        for (id, _) in renames {
+            tx.execute(
+                "UPDATE mailboxes SET name = '/' || id::text || '/' WHERE id = $1",
+                &[&id.0],
+            )
+            .await?;
+        }
+        for (id, name) in renames {
+            let (account, _) = mailbox_account(&tx, *id, true).await?;
+            let taken: bool = tx
+                .query_one(
+                    "SELECT EXISTS (SELECT 1 FROM mailboxes WHERE account_id = $1 AND name = $2)",
+                    &[&account, name],
+                )
+                .await?
+                .get(0);
+            if taken {
+                return Err(StoreError::AlreadyExists(format!("mailbox {name:?}")));
+            }
+            tx.execute(
+                "UPDATE mailboxes SET name = $2 WHERE id = $1",
+                &[&id.0, name],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn set_subscribed(&self, id: MailboxId, subscribed: bool) -> Result<()> {
+        let c = self.pool.get().await?;
+        let n = c
+            .execute(
+                "UPDATE mailboxes SET subscribed = $2 WHERE id = $1",
+                &[&id.0, &subscribed],
+            )
+            .await?;
+        if n == 0 {
+            return Err(StoreError::NotFound {
+                kind: "mailbox",
+                name: id.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    async fn delete_mailbox(&self, id: MailboxId) -> Result<()> {
+        let mut c = self.pool.get().await?;
+        let tx = c.transaction().await?;
+        mailbox_account(&tx, id, true).await?;
+        let messages: Vec<i64> = tx
+            .query(
+                "DELETE FROM mailbox_messages WHERE mailbox_id = $1 RETURNING message_id",
+                &[&id.0],
+            )
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        release_orphan_messages(&tx, &messages).await?;
+        tx.execute("DELETE FROM changes WHERE mailbox_id = $1", &[&id.0])
+            .await?;
+        tx.execute("DELETE FROM mailboxes WHERE id = $1", &[&id.0])
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn mailbox_status(&self, id: MailboxId) -> Result<MailboxStatus> {
+        let c = self.pool.get().await?;
+        let r = c
+            .query_one(
+                "SELECT count(*),
+                        count(*) FILTER (WHERE (mm.flags & 1) = 0),
+                        count(*) FILTER (WHERE (mm.flags & 8) <> 0),
+                        coalesce(sum(m.size), 0)::BIGINT
+                 FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id
+                 WHERE mm.mailbox_id = $1",
+                &[&id.0],
+            )
+            .await?;
+        Ok(MailboxStatus {
+            messages: r.get::<_, i64>(0) as u64,
+            unseen: r.get::<_, i64>(1) as u64,
+            deleted: r.get::<_, i64>(2) as u64,
+            size: r.get::<_, i64>(3) as u64,
+        })
+    }
+
     async fn list_mailboxes(&self, account: PrincipalId) -> Result<Vec<Mailbox>> {
         let c = self.pool.get().await?;
         Ok(c.query(
@@ -874,30 +987,116 @@ impl Store for PostgresStore {
         let c = self.pool.get().await?;
         let rows = c
             .query(
-                "SELECT mm.uid, m.id, m.blob_hash, m.size, m.received_at, mm.flags, mm.keywords,
-                        mm.modseq, m.thread_id, m.summary
-                 FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id
-                 WHERE mm.mailbox_id = $1 ORDER BY mm.uid",
+                &format!("{SELECT_MESSAGES} WHERE mm.mailbox_id = $1 ORDER BY mm.uid"),
                 &[&mailbox.0],
             )
             .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(MessageRecord {
-                    mailbox,
-                    uid: r.get::<_, i64>(0) as u32,
-                    message: MessageId(r.get(1)),
-                    blob: BlobHash::from_hex(r.get(2))?,
-                    size: r.get::<_, i64>(3) as u64,
-                    received_at: r.get(4),
-                    flags: SystemFlags(r.get::<_, i64>(5) as u32),
-                    keywords: decode_keywords(r.get(6)),
-                    modseq: r.get::<_, i64>(7) as u64,
-                    thread: MessageId(r.get(8)),
-                    summary: r.get(9),
-                })
-            })
-            .collect()
+        rows.iter().map(|r| message_from(mailbox, r)).collect()
+    }
+
+    async fn get_messages(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<MessageRecord>> {
+        if uids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let uids: Vec<i64> = uids.iter().map(|&u| u as i64).collect();
+        let c = self.pool.get().await?;
+        let rows = c
+            .query(
+                &format!(
+                    "{SELECT_MESSAGES} WHERE mm.mailbox_id = $1 AND mm.uid = ANY($2) ORDER BY mm.uid"
+                ),
+                &[&mailbox.0, &uids],
+            )
+            .await?;
+        rows.iter().map(|r| message_from(mailbox, r)).collect()
+    }
+
+    async fn copy_messages(
+        &self,
+        from: MailboxId,
+        uids: &[u32],
+        to: MailboxId,
+        remove: bool,
+    ) -> Result<Vec<(u32, u32)>> {
+        let mut uids = uids.to_vec();
+        uids.sort_unstable();
+        uids.dedup();
+        let mut c = self.pool.get().await?;
+        let tx = c.transaction().await?;
+        // Lock in id order so that two opposite moves cannot deadlock.
+        let (first, second) = if from.0 <= to.0 {
+            (from, to)
+        } else {
+            (to, from)
+        };
+        mailbox_account(&tx, first, true).await?;
+        mailbox_account(&tx, second, true).await?;
+        let (account, _) = mailbox_account(&tx, from, false).await?;
+        if mailbox_account(&tx, to, false).await?.0 != account {
+            return Err(StoreError::Conflict(
+                "messages are copied only between mailboxes of one account".into(),
+            ));
+        }
+        let mut out = Vec::new();
+        for uid in uids {
+            let Some(row) = tx
+                .query_opt(
+                    "SELECT message_id, flags, keywords FROM mailbox_messages
+                     WHERE mailbox_id = $1 AND uid = $2",
+                    &[&from.0, &(uid as i64)],
+                )
+                .await?
+            else {
+                continue;
+            };
+            let (message, flags, keywords): (i64, i64, String) =
+                (row.get(0), row.get(1), row.get(2));
+            let next = tx
+                .query_one(
+                    "UPDATE mailboxes SET uid_next = uid_next + 1, highest_modseq = highest_modseq + 1
+                     WHERE id = $1 RETURNING uid_next - 1, highest_modseq",
+                    &[&to.0],
+                )
+                .await?;
+            let (new_uid, modseq): (i64, i64) = (next.get(0), next.get(1));
+            tx.execute(
+                "INSERT INTO mailbox_messages (mailbox_id, uid, message_id, flags, keywords, modseq)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+                &[&to.0, &new_uid, &message, &flags, &keywords, &modseq],
+            )
+            .await?;
+            log_change(
+                &tx,
+                account,
+                to,
+                modseq as u64,
+                message,
+                new_uid as u32,
+                ChangeKind::Created,
+            )
+            .await?;
+            if remove {
+                tx.execute(
+                    "DELETE FROM mailbox_messages WHERE mailbox_id = $1 AND uid = $2",
+                    &[&from.0, &(uid as i64)],
+                )
+                .await?;
+                let modseq = bump_modseq(&tx, from).await?;
+                log_change(
+                    &tx,
+                    account,
+                    from,
+                    modseq,
+                    message,
+                    uid,
+                    ChangeKind::Expunged,
+                )
+                .await?;
+            }
+            out.push((uid, new_uid as u32));
+        }
+        tx.commit().await?;
+        Ok(out)
     }
 
     async fn store_flags(

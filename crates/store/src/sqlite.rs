@@ -724,6 +724,102 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn rename_mailboxes(&self, renames: &[(MailboxId, String)]) -> Result<()> {
+        let renames = renames.to_vec();
+        self.write(move |tx| {
+            // Two steps, so that renaming a/ to a/b/ never collides with itself.
+            for (id, _) in &renames {
+                tx.execute(
+                    "UPDATE mailboxes SET name = char(0) || id WHERE id = ?1",
+                    params![id.0],
+                )?;
+            }
+            for (id, name) in &renames {
+                let account: i64 = tx.query_row(
+                    "SELECT account_id FROM mailboxes WHERE id = ?1",
+                    params![id.0],
+                    |r| r.get(0),
+                )?;
+                let taken: bool = tx.query_row(
+                    "SELECT count(*) > 0 FROM mailboxes WHERE account_id = ?1 AND name = ?2",
+                    params![account, name],
+                    |r| r.get(0),
+                )?;
+                if taken {
+                    return Err(StoreError::AlreadyExists(format!("mailbox {name:?}")));
+                }
+                tx.execute(
+                    "UPDATE mailboxes SET name = ?2 WHERE id = ?1",
+                    params![id.0, name],
+                )?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn set_subscribed(&self, id: MailboxId, subscribed: bool) -> Result<()> {
+        self.write(move |tx| {
+            let n = tx.execute(
+                "UPDATE mailboxes SET subscribed = ?2 WHERE id = ?1",
+                params![id.0, subscribed],
+            )?;
+            if n == 0 {
+                return Err(StoreError::NotFound {
+                    kind: "mailbox",
+                    name: id.to_string(),
+                });
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn delete_mailbox(&self, id: MailboxId) -> Result<()> {
+        self.write(move |tx| {
+            let messages: Vec<i64> = {
+                let mut stmt = tx.prepare(
+                    "DELETE FROM mailbox_messages WHERE mailbox_id = ?1 RETURNING message_id",
+                )?;
+                let rows = stmt.query_map(params![id.0], |r| r.get(0))?;
+                rows.collect::<rusqlite::Result<_>>()?
+            };
+            release_orphan_messages(tx, &messages)?;
+            tx.execute("DELETE FROM changes WHERE mailbox_id = ?1", params![id.0])?;
+            let n = tx.execute("DELETE FROM mailboxes WHERE id = ?1", params![id.0])?;
+            if n == 0 {
+                return Err(StoreError::NotFound {
+                    kind: "mailbox",
+                    name: id.to_string(),
+                });
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn mailbox_status(&self, id: MailboxId) -> Result<MailboxStatus> {
+        self.with_conn(move |c| {
+            let (messages, unseen, deleted, size): (i64, i64, i64, i64) = c.query_row(
+                "SELECT count(*),
+                        coalesce(sum((mm.flags & 1) = 0), 0),
+                        coalesce(sum((mm.flags & 8) != 0), 0),
+                        coalesce(sum(m.size), 0)
+                 FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id
+                 WHERE mm.mailbox_id = ?1",
+                params![id.0],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )?;
+            Ok(MailboxStatus {
+                messages: messages as u64,
+                unseen: unseen as u64,
+                deleted: deleted as u64,
+                size: size as u64,
+            })
+        })
+        .await
+    }
+
     async fn get_mailbox(&self, id: MailboxId) -> Result<Option<Mailbox>> {
         self.with_conn(move |c| {
             Ok(c.query_row(
@@ -891,44 +987,88 @@ impl Store for SqliteStore {
     }
 
     async fn list_messages(&self, mailbox: MailboxId) -> Result<Vec<MessageRecord>> {
+        self.with_conn(move |c| select_messages(c, mailbox, 1, u32::MAX, |_| true))
+            .await
+    }
+
+    async fn get_messages(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<MessageRecord>> {
+        let mut wanted = uids.to_vec();
+        wanted.sort_unstable();
+        wanted.dedup();
+        let (Some(&low), Some(&high)) = (wanted.first(), wanted.last()) else {
+            return Ok(Vec::new());
+        };
         self.with_conn(move |c| {
-            let mut stmt = c.prepare_cached(
-                "SELECT mm.uid, m.id, m.blob_hash, m.size, m.received_at, mm.flags, mm.keywords,
-                        mm.modseq, m.thread_id, m.summary
-                 FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id
-                 WHERE mm.mailbox_id = ?1 ORDER BY mm.uid",
-            )?;
-            let rows = stmt.query_map(params![mailbox.0], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, i64>(3)?,
-                    r.get::<_, i64>(4)?,
-                    r.get::<_, i64>(5)?,
-                    r.get::<_, String>(6)?,
-                    r.get::<_, i64>(7)?,
-                    r.get::<_, i64>(8)?,
-                    r.get::<_, String>(9)?,
-                ))
-            })?;
+            select_messages(c, mailbox, low, high, |uid| {
+                wanted.binary_search(&uid).is_ok()
+            })
+        })
+        .await
+    }
+
+    async fn copy_messages(
+        &self,
+        from: MailboxId,
+        uids: &[u32],
+        to: MailboxId,
+        remove: bool,
+    ) -> Result<Vec<(u32, u32)>> {
+        let mut uids = uids.to_vec();
+        uids.sort_unstable();
+        uids.dedup();
+        self.write(move |tx| {
+            let account_of = |id: MailboxId| -> Result<i64> {
+                tx.query_row(
+                    "SELECT account_id FROM mailboxes WHERE id = ?1",
+                    params![id.0],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .ok_or_else(|| StoreError::NotFound {
+                    kind: "mailbox",
+                    name: id.to_string(),
+                })
+            };
+            let account = account_of(from)?;
+            if account_of(to)? != account {
+                return Err(StoreError::Conflict(
+                    "messages are copied only between mailboxes of one account".into(),
+                ));
+            }
             let mut out = Vec::new();
-            for row in rows {
-                let (uid, id, hash, size, received, flags, keywords, modseq, thread, summary) =
-                    row?;
-                out.push(MessageRecord {
-                    mailbox,
-                    uid: uid as u32,
-                    message: MessageId(id),
-                    blob: BlobHash::from_hex(&hash)?,
-                    size: size as u64,
-                    received_at: received,
-                    flags: SystemFlags(flags as u32),
-                    keywords: decode_keywords(&keywords),
-                    modseq: modseq as u64,
-                    thread: MessageId(thread),
-                    summary,
-                });
+            for uid in uids {
+                let row: Option<(i64, i64, String)> = tx
+                    .query_row(
+                        "SELECT message_id, flags, keywords FROM mailbox_messages
+                         WHERE mailbox_id = ?1 AND uid = ?2",
+                        params![from.0, uid],
+                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                    )
+                    .optional()?;
+                let Some((message, flags, keywords)) = row else {
+                    continue;
+                };
+                let (new_uid, modseq): (i64, i64) = tx.query_row(
+                    "UPDATE mailboxes SET uid_next = uid_next + 1, highest_modseq = highest_modseq + 1
+                     WHERE id = ?1 RETURNING uid_next - 1, highest_modseq",
+                    params![to.0],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )?;
+                tx.execute(
+                    "INSERT INTO mailbox_messages (mailbox_id, uid, message_id, flags, keywords, modseq)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![to.0, new_uid, message, flags, keywords, modseq],
+                )?;
+                log_change(tx, account, to.0, modseq as u64, message, new_uid as u32, ChangeKind::Created)?;
+                if remove {
+                    tx.execute(
+                        "DELETE FROM mailbox_messages WHERE mailbox_id = ?1 AND uid = ?2",
+                        params![from.0, uid],
+                    )?;
+                    let modseq = bump_modseq(tx, from.0)?;
+                    log_change(tx, account, from.0, modseq, message, uid, ChangeKind::Expunged)?;
+                }
+                out.push((uid, new_uid as u32));
             }
             Ok(out)
         })
@@ -1248,6 +1388,44 @@ tx.execute(
         })
         .await
     }
+}
+
+/// Reads the messages of a mailbox with UIDs in `low..=high` that `keep` accepts.
+fn select_messages(
+    c: &Connection,
+    mailbox: MailboxId,
+    low: u32,
+    high: u32,
+    keep: impl Fn(u32) -> bool,
+) -> Result<Vec<MessageRecord>> {
+    let mut stmt = c.prepare_cached(
+        "SELECT mm.uid, m.id, m.blob_hash, m.size, m.received_at, mm.flags, mm.keywords,
+                mm.modseq, m.thread_id, m.summary
+         FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id
+         WHERE mm.mailbox_id = ?1 AND mm.uid BETWEEN ?2 AND ?3 ORDER BY mm.uid",
+    )?;
+    let mut rows = stmt.query(params![mailbox.0, low, high])?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        let uid = r.get::<_, i64>(0)? as u32;
+        if !keep(uid) {
+            continue;
+        }
+        out.push(MessageRecord {
+            mailbox,
+            uid,
+            message: MessageId(r.get(1)?),
+            blob: BlobHash::from_hex(&r.get::<_, String>(2)?)?,
+            size: r.get::<_, i64>(3)? as u64,
+            received_at: r.get(4)?,
+            flags: SystemFlags(r.get::<_, i64>(5)? as u32),
+            keywords: decode_keywords(&r.get::<_, String>(6)?),
+            modseq: r.get::<_, i64>(7)? as u64,
+            thread: MessageId(r.get(8)?),
+            summary: r.get(9)?,
+        });
+    }
+    Ok(out)
 }
 
 /// Inserts the account's message row: checks and charges quota, takes a blob

@@ -707,6 +707,163 @@ async fn dkim_keys_per_domain(h: Harness) {
     );
 }
 
+async fn mailbox_tree_copy_move(h: Harness) {
+    let store = h.store;
+    let (user, boxes) = domain_and_user(&store, "tree", 0).await;
+    let (other, other_boxes) = domain_and_user(&store, "other", 0).await;
+    let own_inbox = inbox(&boxes);
+    let mut uids = Vec::new();
+    for i in 0..5 {
+        let mut m = put_message(&store, &format!("tree{i}")).await;
+        if i % 2 == 0 {
+            m.flags = SystemFlags(SystemFlags::SEEN);
+        }
+        uids.push(store.append_message(&[own_inbox], m).await.unwrap()[0].uid);
+    }
+    let status = store.mailbox_status(own_inbox).await.unwrap();
+    assert_eq!((status.messages, status.unseen, status.deleted), (5, 2, 0));
+    assert!(status.size > 0);
+
+    // get_messages returns exactly the UIDs asked for that exist, in order.
+    let got = store
+        .get_messages(own_inbox, &[uids[3], 999, uids[1]])
+        .await
+        .unwrap();
+    assert_eq!(
+        got.iter().map(|m| m.uid).collect::<Vec<_>>(),
+        vec![uids[1], uids[3]]
+    );
+
+    // A folder with a child; copy keeps the message row, move takes it out.
+    let parent = store
+        .create_mailbox(
+            user.id,
+            NewMailbox {
+                name: "Work".into(),
+                role: None,
+            },
+        )
+        .await
+        .unwrap();
+    let child = store
+        .create_mailbox(
+            user.id,
+            NewMailbox {
+                name: "Work/2026".into(),
+                role: None,
+            },
+        )
+        .await
+        .unwrap();
+    let copied = store
+        .copy_messages(own_inbox, &[uids[0], uids[1]], parent.id, false)
+        .await
+        .unwrap();
+    assert_eq!(copied, vec![(uids[0], 1), (uids[1], 2)]);
+    assert_eq!(store.list_messages(own_inbox).await.unwrap().len(), 5);
+    let before = store
+        .get_mailbox(own_inbox)
+        .await
+        .unwrap()
+        .unwrap()
+        .highest_modseq;
+    let moved = store
+        .copy_messages(own_inbox, &[uids[2]], child.id, true)
+        .await
+        .unwrap();
+    assert_eq!(moved, vec![(uids[2], 1)]);
+    assert_eq!(store.list_messages(own_inbox).await.unwrap().len(), 4);
+    let changes = store.changes_since(own_inbox, before).await.unwrap();
+    assert_eq!(changes.len(), 1);
+    assert_eq!(
+        (changes[0].uid, changes[0].kind),
+        (uids[2], ChangeKind::Expunged)
+    );
+    let in_child = store.list_messages(child.id).await.unwrap();
+    assert_eq!(
+        in_child[0].flags,
+        SystemFlags(SystemFlags::SEEN),
+        "flags travel"
+    );
+    // The copy names the same message (one blob reference, one quota charge).
+    let copies = store.list_messages(parent.id).await.unwrap();
+    let original = store.get_messages(own_inbox, &[uids[0]]).await.unwrap();
+    assert_eq!(copies[0].message, original[0].message);
+    assert_eq!(store.blob_refcount(copies[0].blob).await.unwrap(), 1);
+    // Never across accounts.
+    assert!(matches!(
+        store
+            .copy_messages(own_inbox, &[uids[3]], inbox(&other_boxes), false)
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    let _ = other;
+
+    // Rename a parent and its child in one go; a taken name fails whole.
+    store
+        .rename_mailboxes(&[(parent.id, "Job".into()), (child.id, "Job/2026".into())])
+        .await
+        .unwrap();
+    let names: Vec<String> = store
+        .list_mailboxes(user.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.name)
+        .collect();
+    assert!(
+        names.contains(&"Job".into()) && names.contains(&"Job/2026".into()),
+        "{names:?}"
+    );
+    assert!(matches!(
+        store.rename_mailboxes(&[(parent.id, "Sent".into())]).await,
+        Err(StoreError::AlreadyExists(_))
+    ));
+    assert_eq!(
+        store.get_mailbox(parent.id).await.unwrap().unwrap().name,
+        "Job"
+    );
+
+    store.set_subscribed(child.id, false).await.unwrap();
+    assert!(
+        !store
+            .get_mailbox(child.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .subscribed
+    );
+
+    // Deleting the parent keeps the messages the own_inbox still holds; deleting
+    // the child releases the moved message and its quota.
+    let used = store
+        .get_principal(user.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .used_bytes;
+    store.delete_mailbox(parent.id).await.unwrap();
+    assert_eq!(
+        store
+            .get_principal(user.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .used_bytes,
+        used
+    );
+    store.delete_mailbox(child.id).await.unwrap();
+    let after = store
+        .get_principal(user.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .used_bytes;
+    assert_eq!(after, used - in_child[0].size);
+    assert_eq!(store.blob_refcount(in_child[0].blob).await.unwrap(), 0);
+    assert!(store.get_mailbox(child.id).await.unwrap().is_none());
+}
+
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -743,4 +900,5 @@ conformance!(
     newer_schema_refused,
     outbound_queue,
     dkim_keys_per_domain,
+    mailbox_tree_copy_move,
 );
