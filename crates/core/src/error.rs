@@ -23,6 +23,9 @@ pub enum CoreError {
     /// The object exists already.
     #[error("{0} already exists")]
     AlreadyExists(String),
+    /// The mailbox has children and cannot be deleted before them.
+    #[error("mailbox {0:?} has child mailboxes; delete those first")]
+    HasChildren(String),
     /// A configured limit was exceeded.
     #[error("{what} exceeds the limit of {limit} (config key {key})")]
     Limit {

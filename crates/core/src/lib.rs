@@ -11,6 +11,7 @@ mod address;
 mod admin;
 mod auth;
 mod error;
+mod folders;
 mod guard;
 mod mail;
 pub mod mbox;
@@ -19,7 +20,7 @@ mod queue;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use rampart_store::{PrincipalId, Store};
+use rampart_store::{MailboxId, PrincipalId, Store};
 
 pub use access::*;
 pub use address::{Address, normalize_domain};
@@ -28,6 +29,7 @@ pub use auth::{
     MAX_PASSWORD_LEN, MIN_PASSWORD_LEN, PasswordParams, check_new_password, random_password,
 };
 pub use error::{CoreError, CoreResult};
+pub use folders::{MAX_MAILBOX_DEPTH, MAX_MAILBOX_NAME_BYTES, check_mailbox_name};
 pub use guard::{Guard, GuardConfig};
 pub use mail::{AddressSummary, MessageSummary, summarize};
 pub use rampart_store as store;
@@ -131,6 +133,8 @@ pub struct Core {
     guard: Guard,
     /// Wakes the queue worker when a message is queued.
     queue_wakeup: tokio::sync::Notify,
+    /// Tells sessions which mailbox changed (IMAP IDLE and untagged updates).
+    mailbox_changes: tokio::sync::broadcast::Sender<MailboxId>,
 }
 
 impl Core {
@@ -147,11 +151,24 @@ impl Core {
         Ok(Core {
             guard: Guard::new(config.guard),
             queue_wakeup: tokio::sync::Notify::new(),
+            mailbox_changes: tokio::sync::broadcast::channel(1024).0,
             store,
             config,
             recorder,
             dummy_hash,
         })
+    }
+
+    /// Announces, after each change to a mailbox's contents or flags made
+    /// through this process, the mailbox's id. A receiver that lags behind
+    /// gets `Lagged` and should treat every mailbox as changed.
+    pub fn mailbox_changes(&self) -> tokio::sync::broadcast::Receiver<MailboxId> {
+        self.mailbox_changes.subscribe()
+    }
+
+    pub(crate) fn announce(&self, mailbox: MailboxId) {
+        // No receivers is normal (no IMAP session open).
+        let _ = self.mailbox_changes.send(mailbox);
     }
 
     /// The store under the core; for the binary's maintenance tasks only.

@@ -2,8 +2,7 @@
 
 use mail_parser::{HeaderValue, MessageParser};
 use rampart_store::{
-    Appended, FlagChange, Mailbox, MailboxId, MailboxRole, MessageRecord, NewMessage, PrincipalId,
-    SystemFlags,
+    Appended, Mailbox, MailboxId, MailboxRole, MessageRecord, NewMessage, PrincipalId, SystemFlags,
 };
 use serde::{Deserialize, Serialize};
 
@@ -111,7 +110,7 @@ pub fn summarize(raw: &[u8]) -> (MessageSummary, Vec<String>) {
 impl Core {
     /// Checks that the caller may read the data of `owner`. Only the owner may
     /// (delegation comes later); operators and services never read mail (R6).
-    fn require_reader(&self, access: &Access, owner: PrincipalId) -> CoreResult<()> {
+    pub(crate) fn require_reader(&self, access: &Access, owner: PrincipalId) -> CoreResult<()> {
         match access.acting_as() {
             Actor::Account { id, .. } if *id == owner => Ok(()),
             _ => Err(CoreError::Denied(
@@ -122,7 +121,7 @@ impl Core {
 
     /// Checks that the caller may add messages for `owner`: the owner, the
     /// operator (imports) or a service (inbound delivery).
-    fn require_writer(&self, access: &Access, owner: PrincipalId) -> CoreResult<()> {
+    pub(crate) fn require_writer(&self, access: &Access, owner: PrincipalId) -> CoreResult<()> {
         match access.acting_as() {
             Actor::Account { id, .. } if *id == owner => Ok(()),
             Actor::Operator { .. } | Actor::Service { .. } => Ok(()),
@@ -132,7 +131,7 @@ impl Core {
         }
     }
 
-    async fn mailbox(&self, id: MailboxId) -> CoreResult<Mailbox> {
+    pub(crate) async fn mailbox(&self, id: MailboxId) -> CoreResult<Mailbox> {
         self.store
             .get_mailbox(id)
             .await?
@@ -301,6 +300,7 @@ impl Core {
                 .bytes(bytes),
         )
         .await?;
+        self.announce(mailbox);
         Ok(appended)
     }
 
@@ -362,6 +362,9 @@ impl Core {
             )
             .await?;
         }
+        for a in &appended {
+            self.announce(a.mailbox);
+        }
         Ok(appended)
     }
 
@@ -397,10 +400,9 @@ impl Core {
         self.require_reader(access, target.account)?;
         let record = self
             .store
-            .list_messages(mailbox)
+            .get_messages(mailbox, &[uid])
             .await?
-            .into_iter()
-            .find(|m| m.uid == uid)
+            .pop()
             .ok_or_else(|| CoreError::NotFound {
                 kind: "message with UID",
                 name: uid.to_string(),
@@ -415,47 +417,6 @@ impl Core {
         )
         .await?;
         Ok(raw)
-    }
-
-    /// Changes flags of messages; returns each changed UID with its new MODSEQ.
-    pub async fn store_flags(
-        &self,
-        access: &Access,
-        mailbox: MailboxId,
-        uids: &[u32],
-        change: FlagChange,
-    ) -> CoreResult<Vec<(u32, u64)>> {
-        let target = self.mailbox(mailbox).await?;
-        self.require_reader(access, target.account)?;
-        let changed = self.store.store_flags(mailbox, uids, change).await?;
-        self.record(
-            access,
-            Event::new(Operation::Flag, Some(target.account))
-                .container(target.name)
-                .objects(changed.iter().map(|(uid, _)| *uid as i64).collect()),
-        )
-        .await?;
-        Ok(changed)
-    }
-
-    /// Removes messages from a mailbox; returns the new HIGHESTMODSEQ.
-    pub async fn expunge(
-        &self,
-        access: &Access,
-        mailbox: MailboxId,
-        uids: &[u32],
-    ) -> CoreResult<u64> {
-        let target = self.mailbox(mailbox).await?;
-        self.require_reader(access, target.account)?;
-        let modseq = self.store.expunge(mailbox, uids).await?;
-        self.record(
-            access,
-            Event::new(Operation::Delete, Some(target.account))
-                .container(target.name)
-                .objects(uids.iter().map(|u| *u as i64).collect()),
-        )
-        .await?;
-        Ok(modseq)
     }
 }
 

@@ -1,0 +1,417 @@
+//! Mailbox management and the message calls a synchronising client needs:
+//! create, rename, delete, subscribe, status, fetch by UID, copy, move and
+//! the change log.
+
+use rampart_store::{
+    Change, FlagChange, Mailbox, MailboxId, MailboxRole, MailboxStatus, MessageRecord, NewMailbox,
+    PrincipalId,
+};
+
+use crate::{Access, Core, CoreError, CoreResult, Event, Operation};
+
+/// Longest mailbox name, in bytes of UTF-8.
+pub const MAX_MAILBOX_NAME_BYTES: usize = 512;
+/// Deepest mailbox hierarchy (levels separated by `/`).
+pub const MAX_MAILBOX_DEPTH: usize = 16;
+
+/// Checks a full mailbox name: `/`-separated, no empty level, no control
+/// characters, within [`MAX_MAILBOX_NAME_BYTES`] and [`MAX_MAILBOX_DEPTH`].
+pub fn check_mailbox_name(name: &str) -> CoreResult<()> {
+    if name.is_empty() {
+        return Err(CoreError::Invalid("a mailbox name cannot be empty".into()));
+    }
+    if name.len() > MAX_MAILBOX_NAME_BYTES {
+        return Err(CoreError::Limit {
+            what: format!("a mailbox name of {} bytes", name.len()),
+            limit: MAX_MAILBOX_NAME_BYTES as u64,
+            key: "built-in mailbox name limit",
+        });
+    }
+    if name.chars().any(char::is_control) {
+        return Err(CoreError::Invalid(
+            "a mailbox name cannot contain control characters".into(),
+        ));
+    }
+    let levels: Vec<&str> = name.split('/').collect();
+    if levels.iter().any(|l| l.is_empty()) {
+        return Err(CoreError::Invalid(format!(
+            "mailbox name {name:?} has an empty level"
+        )));
+    }
+    if levels.len() > MAX_MAILBOX_DEPTH {
+        return Err(CoreError::Limit {
+            what: format!("a mailbox {} levels deep", levels.len()),
+            limit: MAX_MAILBOX_DEPTH as u64,
+            key: "built-in mailbox depth limit",
+        });
+    }
+    Ok(())
+}
+
+fn is_inbox_name(name: &str) -> bool {
+    name.eq_ignore_ascii_case("INBOX")
+}
+
+impl Core {
+    fn own_account(&self, access: &Access) -> CoreResult<PrincipalId> {
+        access
+            .account()
+            .ok_or_else(|| CoreError::Denied("only an account has mailboxes".into()))
+    }
+
+    /// A mailbox of the caller's own account, checked.
+    async fn own_mailbox(&self, access: &Access, id: MailboxId) -> CoreResult<Mailbox> {
+        let mailbox = self.mailbox(id).await?;
+        self.require_reader(access, mailbox.account)?;
+        Ok(mailbox)
+    }
+
+    /// Creates a mailbox of the caller's account, with any missing parents.
+    pub async fn create_mailbox(&self, access: &Access, name: &str) -> CoreResult<Mailbox> {
+        let account = self.own_account(access)?;
+        check_mailbox_name(name)?;
+        if is_inbox_name(name) {
+            return Err(CoreError::AlreadyExists("INBOX".into()));
+        }
+        let existing = self.store.list_mailboxes(account).await?;
+        if existing.iter().any(|m| m.name == name) {
+            return Err(CoreError::AlreadyExists(format!("mailbox {name:?}")));
+        }
+        let mut created = None;
+        let mut prefix = String::new();
+        for level in name.split('/') {
+            if !prefix.is_empty() {
+                prefix.push('/');
+            }
+            prefix.push_str(level);
+            if existing.iter().any(|m| m.name == prefix) {
+                continue;
+            }
+            let mailbox = self
+                .store
+                .create_mailbox(
+                    account,
+                    NewMailbox {
+                        name: prefix.clone(),
+                        role: None,
+                    },
+                )
+                .await?;
+            self.record(
+                access,
+                Event::new(Operation::Create, Some(account))
+                    .container(prefix.clone())
+                    .objects(vec![mailbox.id.0]),
+            )
+            .await?;
+            created = Some(mailbox);
+        }
+        created.ok_or_else(|| CoreError::AlreadyExists(format!("mailbox {name:?}")))
+    }
+
+    /// Renames a mailbox of the caller's account and every mailbox under it.
+    pub async fn rename_mailbox(
+        &self,
+        access: &Access,
+        id: MailboxId,
+        new_name: &str,
+    ) -> CoreResult<()> {
+        let mailbox = self.own_mailbox(access, id).await?;
+        check_mailbox_name(new_name)?;
+        if mailbox.role == Some(MailboxRole::Inbox) || is_inbox_name(new_name) {
+            return Err(CoreError::Invalid(
+                "INBOX cannot be renamed, and no mailbox can be renamed to INBOX".into(),
+            ));
+        }
+        let old_prefix = format!("{}/", mailbox.name);
+        if new_name.starts_with(&old_prefix) {
+            return Err(CoreError::Invalid(
+                "a mailbox cannot be moved under itself".into(),
+            ));
+        }
+        let all = self.store.list_mailboxes(mailbox.account).await?;
+        let mut renames = vec![(mailbox.id, new_name.to_owned())];
+        for child in &all {
+            if let Some(rest) = child.name.strip_prefix(&old_prefix) {
+                let renamed = format!("{new_name}/{rest}");
+                check_mailbox_name(&renamed)?;
+                renames.push((child.id, renamed));
+            }
+        }
+        // Missing parents of the new name are created first (RFC 9051 §6.3.6).
+        if let Some((parent, _)) = new_name.rsplit_once('/')
+            && !all.iter().any(|m| m.name == parent)
+        {
+            self.create_mailbox(access, parent).await?;
+        }
+        self.store.rename_mailboxes(&renames).await?;
+        self.record(
+            access,
+            Event::new(Operation::Modify, Some(mailbox.account))
+                .container(format!("{} -> {new_name}", mailbox.name))
+                .objects(renames.iter().map(|(id, _)| id.0).collect()),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Deletes a mailbox of the caller's account with its messages. INBOX
+    /// and mailboxes that have children are refused.
+    pub async fn delete_mailbox(&self, access: &Access, id: MailboxId) -> CoreResult<()> {
+        let mailbox = self.own_mailbox(access, id).await?;
+        if mailbox.role == Some(MailboxRole::Inbox) {
+            return Err(CoreError::Invalid("INBOX cannot be deleted".into()));
+        }
+        let prefix = format!("{}/", mailbox.name);
+        if self
+            .store
+            .list_mailboxes(mailbox.account)
+            .await?
+            .iter()
+            .any(|m| m.name.starts_with(&prefix))
+        {
+            return Err(CoreError::HasChildren(mailbox.name));
+        }
+        let messages = self.store.list_messages(id).await?;
+        self.store.delete_mailbox(id).await?;
+        self.record(
+            access,
+            Event::new(Operation::Delete, Some(mailbox.account))
+                .container(mailbox.name)
+                .objects(
+                    std::iter::once(id.0)
+                        .chain(messages.iter().map(|m| m.message.0))
+                        .collect(),
+                ),
+        )
+        .await?;
+        self.announce(id);
+        Ok(())
+    }
+
+    /// Subscribes the caller to one of its mailboxes, or unsubscribes.
+    pub async fn set_subscribed(
+        &self,
+        access: &Access,
+        id: MailboxId,
+        subscribed: bool,
+    ) -> CoreResult<()> {
+        let mailbox = self.own_mailbox(access, id).await?;
+        self.store.set_subscribed(id, subscribed).await?;
+        self.record(
+            access,
+            Event::new(Operation::Modify, Some(mailbox.account))
+                .container(mailbox.name)
+                .objects(vec![id.0]),
+        )
+        .await
+    }
+
+    /// A mailbox of the caller's with its message counts.
+    pub async fn mailbox_status(
+        &self,
+        access: &Access,
+        id: MailboxId,
+    ) -> CoreResult<(Mailbox, MailboxStatus)> {
+        let mailbox = self.own_mailbox(access, id).await?;
+        let status = self.store.mailbox_status(id).await?;
+        self.record(
+            access,
+            Event::new(Operation::ListContainers, Some(mailbox.account))
+                .container(mailbox.name.clone())
+                .objects(vec![id.0]),
+        )
+        .await?;
+        Ok((mailbox, status))
+    }
+
+    /// The UIDs, flags and MODSEQs of a mailbox's messages (what SELECT
+    /// needs); records a metadata-only listing.
+    pub async fn list_items(
+        &self,
+        access: &Access,
+        id: MailboxId,
+    ) -> CoreResult<(Mailbox, Vec<MessageRecord>)> {
+        let mailbox = self.own_mailbox(access, id).await?;
+        let messages = self.store.list_messages(id).await?;
+        self.record(
+            access,
+            Event::new(Operation::ListItems, Some(mailbox.account))
+                .container(mailbox.name.clone())
+                .objects(messages.iter().map(|m| m.message.0).collect()),
+        )
+        .await?;
+        Ok((mailbox, messages))
+    }
+
+    /// Messages of a mailbox by UID, with their raw content when `body` is
+    /// set. `purpose` is what the ledger records: reading headers, reading
+    /// bodies, or searching.
+    pub async fn fetch_messages(
+        &self,
+        access: &Access,
+        id: MailboxId,
+        uids: &[u32],
+        body: bool,
+        purpose: Operation,
+    ) -> CoreResult<Vec<(MessageRecord, Option<Vec<u8>>)>> {
+        let mailbox = self.own_mailbox(access, id).await?;
+        let records = self.store.get_messages(id, uids).await?;
+        let mut out = Vec::with_capacity(records.len());
+        let mut bytes = 0u64;
+        for record in records {
+            let raw = if body {
+                let raw = self.store.read_blob(record.blob).await?;
+                bytes += raw.len() as u64;
+                Some(raw)
+            } else {
+                bytes += record.summary.len() as u64;
+                None
+            };
+            out.push((record, raw));
+        }
+        self.record(
+            access,
+            Event::new(purpose, Some(mailbox.account))
+                .container(mailbox.name)
+                .objects(out.iter().map(|(r, _)| r.message.0).collect())
+                .bytes(bytes),
+        )
+        .await?;
+        Ok(out)
+    }
+
+    /// Changes flags of messages by UID; returns each changed UID with its
+    /// new MODSEQ.
+    pub async fn set_flags(
+        &self,
+        access: &Access,
+        id: MailboxId,
+        uids: &[u32],
+        change: FlagChange,
+    ) -> CoreResult<Vec<(u32, u64)>> {
+        let mailbox = self.own_mailbox(access, id).await?;
+        let changed = self.store.store_flags(id, uids, change).await?;
+        let changed_uids: Vec<u32> = changed.iter().map(|(uid, _)| *uid).collect();
+        let messages = self.store.get_messages(id, &changed_uids).await?;
+        self.record(
+            access,
+            Event::new(Operation::Flag, Some(mailbox.account))
+                .container(mailbox.name)
+                .objects(messages.iter().map(|m| m.message.0).collect()),
+        )
+        .await?;
+        if !changed.is_empty() {
+            self.announce(id);
+        }
+        Ok(changed)
+    }
+
+    /// Removes messages by UID from a mailbox; returns the new HIGHESTMODSEQ.
+    pub async fn remove_messages(
+        &self,
+        access: &Access,
+        id: MailboxId,
+        uids: &[u32],
+    ) -> CoreResult<u64> {
+        let mailbox = self.own_mailbox(access, id).await?;
+        let messages = self.store.get_messages(id, uids).await?;
+        let modseq = self.store.expunge(id, uids).await?;
+        self.record(
+            access,
+            Event::new(Operation::Delete, Some(mailbox.account))
+                .container(mailbox.name)
+                .objects(messages.iter().map(|m| m.message.0).collect()),
+        )
+        .await?;
+        if !messages.is_empty() {
+            self.announce(id);
+        }
+        Ok(modseq)
+    }
+
+    /// Copies (or with `remove`, moves) messages between two mailboxes of
+    /// the caller's account; returns (source UID, new UID) pairs.
+    pub async fn copy_messages(
+        &self,
+        access: &Access,
+        from: MailboxId,
+        uids: &[u32],
+        to: MailboxId,
+        remove: bool,
+    ) -> CoreResult<Vec<(u32, u32)>> {
+        let source = self.own_mailbox(access, from).await?;
+        let target = self.own_mailbox(access, to).await?;
+        let messages = self.store.get_messages(from, uids).await?;
+        let pairs = self.store.copy_messages(from, uids, to, remove).await?;
+        let operation = if remove {
+            Operation::Move
+        } else {
+            Operation::Create
+        };
+        self.record(
+            access,
+            Event::new(operation, Some(source.account))
+                .container(format!("{} -> {}", source.name, target.name))
+                .objects(messages.iter().map(|m| m.message.0).collect()),
+        )
+        .await?;
+        if !pairs.is_empty() {
+            self.announce(to);
+            if remove {
+                self.announce(from);
+            }
+        }
+        Ok(pairs)
+    }
+
+    /// The change log of one of the caller's mailboxes after `since`.
+    /// Recorded only when there is something to report, so that idle
+    /// sessions checking for news do not fill the ledger.
+    pub async fn changes_since(
+        &self,
+        access: &Access,
+        id: MailboxId,
+        since: u64,
+    ) -> CoreResult<(Mailbox, Vec<Change>)> {
+        let mailbox = self.own_mailbox(access, id).await?;
+        if mailbox.highest_modseq <= since {
+            return Ok((mailbox, Vec::new()));
+        }
+        let changes = self.store.changes_since(id, since).await?;
+        if !changes.is_empty() {
+            self.record(
+                access,
+                Event::new(Operation::ListItems, Some(mailbox.account))
+                    .container(mailbox.name.clone())
+                    .objects(changes.iter().map(|c| c.message.0).collect()),
+            )
+            .await?;
+        }
+        Ok((mailbox, changes))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mailbox_names() {
+        assert!(check_mailbox_name("Work/2026/Q1").is_ok());
+        assert!(check_mailbox_name("Entwürfe").is_ok());
+        for bad in ["", "/a", "a/", "a//b", "a\u{7}b"] {
+            assert!(check_mailbox_name(bad).is_err(), "{bad:?}");
+        }
+        let deep = vec!["x"; MAX_MAILBOX_DEPTH + 1].join("/");
+        assert!(matches!(
+            check_mailbox_name(&deep),
+            Err(CoreError::Limit { .. })
+        ));
+        let long = "x".repeat(MAX_MAILBOX_NAME_BYTES + 1);
+        assert!(matches!(
+            check_mailbox_name(&long),
+            Err(CoreError::Limit { .. })
+        ));
+    }
+}
