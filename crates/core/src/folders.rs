@@ -66,6 +66,20 @@ impl Core {
         Ok(mailbox)
     }
 
+    /// Bytes the caller's account uses and its quota (0 = unlimited).
+    pub async fn quota(&self, access: &Access) -> CoreResult<(u64, u64)> {
+        let account = self.own_account(access)?;
+        let p = self
+            .store
+            .get_principal(account)
+            .await?
+            .ok_or_else(|| CoreError::NotFound {
+                kind: "account",
+                name: account.to_string(),
+            })?;
+        Ok((p.used_bytes, p.quota_bytes))
+    }
+
     /// Creates a mailbox of the caller's account, with any missing parents.
     pub async fn create_mailbox(&self, access: &Access, name: &str) -> CoreResult<Mailbox> {
         let account = self.own_account(access)?;

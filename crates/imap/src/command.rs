@@ -1208,7 +1208,9 @@ fn parse_section(s: &str) -> R<Section> {
         "TEXT" => SectionText::Text,
         "MIME" if !part.is_empty() => SectionText::Mime,
         _ => {
-            let (kind, fields) = upper.split_once(' ').ok_or("Invalid section")?;
+            let (kind, _) = upper.split_once(' ').ok_or("Invalid section")?;
+            // Field names keep the client's spelling: it is echoed back.
+            let (_, fields) = rest.split_once(' ').ok_or("Invalid section")?;
             let fields = fields
                 .strip_prefix('(')
                 .and_then(|f| f.strip_suffix(')'))

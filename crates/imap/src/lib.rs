@@ -2,4 +2,7 @@
 //! Rampart's IMAP service.
 
 pub mod command;
+pub mod mime;
 pub mod parser;
+pub mod render;
+pub mod utf7;
