@@ -1453,8 +1453,8 @@ mod tests {
                 section: Section {
                     part: vec![1, 2],
                     text: Some(SectionText::HeaderFields(vec![
-                        "FROM".into(),
-                        "SUBJECT".into()
+                        "From".into(),
+                        "Subject".into()
                     ]))
                 },
                 partial: Some((0, 512))
