@@ -5,4 +5,5 @@ pub mod command;
 pub mod mime;
 pub mod parser;
 pub mod render;
+pub mod search;
 pub mod utf7;

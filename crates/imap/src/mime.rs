@@ -265,7 +265,10 @@ fn split_multipart(raw: &[u8], body: Range<usize>, boundary: &[u8]) -> Vec<Range
             .map(|p| line_start + p + 1)
             .unwrap_or(body.end);
         let line = &raw[line_start..line_end];
-        if let Some(rest) = line.strip_prefix(b"--").and_then(|l| l.strip_prefix(boundary)) {
+        if let Some(rest) = line
+            .strip_prefix(b"--")
+            .and_then(|l| l.strip_prefix(boundary))
+        {
             let closing = rest.starts_with(b"--");
             let rest = if closing { &rest[2..] } else { rest };
             if rest.iter().all(|b| b.is_ascii_whitespace()) {
@@ -339,7 +342,10 @@ pub fn unfold(value: &[u8]) -> Vec<u8> {
             out.push(b);
         }
     }
-    let start = out.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(out.len());
+    let start = out
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(out.len());
     let end = out
         .iter()
         .rposition(|b| !b.is_ascii_whitespace())
@@ -713,14 +719,21 @@ bGQ=\r\n\
             sec(vec![2], Some(SectionText::Header)).as_deref(),
             Some("Subject: inner\r\n\r\n")
         );
-        assert_eq!(sec(vec![2], Some(SectionText::Text)).as_deref(), Some("inner body"));
+        assert_eq!(
+            sec(vec![2], Some(SectionText::Text)).as_deref(),
+            Some("inner body")
+        );
         assert_eq!(sec(vec![2, 1], None).as_deref(), Some("inner body"));
         assert_eq!(
             sec(vec![1, 1], Some(SectionText::Mime)).as_deref(),
             Some("Content-Type: text/plain; charset=utf-8\r\n\r\n")
         );
         assert_eq!(
-            sec(vec![], Some(SectionText::HeaderFields(vec!["SUBJECT".into()]))).as_deref(),
+            sec(
+                vec![],
+                Some(SectionText::HeaderFields(vec!["SUBJECT".into()]))
+            )
+            .as_deref(),
             Some("Subject: test\r\n\r\n")
         );
         assert_eq!(sec(vec![4], None), None);
@@ -729,7 +742,9 @@ bGQ=\r\n\
 
     #[test]
     fn parses_addresses() {
-        let a = parse_addresses("\"Doe, Jane\" <jane@example.org>, bob@example.net (Bob B), undisclosed:;");
+        let a = parse_addresses(
+            "\"Doe, Jane\" <jane@example.org>, bob@example.net (Bob B), undisclosed:;",
+        );
         assert_eq!(a[0].name.as_deref(), Some("Doe, Jane"));
         assert_eq!(a[0].mailbox.as_deref(), Some("jane"));
         assert_eq!(a[0].host.as_deref(), Some("example.org"));

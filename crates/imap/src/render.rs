@@ -309,7 +309,10 @@ NIL NIL NIL \"<m1@example.org>\")"
         );
         assert_eq!(internal_date(0), "\" 1-Jan-1970 00:00:00 +0000\"");
         assert_eq!(
-            flags(SystemFlags(SystemFlags::SEEN | SystemFlags::DRAFT), &["$Junk".into()]),
+            flags(
+                SystemFlags(SystemFlags::SEEN | SystemFlags::DRAFT),
+                &["$Junk".into()]
+            ),
             "(\\Seen \\Draft $Junk)"
         );
     }
