@@ -31,7 +31,7 @@ pub use auth::{
 pub use error::{CoreError, CoreResult};
 pub use folders::{MAX_MAILBOX_DEPTH, MAX_MAILBOX_NAME_BYTES, check_mailbox_name};
 pub use guard::{Guard, GuardConfig};
-pub use mail::{AddressSummary, MessageSummary, summarize};
+pub use mail::{AddressSummary, MessageSummary, parse_summary, summarize};
 pub use rampart_store as store;
 
 /// Settings of the core, taken from the config file.

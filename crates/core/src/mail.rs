@@ -49,6 +49,11 @@ pub struct MessageSummary {
     pub has_attachments: bool,
 }
 
+/// Reads a stored summary back; `None` if it is not one.
+pub fn parse_summary(json: &str) -> Option<MessageSummary> {
+    serde_json::from_str(json).ok()
+}
+
 /// Headers longer than this are cut in the summary (the raw message keeps them whole).
 const MAX_SUMMARY_FIELD: usize = 998;
 /// At most this many addresses per header are summarised.

@@ -626,7 +626,7 @@ pub fn parse_command(tokens: &[Token], limits: CommandLimits) -> Result<Command,
         },
         "ENABLE" => {
             let mut caps = Vec::new();
-            while let Some(t) = args.tokens.next() {
+            for t in args.tokens.by_ref() {
                 caps.push(
                     t.as_atom()
                         .ok_or("Expected a capability")?
@@ -1268,7 +1268,7 @@ fn parse_store(uid: bool, args: &mut Args<'_>) -> R<Command> {
         Token::List(l) => flag_list(l)?,
         Token::Atom(a) => {
             let mut flags = vec![a.clone()];
-            while let Some(t) = args.tokens.next() {
+            for t in args.tokens.by_ref() {
                 flags.push(t.as_atom().ok_or("Expected a flag")?.to_owned());
             }
             flags

@@ -430,8 +430,11 @@ fn unquote(s: &str) -> String {
     }
 }
 
+/// Media type, subtype and parameters of a Content-Type value.
+pub type ContentType = (String, String, Vec<(String, String)>);
+
 /// `type/subtype; a=b; c="d"` as (type, subtype, params).
-pub fn parse_content_type(value: &str) -> Option<(String, String, Vec<(String, String)>)> {
+pub fn parse_content_type(value: &str) -> Option<ContentType> {
     let clean = strip_comments(value);
     let mut items = split_unquoted(&clean, ';').into_iter();
     let full = items.next()?;

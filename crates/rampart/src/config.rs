@@ -29,6 +29,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// `[smtp]`
     pub smtp: SmtpSection,
+    /// `[imap]`
+    pub imap: ImapSection,
     /// `[security]`
     pub security: SecuritySection,
     /// `[queue]`
@@ -320,6 +322,50 @@ impl Default for SmtpSection {
     }
 }
 
+/// `[imap]`: limits and timeouts of IMAP sessions.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ImapSection {
+    /// Largest command in bytes, literals included (APPEND's message excepted).
+    pub max_command_bytes: usize,
+    /// Most ranges in one sequence set.
+    pub max_sequence_ranges: usize,
+    /// Deepest nesting of search criteria.
+    pub max_search_depth: usize,
+    /// Most search keys in one command.
+    pub max_search_keys: usize,
+    /// Seconds a logged-in client may stay silent (IDLE included).
+    pub idle_timeout_seconds: u64,
+    /// Seconds a client has to log in.
+    pub login_timeout_seconds: u64,
+    /// Most simultaneous sessions per account.
+    pub max_connections_per_user: usize,
+    /// Most simultaneous connections per client address.
+    pub max_connections_per_address: usize,
+    /// Consecutive bad commands before the connection is closed.
+    pub max_bad_commands: usize,
+    /// Allow LOGIN without TLS for clients on loopback (local tools).
+    pub auth_without_tls_on_loopback: bool,
+}
+
+impl Default for ImapSection {
+    fn default() -> Self {
+        let d = rampart_imap::ImapConfig::new("localhost");
+        ImapSection {
+            max_command_bytes: d.frame.max_command_bytes,
+            max_sequence_ranges: d.command.max_sequence_ranges,
+            max_search_depth: d.command.max_search_depth,
+            max_search_keys: d.command.max_search_keys,
+            idle_timeout_seconds: d.idle_timeout.as_secs(),
+            login_timeout_seconds: d.login_timeout.as_secs(),
+            max_connections_per_user: d.max_connections_per_user,
+            max_connections_per_address: d.max_connections_per_address,
+            max_bad_commands: d.max_bad_commands,
+            auth_without_tls_on_loopback: false,
+        }
+    }
+}
+
 /// `[security]`: failed-login throttling and bans, shared by all protocols.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -549,6 +595,52 @@ impl Config {
                 self.limits.max_group_depth
             );
         }
+        let i = &self.imap;
+        for (key, value, min, max) in [
+            (
+                "imap.max_command_bytes",
+                i.max_command_bytes as u64,
+                1024,
+                16 << 20,
+            ),
+            (
+                "imap.max_sequence_ranges",
+                i.max_sequence_ranges as u64,
+                1,
+                1_000_000,
+            ),
+            ("imap.max_search_depth", i.max_search_depth as u64, 1, 64),
+            ("imap.max_search_keys", i.max_search_keys as u64, 1, 10_000),
+            (
+                "imap.idle_timeout_seconds",
+                i.idle_timeout_seconds,
+                60,
+                86_400,
+            ),
+            (
+                "imap.login_timeout_seconds",
+                i.login_timeout_seconds,
+                1,
+                3600,
+            ),
+            (
+                "imap.max_connections_per_user",
+                i.max_connections_per_user as u64,
+                1,
+                100_000,
+            ),
+            (
+                "imap.max_connections_per_address",
+                i.max_connections_per_address as u64,
+                1,
+                1_000_000,
+            ),
+            ("imap.max_bad_commands", i.max_bad_commands as u64, 1, 1000),
+        ] {
+            if !(min..=max).contains(&value) {
+                bail!("{key} = {value}: expected {min} to {max}");
+            }
+        }
         let s = &self.smtp;
         for (key, value, min, max) in [
             ("smtp.max_recipients", s.max_recipients as u64, 1, 100_000),
@@ -764,6 +856,25 @@ impl Config {
             max_errors: s.max_errors,
             verifier: None,
         }
+    }
+
+    /// Settings of IMAP sessions.
+    pub fn imap_config(&self) -> rampart_imap::ImapConfig {
+        let i = &self.imap;
+        let mut c = rampart_imap::ImapConfig::new(&self.server.hostname);
+        c.frame.max_command_bytes = i.max_command_bytes;
+        c.frame.max_append_bytes =
+            usize::try_from(self.limits.max_message_bytes).unwrap_or(usize::MAX);
+        c.command.max_sequence_ranges = i.max_sequence_ranges;
+        c.command.max_search_depth = i.max_search_depth;
+        c.command.max_search_keys = i.max_search_keys;
+        c.idle_timeout = Duration::from_secs(i.idle_timeout_seconds);
+        c.login_timeout = Duration::from_secs(i.login_timeout_seconds);
+        c.max_connections_per_user = i.max_connections_per_user;
+        c.max_connections_per_address = i.max_connections_per_address;
+        c.max_bad_commands = i.max_bad_commands;
+        c.auth_without_tls_on_loopback = i.auth_without_tls_on_loopback;
+        c
     }
 
     /// The inbound verifier, unless `dns.verify_inbound` is off.

@@ -187,6 +187,8 @@ pub async fn run(prepared: Prepared, first_domain: &str) -> anyhow::Result<()> {
             ..config.smtp_config(rampart_smtp::Mode::Mx)
         }),
         smtp_submission: Arc::new(config.smtp_config(rampart_smtp::Mode::Submission)),
+        imap: Arc::new(config.imap_config()),
+        imap_limiter: Arc::new(rampart_imap::Limiter::default()),
         shutdown: shutdown.clone(),
     });
     sessions.spawn(sweep_blobs(core.clone(), shutdown.clone()));
@@ -280,7 +282,8 @@ fn availability(service: Service) -> &'static str {
         Service::Smtp => "SMTP for local domains",
         Service::Submission => "SMTP submission, STARTTLS",
         Service::Submissions => "SMTP submission, TLS",
-        Service::Imap | Service::Imaps => "not in this build yet: answers BYE",
+        Service::Imap => "IMAP, STARTTLS",
+        Service::Imaps => "IMAP, TLS",
         Service::Https | Service::Admin => "not in this build yet: answers 503",
     }
 }
@@ -291,6 +294,8 @@ struct Services {
     acceptor: TlsAcceptor,
     smtp_mx: Arc<rampart_smtp::SmtpConfig>,
     smtp_submission: Arc<rampart_smtp::SmtpConfig>,
+    imap: Arc<rampart_imap::ImapConfig>,
+    imap_limiter: Arc<rampart_imap::Limiter>,
     shutdown: CancellationToken,
 }
 
@@ -335,6 +340,20 @@ async fn session(
         Service::Smtp => (&services.smtp_mx, false),
         Service::Submission => (&services.smtp_submission, false),
         Service::Submissions => (&services.smtp_submission, true),
+        Service::Imap | Service::Imaps => {
+            rampart_imap::serve_connection(
+                services.core.clone(),
+                services.imap.clone(),
+                services.imap_limiter.clone(),
+                stream,
+                peer,
+                Some(services.acceptor.clone()),
+                service == Service::Imaps,
+                services.shutdown.clone(),
+            )
+            .await?;
+            return Ok(());
+        }
         _ => return other_session(service, stream, services).await,
     };
     rampart_smtp::serve_connection(
@@ -356,50 +375,46 @@ async fn other_session(
     services: &Services,
 ) -> anyhow::Result<()> {
     match service {
-        Service::Imap | Service::Imaps | Service::Https | Service::Admin => {
+        Service::Https | Service::Admin => {
             if service.implicit_tls() {
                 let tls = tokio::time::timeout(HANDSHAKE_TIMEOUT, services.acceptor.accept(stream))
                     .await
                     .context("TLS handshake timed out")??;
-                answer_unavailable(service, tls).await
+                answer_unavailable(tls).await
             } else {
-                answer_unavailable(service, stream).await
+                answer_unavailable(stream).await
             }
         }
-        Service::Smtp | Service::Submission | Service::Submissions => {
-            unreachable!("dispatched to rampart-smtp")
+        Service::Smtp
+        | Service::Submission
+        | Service::Submissions
+        | Service::Imap
+        | Service::Imaps => {
+            unreachable!("dispatched to its protocol crate")
         }
     }
 }
 
-/// Until their protocol crates land, IMAP and HTTPS answer with their
-/// protocol's own "not available" reply, so clients report a clear reason.
+/// Until the web crate lands, HTTPS and admin answer 503, so browsers
+/// report a clear reason.
 async fn answer_unavailable<S: AsyncRead + AsyncWrite + Unpin>(
-    service: Service,
     mut stream: S,
 ) -> anyhow::Result<()> {
-    let reply = match service {
-        Service::Imap | Service::Imaps => {
-            "* BYE [UNAVAILABLE] Rampart: IMAP is not part of this build yet\r\n".to_string()
+    // Read the request head (bounded) so the client sees a response, not a reset.
+    let mut head = Vec::with_capacity(1024);
+    let mut buf = [0u8; 1024];
+    while head.len() < 16 * 1024 && !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.read(&mut buf)).await??;
+        if n == 0 {
+            break;
         }
-        _ => {
-            // Read the request head (bounded) so the client sees a response, not a reset.
-            let mut head = Vec::with_capacity(1024);
-            let mut buf = [0u8; 1024];
-            while head.len() < 16 * 1024 && !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                let n = tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.read(&mut buf)).await??;
-                if n == 0 {
-                    break;
-                }
-                head.extend_from_slice(&buf[..n]);
-            }
-            let body = "Rampart: the web app is not part of this build yet\n";
-            format!(
-                "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            )
-        }
-    };
+        head.extend_from_slice(&buf[..n]);
+    }
+    let body = "Rampart: the web app is not part of this build yet\n";
+    let reply = format!(
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
     stream.write_all(reply.as_bytes()).await?;
     stream.shutdown().await?;
     Ok(())
