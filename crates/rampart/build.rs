@@ -1,11 +1,12 @@
 //! Marks tests as ignored, with a reason `cargo test` prints, when what they
-//! need is missing: a PostgreSQL test database, or Python 3 or swaks as real clients.
+//! need is missing: a PostgreSQL test database, or Python 3, swaks or isync (mbsync) as real clients.
 fn main() {
     println!("cargo::rerun-if-env-changed=RAMPART_TEST_POSTGRES_URL");
     println!("cargo::rerun-if-env-changed=PATH");
     println!("cargo::rustc-check-cfg=cfg(rampart_test_postgres)");
     println!("cargo::rustc-check-cfg=cfg(rampart_test_python)");
     println!("cargo::rustc-check-cfg=cfg(rampart_test_swaks)");
+    println!("cargo::rustc-check-cfg=cfg(rampart_test_mbsync)");
     if std::env::var_os("RAMPART_TEST_POSTGRES_URL").is_some_and(|v| !v.is_empty()) {
         println!("cargo::rustc-cfg=rampart_test_postgres");
     }
@@ -22,5 +23,12 @@ fn main() {
         .is_ok_and(|o| o.status.success());
     if swaks {
         println!("cargo::rustc-cfg=rampart_test_swaks");
+    }
+    let mbsync = std::process::Command::new("mbsync")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if mbsync && python {
+        println!("cargo::rustc-cfg=rampart_test_mbsync");
     }
 }
