@@ -1,5 +1,5 @@
 //! Marks tests as ignored, with a reason `cargo test` prints, when what they
-//! need is missing: a PostgreSQL test database, or Python 3, swaks or isync (mbsync) as real clients.
+//! need is missing: a PostgreSQL test database, or Python 3, swaks, isync (mbsync) or offlineimap as real clients.
 fn main() {
     println!("cargo::rerun-if-env-changed=RAMPART_TEST_POSTGRES_URL");
     println!("cargo::rerun-if-env-changed=PATH");
@@ -7,6 +7,7 @@ fn main() {
     println!("cargo::rustc-check-cfg=cfg(rampart_test_python)");
     println!("cargo::rustc-check-cfg=cfg(rampart_test_swaks)");
     println!("cargo::rustc-check-cfg=cfg(rampart_test_mbsync)");
+    println!("cargo::rustc-check-cfg=cfg(rampart_test_offlineimap)");
     if std::env::var_os("RAMPART_TEST_POSTGRES_URL").is_some_and(|v| !v.is_empty()) {
         println!("cargo::rustc-cfg=rampart_test_postgres");
     }
@@ -30,5 +31,12 @@ fn main() {
         .is_ok_and(|o| o.status.success());
     if mbsync && python {
         println!("cargo::rustc-cfg=rampart_test_mbsync");
+    }
+    let offlineimap = std::process::Command::new("offlineimap")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if offlineimap && python {
+        println!("cargo::rustc-cfg=rampart_test_offlineimap");
     }
 }

@@ -1,5 +1,6 @@
 //! Real synchronising IMAP clients against the real server: isync (mbsync)
-//! mirrors a 1,000-message mailbox both ways with flags, moves and deletes.
+//! mirrors a 1,000-message mailbox both ways with flags, moves and deletes;
+//! offlineimap does the same on a smaller one.
 
 mod common;
 
@@ -227,5 +228,80 @@ fn mbsync_mirrors_a_thousand_messages_both_ways() {
             assert!(!line.contains(verb), "third run still transfers: {line}");
         }
     }
+    server.stop();
+}
+
+fn offlineimap(config: &Path) -> String {
+    let out = Command::new("offlineimap")
+        .arg("-c")
+        .arg(config)
+        .args(["-o", "-u", "basic"])
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && !text.contains("ERROR"),
+        "offlineimap failed:\n{text}"
+    );
+    text
+}
+
+#[test]
+#[cfg_attr(
+    not(rampart_test_offlineimap),
+    ignore = "skipped: needs offlineimap and python3 as IMAP clients"
+)]
+fn offlineimap_syncs_flags_and_new_mail_both_ways() {
+    let sb = Sandbox::new();
+    let server = sb.serve(&["--domain", "example.org"]);
+    sb.ok(
+        &["user", "add", "alice@example.org", "--password-stdin"],
+        &format!("{PASSWORD}\n"),
+    );
+    sb.ok(&["mail", "import", "alice@example.org"], &mbox(200));
+    let root = sb.dir.path();
+    let local = root.join("oi-mail");
+    let config = root.join("offlineimaprc");
+    fs::write(
+        &config,
+        format!(
+            "[general]\naccounts = rampart\nmetadata = {meta}\n\n\
+             [Account rampart]\nlocalrepository = local\nremoterepository = remote\n\n\
+             [Repository local]\ntype = Maildir\nlocalfolders = {local}\n\n\
+             [Repository remote]\ntype = IMAP\nremotehost = localhost\nremoteport = {port}\n\
+             ssl = yes\nsslcacertfile = {cert}\nremoteuser = alice@example.org\nremotepass = {PASSWORD}\n",
+            meta = root.join("oi-meta").display(),
+            local = local.display(),
+            port = server.addr("imaps").port(),
+            cert = sb.data().join("tls/cert.pem").display(),
+        ),
+    )
+    .unwrap();
+    let first = offlineimap(&config);
+    println!("first run:\n{first}");
+    let inbox = local.join("INBOX");
+    let files = maildir_files(&inbox);
+    assert_eq!(files.len(), 200, "messages in the local INBOX");
+    // Locally: 4 flagged. Remotely: 2 new messages.
+    for f in files.iter().take(4) {
+        let name = f.file_name().unwrap().to_string_lossy().into_owned();
+        let base = name.split(":2,").next().unwrap().to_owned();
+        fs::rename(f, inbox.join("cur").join(format!("{base}:2,F"))).unwrap();
+    }
+    sb.ok(&["mail", "import", "alice@example.org"], &mbox(2));
+    let second = offlineimap(&config);
+    println!("second run:\n{second}");
+    assert_eq!(maildir_files(&inbox).len(), 202, "new mail pulled");
+    let counts = imap_python(
+        &sb,
+        &server,
+        "conn.select('INBOX')\nprint(len(conn.search(None, 'ALL')[1][0].split()), \
+         len(conn.search(None, 'FLAGGED')[1][0].split()))",
+    );
+    assert_eq!(counts, "202 4\n", "flags pushed to the server");
     server.stop();
 }
