@@ -66,3 +66,4 @@ scenario!(concurrent);
 scenario!(idle);
 scenario!(qresync);
 scenario!(limits);
+scenario!(thunderbird);

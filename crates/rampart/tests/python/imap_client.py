@@ -486,7 +486,76 @@ def scenario_limits():
     del held
 
 
+def scenario_thunderbird():
+    """Replays Thunderbird's account set-up and first sync, command for
+    command as its IMAP log shows them (lower-case verbs included)."""
+    with smtplib.SMTP(HOST, smtp_port, timeout=20) as smtp:
+        for i in range(3):
+            smtp.sendmail("carol@example.net", ["alice@example.org"],
+                          message(f"welcome {i}", sender="carol@example.net"))
+    raw = Raw(tls=False)
+    untagged, tagged = raw.cmd("capability")
+    assert "STARTTLS" in untagged[0] and " OK " in tagged, untagged
+    _, tagged = raw.cmd("STARTTLS")
+    assert " OK " in tagged, tagged
+    raw.sock = tls_context().wrap_socket(raw.sock, server_hostname=HOST)
+    raw.file = raw.sock.makefile("rb")
+    untagged, _ = raw.cmd("capability")
+    assert "AUTH=PLAIN" in untagged[0] and "LOGINDISABLED" not in untagged[0], untagged
+    raw.n += 1
+    tag = f"r{raw.n}"
+    raw.send(f"{tag} authenticate PLAIN\r\n")
+    assert raw.line().startswith("+"), "no continuation"
+    raw.send(base64.b64encode(f"\0{USER}\0{PASSWORD}".encode()) + b"\r\n")
+    _, tagged = raw.until(tag)
+    assert " OK [CAPABILITY " in tagged, tagged
+    untagged, tagged = raw.cmd('ID ("name" "Thunderbird" "version" "128.5.0")')
+    assert untagged[0].startswith("* ID ") and " OK " in tagged, untagged
+    untagged, tagged = raw.cmd("namespace")
+    assert untagged == ['* NAMESPACE (("" "/")) NIL NIL'], untagged
+    untagged, tagged = raw.cmd('list (subscribed) "" "*" return (special-use)')
+    text = "\n".join(untagged)
+    assert '\\Subscribed \\Sent' in text or '\\Sent \\Subscribed' in text, text
+    assert '"INBOX"' in text and " OK " in tagged, text
+    untagged, tagged = raw.cmd('list "" "INBOX"')
+    assert len(untagged) == 1 and untagged[0].endswith('"INBOX"'), untagged
+    untagged, tagged = raw.cmd('select "INBOX" (CONDSTORE)')
+    text = "\n".join(untagged)
+    assert "* 3 EXISTS" in text and "HIGHESTMODSEQ" in text and "[READ-WRITE]" in tagged, text
+    modseq = int(re.search(r"HIGHESTMODSEQ (\d+)", text).group(1))
+    untagged, tagged = raw.cmd('getquotaroot "INBOX"')
+    assert untagged[0] == '* QUOTAROOT "INBOX" ""' and " OK " in tagged, untagged
+    untagged, tagged = raw.cmd("UID fetch 1:* (FLAGS)")
+    assert len(untagged) == 3 and all("FLAGS ()" in l for l in untagged), untagged
+    fields = "From To Cc Bcc Subject Date Message-ID Priority X-Priority References Newsgroups In-Reply-To Content-Type Reply-To"
+    untagged, tagged = raw.cmd(f"UID fetch 1:3 (UID RFC822.SIZE FLAGS BODY.PEEK[HEADER.FIELDS ({fields})])")
+    assert len(untagged) == 3 and "Subject: welcome 0" in untagged[0], untagged
+    assert f"BODY[HEADER.FIELDS ({fields})]" in untagged[0], untagged[0]
+    untagged, tagged = raw.cmd("UID fetch 2 (UID RFC822.SIZE BODY.PEEK[])")
+    assert "Hello." in untagged[0] and "Received: from" in untagged[0], untagged
+    untagged, tagged = raw.cmd("UID store 2 +Flags (\\Seen)")
+    assert "\\Seen" in untagged[0] and "MODSEQ" in untagged[0], untagged
+    untagged, tagged = raw.cmd(f"UID fetch 1:* (FLAGS) (CHANGEDSINCE {modseq})")
+    assert len(untagged) == 1 and "UID 2" in untagged[0], untagged
+    untagged, tagged = raw.cmd('STATUS "Sent" (UIDNEXT MESSAGES UNSEEN RECENT HIGHESTMODSEQ)')
+    assert untagged[0].startswith('* STATUS "Sent" (UIDNEXT 1 MESSAGES 0 UNSEEN 0 RECENT 0 HIGHESTMODSEQ'), untagged
+    # Thunderbird then idles on the INBOX; new mail is pushed.
+    raw.send("r99 IDLE\r\n")
+    assert raw.line().startswith("+ "), "no IDLE continuation"
+    with smtplib.SMTP(HOST, smtp_port, timeout=20) as smtp:
+        smtp.sendmail("carol@example.net", ["alice@example.org"], message("while idle"))
+    assert raw.line().strip() == "* 4 EXISTS"
+    raw.send("DONE\r\n")
+    _, tagged = raw.until("r99")
+    assert " OK " in tagged, tagged
+    untagged, tagged = raw.cmd("UID fetch 4 (UID RFC822.SIZE FLAGS BODY.PEEK[HEADER.FIELDS (Subject)])")
+    assert "Subject: while idle" in untagged[0], untagged
+    _, tagged = raw.cmd("logout")
+    assert " OK " in tagged, tagged
+
+
 SCENARIOS = {
+    "thunderbird": scenario_thunderbird,
     "auth": scenario_auth,
     "mailboxes": scenario_mailboxes,
     "messages": scenario_messages,
