@@ -223,7 +223,7 @@ pub fn body_structure(out: &mut Vec<u8>, m: &Mime<'_>, part: &Part, extended: bo
             let encoding = m
                 .field(part, "Content-Transfer-Encoding")
                 .filter(|e| !e.is_empty())
-                .unwrap_or_else(|| b"7BIT".to_vec());
+                .unwrap_or_else(|| b"7bit".to_vec());
             string(out, &encoding);
             let body = &m.raw[part.body.clone()];
             out.extend_from_slice(format!(" {}", body.len()).as_bytes());
@@ -270,7 +270,7 @@ mod tests {
     fn simple_text() {
         assert_eq!(
             bs(b"Subject: x\r\n\r\nline 1\r\nline 2\r\n"),
-            "(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7BIT\" 16 2 NIL NIL NIL NIL)"
+            "(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 16 2 NIL NIL NIL NIL)"
         );
     }
 
@@ -286,7 +286,7 @@ Content-Language: de, en\r\n\r\nJVBERg==\r\n--b1--\r\n";
         assert_eq!(
             bs(raw),
             "(((\"text\" \"plain\" (\"charset\" \"UTF-8\") NIL NIL \"quoted-printable\" 9 1 NIL NIL NIL NIL)\
-(\"text\" \"html\" (\"charset\" \"UTF-8\") NIL NIL \"7BIT\" 8 1 NIL NIL NIL NIL) \"alternative\" (\"boundary\" \"b2\") NIL NIL NIL)\
+(\"text\" \"html\" (\"charset\" \"UTF-8\") NIL NIL \"7bit\" 8 1 NIL NIL NIL NIL) \"alternative\" (\"boundary\" \"b2\") NIL NIL NIL)\
 (\"application\" \"pdf\" (\"name\" \"a b.pdf\") NIL NIL \"base64\" 8 NIL (\"attachment\" (\"filename*\" \"utf-8''a%20b.pdf\")) (\"de\" \"en\") NIL) \
 \"mixed\" (\"boundary\" \"b1\") NIL NIL NIL)"
         );

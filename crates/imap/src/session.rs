@@ -1,6 +1,7 @@
 //! The IMAP session state machine: whole commands in, response bytes and
 //! core calls out. The driver in `lib.rs` does the I/O.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
@@ -1958,7 +1959,13 @@ impl Session {
                 continue;
             };
             let m = &sel.msgs[i];
-            let mime = raw.as_deref().map(Mime::parse);
+            // Parsed only when an item needs the structure (not for BODY[]).
+            let parsed: std::cell::OnceCell<Option<Mime<'_>>> = std::cell::OnceCell::new();
+            let mime = || {
+                parsed
+                    .get_or_init(|| raw.as_deref().map(Mime::parse))
+                    .as_ref()
+            };
             out.extend_from_slice(format!("* {} FETCH (", i + 1).as_bytes());
             let mut first = true;
             let mut sep = |out: &mut Vec<u8>| {
@@ -1994,7 +2001,7 @@ impl Session {
                     ),
                     FetchAtt::Envelope => {
                         out.extend_from_slice(b"ENVELOPE ");
-                        if let Some(mm) = &mime {
+                        if let Some(mm) = mime() {
                             render::envelope(out, mm, &mm.root);
                         }
                     }
@@ -2005,13 +2012,12 @@ impl Session {
                         } else {
                             b"BODY "
                         });
-                        if let Some(mm) = &mime {
+                        if let Some(mm) = mime() {
                             render::body_structure(out, mm, &mm.root, extended);
                         }
                     }
                     FetchAtt::BinarySize(part) => {
-                        let size = mime
-                            .as_ref()
+                        let size = mime()
                             .and_then(|mm| mm.binary(part))
                             .map(|r| r.map(|b| b.len()));
                         match size {
@@ -2035,10 +2041,15 @@ impl Session {
                         partial,
                         ..
                     } => {
-                        let Some(mm) = &mime else { continue };
-                        let data = if *name == SectionName::Binary {
+                        let Some(whole) = raw.as_deref() else {
+                            continue;
+                        };
+                        let data = if section.part.is_empty() && section.text.is_none() {
+                            Some(Cow::Borrowed(whole))
+                        } else if *name == SectionName::Binary {
+                            let Some(mm) = mime() else { continue };
                             match mm.binary(&section.part) {
-                                Some(Ok(d)) => Some(d),
+                                Some(Ok(d)) => Some(Cow::Owned(d)),
                                 Some(Err(_)) => {
                                     job.unknown_cte = true;
                                     None
@@ -2046,28 +2057,28 @@ impl Session {
                                 None => None,
                             }
                         } else {
-                            mm.section(section)
+                            mime().and_then(|mm| mm.section(section)).map(Cow::Owned)
                         };
                         out.extend_from_slice(section_label(*name, section, *partial).as_bytes());
                         out.push(b' ');
                         match data {
                             None => out.extend_from_slice(b"NIL"),
                             Some(d) => {
-                                let d = match partial {
+                                let d: &[u8] = match partial {
                                     Some((o, l)) => {
                                         let start = (*o as usize).min(d.len());
                                         let end = start.saturating_add(*l as usize).min(d.len());
-                                        d[start..end].to_vec()
+                                        &d[start..end]
                                     }
-                                    None => d,
+                                    None => &d,
                                 };
                                 if *name == SectionName::Binary && d.contains(&0) {
                                     out.push(b'~');
-                                    render::literal(out, &d);
+                                    render::literal(out, d);
                                 } else if d.is_empty() {
                                     out.extend_from_slice(b"\"\"");
                                 } else {
-                                    render::literal(out, &d);
+                                    render::literal(out, d);
                                 }
                             }
                         }
