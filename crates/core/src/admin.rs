@@ -184,10 +184,7 @@ impl Core {
     }
 
     async fn hash_password(&self, password: String) -> CoreResult<String> {
-        let params = self.config.passwords;
-        tokio::task::spawn_blocking(move || params.hash(&password))
-            .await
-            .map_err(|e| CoreError::Invalid(format!("hashing task failed: {e}")))?
+        self.hashers.hash(self.config.passwords, password).await
     }
 
     /// Lists users and groups, of one domain or of all.

@@ -1,7 +1,7 @@
 //! Password hashing and verification (argon2id).
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::{Output, PasswordHash, PasswordHasher, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use rand::rngs::OsRng;
 
 use crate::{CoreError, CoreResult};
@@ -54,12 +54,155 @@ impl PasswordParams {
     /// The stored hash's own parameters are used, so changing the config does
     /// not lock anybody out.
     pub fn verify(&self, password: &str, phc: &str) -> bool {
-        let Ok(parsed) = PasswordHash::new(phc) else {
-            return false;
-        };
-        Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok()
+        verify_with_memory(password, phc, &mut Vec::new())
+    }
+}
+
+/// Verifies like [`PasswordParams::verify`], with the argon2 working memory
+/// given by the caller so that a worker thread reuses one allocation.
+fn verify_with_memory(password: &str, phc: &str, memory: &mut Vec<Block>) -> bool {
+    let Ok(parsed) = PasswordHash::new(phc) else {
+        return false;
+    };
+    let (Some(expected), Some(salt)) = (parsed.hash, parsed.salt) else {
+        return false;
+    };
+    let Ok(algorithm) = Algorithm::try_from(parsed.algorithm) else {
+        return false;
+    };
+    let version = parsed
+        .version
+        .and_then(|v| Version::try_from(v).ok())
+        .unwrap_or(Version::V0x13);
+    let Ok(params) = Params::try_from(&parsed) else {
+        return false;
+    };
+    let mut salt_bytes = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_bytes) else {
+        return false;
+    };
+    let blocks = params.block_count();
+    if memory.len() < blocks {
+        memory.resize(blocks, Block::default());
+    }
+    let mut out = vec![0u8; expected.len()];
+    let argon = Argon2::new(algorithm, version, params);
+    if argon
+        .hash_password_into_with_memory(password.as_bytes(), salt, &mut out, &mut memory[..blocks])
+        .is_err()
+    {
+        return false;
+    }
+    // Output's equality is constant-time.
+    Output::new(&out).is_ok_and(|o| o == expected)
+}
+
+/// Hashes like [`PasswordParams::hash`], with caller-given working memory.
+fn hash_with_memory(
+    params: PasswordParams,
+    password: &str,
+    memory: &mut Vec<Block>,
+) -> CoreResult<String> {
+    let argon = params.hasher()?;
+    let blocks = argon.params().block_count();
+    if memory.len() < blocks {
+        memory.resize(blocks, Block::default());
+    }
+    let salt = SaltString::generate(&mut OsRng);
+    let mut salt_bytes = [0u8; 64];
+    let raw_salt = salt
+        .decode_b64(&mut salt_bytes)
+        .map_err(|e| CoreError::Invalid(format!("cannot make a salt: {e}")))?;
+    let mut out = [0u8; 32];
+    argon
+        .hash_password_into_with_memory(
+            password.as_bytes(),
+            raw_salt,
+            &mut out,
+            &mut memory[..blocks],
+        )
+        .map_err(|e| CoreError::Invalid(format!("cannot hash password: {e}")))?;
+    let output = Output::new(&out).map_err(|e| CoreError::Invalid(e.to_string()))?;
+    let phc = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: argon
+            .params()
+            .try_into()
+            .map_err(|e: argon2::password_hash::Error| CoreError::Invalid(e.to_string()))?,
+        salt: Some(salt.as_salt()),
+        hash: Some(output),
+    };
+    Ok(phc.to_string())
+}
+
+type Job = Box<dyn FnOnce(&mut Vec<Block>) + Send>;
+
+/// A fixed set of threads that run argon2. Bounds how many hashes run at
+/// once (each takes `argon2_memory_kib`, so unbounded parallel logins would
+/// be a memory exhaustion attack) and reuses each thread's working memory
+/// instead of allocating it per login.
+pub(crate) struct HashWorkers {
+    jobs: std::sync::mpsc::Sender<Job>,
+}
+
+impl HashWorkers {
+    /// Starts `threads` workers.
+    pub(crate) fn new(threads: usize) -> Self {
+        let (jobs, queue) = std::sync::mpsc::channel::<Job>();
+        let queue = std::sync::Arc::new(std::sync::Mutex::new(queue));
+        for i in 0..threads.max(1) {
+            let queue = queue.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("rampart-argon2-{i}"))
+                .spawn(move || {
+                    let mut memory = Vec::new();
+                    loop {
+                        let job = match queue.lock() {
+                            Ok(q) => q.recv(),
+                            Err(_) => return,
+                        };
+                        match job {
+                            Ok(job) => job(&mut memory),
+                            Err(_) => return,
+                        }
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::error!("cannot start password hashing thread: {e}");
+            }
+        }
+        HashWorkers { jobs }
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Vec<Block>) -> T + Send + 'static,
+    ) -> CoreResult<T> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.jobs
+            .send(Box::new(move |memory| {
+                let _ = tx.send(f(memory));
+            }))
+            .map_err(|_| CoreError::Invalid("password hashing threads stopped".into()))?;
+        rx.await
+            .map_err(|_| CoreError::Invalid("password hashing thread failed".into()))
+    }
+
+    /// Verifies a password on a worker thread.
+    pub(crate) async fn verify(&self, password: String, phc: String) -> CoreResult<bool> {
+        self.run(move |memory| verify_with_memory(&password, &phc, memory))
+            .await
+    }
+
+    /// Hashes a password on a worker thread.
+    pub(crate) async fn hash(
+        &self,
+        params: PasswordParams,
+        password: String,
+    ) -> CoreResult<String> {
+        self.run(move |memory| hash_with_memory(params, &password, memory))
+            .await?
     }
 }
 
@@ -110,6 +253,35 @@ mod tests {
         assert!(p.verify("correct horse battery", &h));
         assert!(!p.verify("correct horse batterY", &h));
         assert!(!p.verify("x", "not a phc string"));
+    }
+
+    #[test]
+    fn pooled_hashes_match_the_reference_implementation() {
+        use argon2::PasswordVerifier;
+        let p = cheap();
+        let mut memory = Vec::new();
+        let h = hash_with_memory(p, "correct horse battery", &mut memory).unwrap();
+        assert!(h.starts_with("$argon2id$v=19$m=1024,t=1,p=1$"), "{h}");
+        let parsed = PasswordHash::new(&h).unwrap();
+        assert!(
+            Argon2::default()
+                .verify_password(b"correct horse battery", &parsed)
+                .is_ok()
+        );
+        // And hashes the reference implementation made verify here, reusing memory.
+        let reference = p.hasher().unwrap();
+        let salt = SaltString::generate(&mut OsRng);
+        let made = reference
+            .hash_password(b"another password", &salt)
+            .unwrap()
+            .to_string();
+        assert!(verify_with_memory("another password", &made, &mut memory));
+        assert!(!verify_with_memory("another passworD", &made, &mut memory));
+        assert!(!verify_with_memory(
+            "x",
+            "$argon2id$v=19$m=1024,t=1,p=1$bad",
+            &mut memory
+        ));
     }
 
     #[test]

@@ -49,6 +49,8 @@ pub struct CoreConfig {
     pub max_group_depth: usize,
     /// Failed-login throttling and bans.
     pub guard: GuardConfig,
+    /// Threads that hash passwords: at most this many hashes run at once.
+    pub hash_threads: usize,
 }
 
 impl Default for CoreConfig {
@@ -60,6 +62,7 @@ impl Default for CoreConfig {
             max_message_bytes: 50 * 1024 * 1024,
             max_group_depth: 8,
             guard: GuardConfig::default(),
+            hash_threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
         }
     }
 }
@@ -131,6 +134,8 @@ pub struct Core {
     /// exist so that failures take the same time either way.
     dummy_hash: String,
     guard: Guard,
+    /// The threads that run argon2.
+    hashers: auth::HashWorkers,
     /// Wakes the queue worker when a message is queued.
     queue_wakeup: tokio::sync::Notify,
     /// Tells sessions which mailbox changed (IMAP IDLE and untagged updates).
@@ -145,10 +150,10 @@ impl Core {
         recorder: Arc<dyn AccessRecorder>,
     ) -> CoreResult<Self> {
         let params = config.passwords;
-        let dummy_hash = tokio::task::spawn_blocking(move || params.hash(&random_password()))
-            .await
-            .map_err(|e| CoreError::Invalid(format!("hashing task failed: {e}")))??;
+        let hashers = auth::HashWorkers::new(config.hash_threads);
+        let dummy_hash = hashers.hash(params, random_password()).await?;
         Ok(Core {
+            hashers,
             guard: Guard::new(config.guard),
             queue_wakeup: tokio::sync::Notify::new(),
             mailbox_changes: tokio::sync::broadcast::channel(1024).0,
@@ -234,11 +239,8 @@ impl Core {
             .as_ref()
             .and_then(|p| p.password_hash.clone())
             .unwrap_or_else(|| self.dummy_hash.clone());
-        let params = self.config.passwords;
         let password = password.to_owned();
-        let verified = tokio::task::spawn_blocking(move || params.verify(&password, &hash))
-            .await
-            .map_err(|e| CoreError::Invalid(format!("hashing task failed: {e}")))?;
+        let verified = self.hashers.verify(password, hash).await?;
         match candidate {
             Some(p) if verified => {
                 self.guard.succeeded(address);

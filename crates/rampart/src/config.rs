@@ -251,6 +251,8 @@ pub struct AuthConfig {
     pub argon2_iterations: u32,
     /// Lanes.
     pub argon2_parallelism: u32,
+    /// Threads that hash passwords: at most this many logins hash at once.
+    pub hash_threads: usize,
 }
 
 impl Default for AuthConfig {
@@ -260,6 +262,7 @@ impl Default for AuthConfig {
             argon2_memory_kib: p.memory_kib,
             argon2_iterations: p.iterations,
             argon2_parallelism: p.parallelism,
+            hash_threads: CoreConfig::default().hash_threads,
         }
     }
 }
@@ -595,6 +598,12 @@ impl Config {
                 self.limits.max_group_depth
             );
         }
+        if !(1..=256).contains(&self.auth.hash_threads) {
+            bail!(
+                "auth.hash_threads = {}: expected 1 to 256",
+                self.auth.hash_threads
+            );
+        }
         let i = &self.imap;
         for (key, value, min, max) in [
             (
@@ -758,6 +767,7 @@ impl Config {
                 .clone()
                 .unwrap_or_else(|| self.server.hostname.clone()),
             passwords: self.password_params(),
+            hash_threads: self.auth.hash_threads,
             default_quota_bytes: self.limits.default_quota_bytes,
             max_message_bytes: self.limits.max_message_bytes,
             max_group_depth: self.limits.max_group_depth,

@@ -1,0 +1,152 @@
+#!/usr/bin/env bash
+# IMAP benchmark: Rampart beside Dovecot, on the same machine and the same
+# data, driven by the same client (crates/bench, `imap-load`).
+#
+#   bench/imap/run.sh [MESSAGES] [IDLE_CONNECTIONS] [MIXED_CLIENTS] [MIXED_SECONDS]
+#
+# For each server: APPEND MESSAGES messages of a realistic size mix (2 KB to
+# 200 KB, one in ten with an attachment) to one INBOX; then time SELECT,
+# `UID FETCH 1:* (FLAGS ENVELOPE BODYSTRUCTURE)` (twice: cold and cached),
+# the full `BODY.PEEK[]` download, `SEARCH TEXT`, and a mixed workload of
+# MIXED_CLIENTS concurrent clients (body fetches, header fetches, flag
+# changes, NOOP, STATUS); finally hold IDLE_CONNECTIONS connections in IDLE
+# on a small INBOX of another account and measure the server's memory
+# (proportional set size, summed over its processes) before and with them.
+# Dovecot runs only when installed (apt-get install dovecot-imapd), as a
+# private instance under a temporary directory, with its default
+# one-process-per-connection layout and limits raised for the idle test.
+set -euo pipefail
+[ -n "${BENCH_TRACE:-}" ] && set -x
+cd "$(dirname "$0")/../.."
+MESSAGES=${1:-10000}
+IDLE=${2:-5000}
+CLIENTS=${3:-16}
+SECONDS_MIXED=${4:-20}
+WORK=$(mktemp -d /tmp/rampart-imap-bench.XXXXXX)
+chmod 755 "$WORK"
+trap 'cleanup' EXIT
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    if [ -n "${DOVECOT_CONF:-}" ]; then doveadm -c "$DOVECOT_CONF" stop >/dev/null 2>&1 || true; fi
+    sleep 0.5
+    [ -n "${BENCH_KEEP:-}" ] || rm -rf "$WORK"
+}
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; return 1; }
+pss_kb() { for p in "$@"; do cat "/proc/$p/smaps_rollup" 2>/dev/null; done | awk '/^Pss:/ {s += $2} END {print s + 0}'; }
+descendants() { local all="$*" p; for p in "$@"; do all="$all $(pgrep -P "$p" | tr '\n' ' ')"; for c in $(pgrep -P "$p"); do all="$all $(descendants "$c")"; done; done; echo "$all" | tr ' ' '\n' | sort -u | tr '\n' ' '; }
+
+cargo build --release -q -p rampart -p rampart-bench
+RAMPART=target/release/rampart
+LOAD=target/release/imap-load
+PASSWORD="benchpassword12345"
+echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r)"
+echo "data: $MESSAGES messages; mixed workload: $CLIENTS clients for ${SECONDS_MIXED}s; idle: $IDLE connections"
+
+# Runs the whole sequence against one server; $1 = name, $2 = port, $3 = user
+# suffix, rest = how to list the server's processes (a command).
+run_suite() {
+    local name=$1 port=$2 big=$3 small=$4 pids_cmd=$5
+    $LOAD --server "127.0.0.1:$port" --user "$big" --password "$PASSWORD" load --messages "$MESSAGES" | sed "s/^/$name: /"
+    $LOAD --server "127.0.0.1:$port" --user "$small" --password "$PASSWORD" load --messages 20 --connections 1 >/dev/null
+    $LOAD --server "127.0.0.1:$port" --user "$big" --password "$PASSWORD" measure --clients "$CLIENTS" --seconds "$SECONDS_MIXED" | sed "s/^/$name: /"
+    sleep 1
+    local before with fifo
+    before=$(pss_kb $($pids_cmd))
+    fifo="$WORK/$name.idle"
+    mkfifo "$fifo"
+    $LOAD --server "127.0.0.1:$port" --user "$small" --password "$PASSWORD" idle --connections "$IDLE" < "$fifo" > "$WORK/$name.idle.out" &
+    local load_pid=$!
+    exec 7>"$fifo"
+    for _ in $(seq 1 600); do grep -q ready "$WORK/$name.idle.out" 2>/dev/null && break; sleep 0.5; done
+    grep ready "$WORK/$name.idle.out" | sed "s/^/$name: idle /"
+    sleep 2
+    with=$(pss_kb $($pids_cmd))
+    exec 7>&-
+    wait "$load_pid" || true
+    echo "$name: idle_pss_before_kb=$before idle_pss_with_kb=$with per_idle_connection_kb=$(( (with - before) / IDLE ))"
+}
+
+# --- Rampart -------------------------------------------------------------
+R_PORT=$(free_port)
+cat > "$WORK/rampart.toml" <<EOF
+[server]
+hostname = "bench.localhost"
+[listen]
+smtp = []
+submission = []
+submissions = []
+imap = ["127.0.0.1:$R_PORT"]
+imaps = []
+https = []
+admin = []
+[imap]
+auth_without_tls_on_loopback = true
+max_connections_per_user = 100000
+max_connections_per_address = 100000
+[dns]
+source = "static"
+[log]
+level = "warn"
+EOF
+R="$RAMPART --config $WORK/rampart.toml --data $WORK/rampart-data"
+$R init --domain bench.example >/dev/null
+echo "$PASSWORD" | $R user add bench@bench.example --password-stdin --quota 0 >/dev/null
+echo "$PASSWORD" | $R user add idle@bench.example --password-stdin --quota 0 >/dev/null
+$R serve >/dev/null 2>"$WORK/rampart.log" &
+R_PID=$!
+PIDS+=("$R_PID")
+wait_port "$R_PORT"
+rampart_pids() { echo "$R_PID"; }
+run_suite rampart "$R_PORT" bench@bench.example idle@bench.example rampart_pids
+kill "$R_PID"; wait "$R_PID" || true
+
+# --- Dovecot -------------------------------------------------------------
+if ! command -v dovecot >/dev/null || [ ! -x /usr/lib/dovecot/imap ]; then
+    echo "dovecot: not installed (apt-get install dovecot-imapd); no comparison"
+    exit 0
+fi
+D_PORT=$(free_port)
+DOVECOT_CONF="$WORK/dovecot/dovecot.conf"
+mkdir -p "$WORK/dovecot/run" "$WORK/dovecot/state" "$WORK/maildir"
+chown mail:mail "$WORK/maildir"
+cat > "$DOVECOT_CONF" <<EOF
+base_dir = $WORK/dovecot/run
+state_dir = $WORK/dovecot/state
+log_path = $WORK/dovecot/log
+protocols = imap
+ssl = no
+disable_plaintext_auth = no
+listen = 127.0.0.1
+mail_location = maildir:$WORK/maildir/%n
+mail_fsync = optimized
+mail_max_userip_connections = 100000
+default_process_limit = 10000
+default_client_limit = 20000
+default_vsz_limit = 0
+passdb {
+  driver = static
+  args = password=$PASSWORD
+}
+userdb {
+  driver = static
+  args = uid=mail gid=mail home=$WORK/maildir/%n
+}
+first_valid_uid = 1
+service anvil {
+  client_limit = 30000
+}
+service imap-login {
+  inet_listener imap {
+    address = 127.0.0.1
+    port = $D_PORT
+  }
+}
+EOF
+dovecot -c "$DOVECOT_CONF"
+wait_port "$D_PORT"
+dovecot_pids() { descendants "$(cat "$WORK/dovecot/run/master.pid")"; }
+echo "dovecot: $(dovecot --version)"
+run_suite dovecot "$D_PORT" bench idle dovecot_pids

@@ -1,0 +1,292 @@
+#![forbid(unsafe_code)]
+//! IMAP load client for bench/imap/run.sh: loads a mailbox, times the
+//! operations a client starting up does, runs a mixed workload, and holds
+//! many idle IDLE connections. Speaks plain IMAP4rev1 so that it measures
+//! Rampart and Dovecot the same way.
+
+use std::time::{Duration, Instant};
+
+use clap::{Parser, Subcommand};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+mod messages;
+use messages::message;
+
+#[derive(Parser, Debug)]
+struct Args {
+    /// Server address, host:port.
+    #[arg(long)]
+    server: String,
+    /// Login name.
+    #[arg(long)]
+    user: String,
+    /// Password.
+    #[arg(long)]
+    password: String,
+    #[command(subcommand)]
+    command: Mode,
+}
+
+#[derive(Subcommand, Debug)]
+enum Mode {
+    /// APPEND the benchmark's messages to INBOX.
+    Load {
+        /// How many.
+        #[arg(long, default_value_t = 10_000)]
+        messages: usize,
+        /// Concurrent connections.
+        #[arg(long, default_value_t = 4)]
+        connections: usize,
+    },
+    /// Time SELECT, FETCH of envelopes and structures, full download,
+    /// SEARCH TEXT, and a mixed workload.
+    Measure {
+        /// Concurrent clients of the mixed workload.
+        #[arg(long, default_value_t = 16)]
+        clients: usize,
+        /// Seconds the mixed workload runs.
+        #[arg(long, default_value_t = 20)]
+        seconds: u64,
+    },
+    /// Open connections that log in, select INBOX and IDLE; print "ready"
+    /// and hold them until stdin closes.
+    Idle {
+        /// How many.
+        #[arg(long, default_value_t = 5000)]
+        connections: usize,
+    },
+}
+
+struct Client {
+    r: BufReader<TcpStream>,
+    n: u64,
+}
+
+impl Client {
+    async fn connect(args: &Args) -> anyhow::Result<Client> {
+        let stream = TcpStream::connect(&args.server).await?;
+        stream.set_nodelay(true)?;
+        let mut c = Client {
+            r: BufReader::with_capacity(64 * 1024, stream),
+            n: 0,
+        };
+        let mut greeting = String::new();
+        c.r.read_line(&mut greeting).await?;
+        anyhow::ensure!(greeting.starts_with("* OK"), "greeting: {greeting}");
+        c.cmd(&format!("LOGIN \"{}\" \"{}\"", args.user, args.password))
+            .await?;
+        Ok(c)
+    }
+
+    /// Sends a command; returns the bytes of the response (literals included).
+    async fn cmd(&mut self, command: &str) -> anyhow::Result<u64> {
+        self.n += 1;
+        let tag = format!("b{}", self.n);
+        self.r
+            .get_mut()
+            .write_all(format!("{tag} {command}\r\n").as_bytes())
+            .await?;
+        self.until(&tag).await
+    }
+
+    async fn until(&mut self, tag: &str) -> anyhow::Result<u64> {
+        let mut bytes = 0u64;
+        let mut line = Vec::new();
+        let mut literal = Vec::new();
+        loop {
+            line.clear();
+            if self.r.read_until(b'\n', &mut line).await? == 0 {
+                anyhow::bail!("connection closed");
+            }
+            bytes += line.len() as u64;
+            if let Some(size) = literal_size(&line) {
+                literal.resize(size, 0);
+                self.r.read_exact(&mut literal).await?;
+                bytes += size as u64;
+                continue;
+            }
+            if line.starts_with(tag.as_bytes()) && line.get(tag.len()) == Some(&b' ') {
+                let text = String::from_utf8_lossy(&line);
+                anyhow::ensure!(
+                    text[tag.len() + 1..].starts_with("OK"),
+                    "command failed: {text}"
+                );
+                return Ok(bytes);
+            }
+        }
+    }
+
+    async fn append(&mut self, data: &[u8]) -> anyhow::Result<()> {
+        self.n += 1;
+        let tag = format!("b{}", self.n);
+        self.r
+            .get_mut()
+            .write_all(format!("{tag} APPEND INBOX {{{}}}\r\n", data.len()).as_bytes())
+            .await?;
+        let mut cont = String::new();
+        self.r.read_line(&mut cont).await?;
+        anyhow::ensure!(cont.starts_with('+'), "APPEND: {cont}");
+        self.r.get_mut().write_all(data).await?;
+        self.r.get_mut().write_all(b"\r\n").await?;
+        self.until(&tag).await?;
+        Ok(())
+    }
+}
+
+fn literal_size(line: &[u8]) -> Option<usize> {
+    let line = line.strip_suffix(b"\r\n")?;
+    let line = line.strip_suffix(b"}")?;
+    let open = line.iter().rposition(|&b| b == b'{')?;
+    std::str::from_utf8(&line[open + 1..]).ok()?.parse().ok()
+}
+
+fn secs(d: Duration) -> String {
+    format!("{:.3}", d.as_secs_f64())
+}
+
+async fn load(args: &Args, messages: usize, connections: usize) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for k in 0..connections {
+        let ids: Vec<usize> = (0..messages).filter(|i| i % connections == k).collect();
+        let mut c = Client::connect(args).await?;
+        tasks.push(tokio::spawn(async move {
+            for i in ids {
+                c.append(&message(i)).await?;
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    println!(
+        "loaded={messages} seconds={} appends_per_sec={:.0}",
+        secs(started.elapsed()),
+        messages as f64 / started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+async fn measure(args: &Args, clients: usize, seconds: u64) -> anyhow::Result<()> {
+    let mut c = Client::connect(args).await?;
+    let t = Instant::now();
+    c.cmd("SELECT INBOX").await?;
+    println!("select_seconds={}", secs(t.elapsed()));
+
+    let t = Instant::now();
+    let bytes = c
+        .cmd("UID FETCH 1:* (FLAGS ENVELOPE BODYSTRUCTURE)")
+        .await?;
+    println!(
+        "fetch_envelope_bodystructure_seconds={} bytes={bytes}",
+        secs(t.elapsed())
+    );
+    // A second time: what a client sees once the server has cached it.
+    let t = Instant::now();
+    c.cmd("UID FETCH 1:* (FLAGS ENVELOPE BODYSTRUCTURE)")
+        .await?;
+    println!(
+        "fetch_envelope_bodystructure_again_seconds={}",
+        secs(t.elapsed())
+    );
+
+    let t = Instant::now();
+    let bytes = c.cmd("UID FETCH 1:* (BODY.PEEK[])").await?;
+    let elapsed = t.elapsed();
+    println!(
+        "download_seconds={} download_mb={:.1} download_mb_per_sec={:.1}",
+        secs(elapsed),
+        bytes as f64 / 1e6,
+        bytes as f64 / 1e6 / elapsed.as_secs_f64()
+    );
+
+    let t = Instant::now();
+    c.cmd("SEARCH TEXT \"message 4242\"").await?;
+    println!("search_text_seconds={}", secs(t.elapsed()));
+    c.cmd("LOGOUT").await.ok();
+
+    // Mixed workload: what mail clients do all day.
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let mut tasks = Vec::new();
+    for k in 0..clients {
+        let mut c = Client::connect(args).await?;
+        c.cmd("SELECT INBOX").await?;
+        tasks.push(tokio::spawn(async move {
+            let mut ops = 0u64;
+            let mut i = k * 7919;
+            while Instant::now() < deadline {
+                let uid = 1 + (i * 2654435761) % 9_900;
+                match i % 5 {
+                    0 => c.cmd(&format!("UID FETCH {uid} (BODY.PEEK[])")).await?,
+                    1 => {
+                        c.cmd(&format!(
+                            "UID FETCH {uid}:{} (UID FLAGS RFC822.SIZE BODY.PEEK[HEADER.FIELDS (From To Subject Date Message-ID)])",
+                            uid + 20
+                        ))
+                        .await?
+                    }
+                    2 => {
+                        let sign = if i % 2 == 0 { '+' } else { '-' };
+                        c.cmd(&format!("UID STORE {uid} {sign}FLAGS (\\Flagged)"))
+                            .await?
+                    }
+                    3 => c.cmd("NOOP").await?,
+                    _ => c.cmd("STATUS INBOX (MESSAGES UNSEEN UIDNEXT)").await?,
+                };
+                ops += 1;
+                i += 1;
+            }
+            anyhow::Ok(ops)
+        }));
+    }
+    let mut ops = 0;
+    for t in tasks {
+        ops += t.await??;
+    }
+    println!(
+        "mixed_clients={clients} mixed_ops={ops} mixed_ops_per_sec={:.0}",
+        ops as f64 / seconds as f64
+    );
+    Ok(())
+}
+
+async fn idle(args: &Args, connections: usize) -> anyhow::Result<()> {
+    let mut held = Vec::with_capacity(connections);
+    let started = Instant::now();
+    for _ in 0..connections {
+        let mut c = Client::connect(args).await?;
+        c.cmd("SELECT INBOX").await?;
+        c.r.get_mut().write_all(b"i IDLE\r\n").await?;
+        let mut line = String::new();
+        c.r.read_line(&mut line).await?;
+        anyhow::ensure!(line.starts_with('+'), "IDLE: {line}");
+        held.push(c);
+    }
+    println!(
+        "ready connections={connections} seconds={}",
+        secs(started.elapsed())
+    );
+    // Hold until the caller closes stdin.
+    tokio::task::spawn_blocking(|| {
+        let mut sink = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut sink)
+    })
+    .await??;
+    drop(held);
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    match args.command {
+        Mode::Load {
+            messages,
+            connections,
+        } => load(&args, messages, connections).await,
+        Mode::Measure { clients, seconds } => measure(&args, clients, seconds).await,
+        Mode::Idle { connections } => idle(&args, connections).await,
+    }
+}
