@@ -213,6 +213,9 @@ fn parse_part(
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case("boundary"))
             .map(|(_, v)| v.clone());
+        // Without a boundary there are no parts (Dovecot reports one empty
+        // text part); the body stays reachable as the multipart's own.
+        part.kind = PartKind::Multipart(Vec::new());
         if let Some(boundary) = boundary.filter(|b| !b.is_empty()) {
             let is_digest = part.subtype.eq_ignore_ascii_case("digest");
             let mut children = Vec::new();
@@ -337,9 +340,20 @@ pub fn header_fields(header: &[u8]) -> Vec<(&str, &[u8])> {
 /// A header value with line folding removed and surrounding space trimmed.
 pub fn unfold(value: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(value.len());
+    let mut after_break = false;
     for &b in value {
-        if b != b'\r' && b != b'\n' {
-            out.push(b);
+        match b {
+            b'\r' => {}
+            b'\n' => after_break = true,
+            // Folding white space becomes one space, as Dovecot reports it.
+            b'\t' if after_break => {
+                out.push(b' ');
+                after_break = false;
+            }
+            _ => {
+                out.push(b);
+                after_break = false;
+            }
         }
     }
     let start = out
@@ -448,14 +462,53 @@ pub fn parse_content_type(value: &str) -> Option<ContentType> {
 }
 
 fn params(items: impl Iterator<Item = String>) -> Vec<(String, String)> {
-    items
+    let raw: Vec<(String, String)> = items
         .filter_map(|item| {
             let (n, v) = item.split_once('=')?;
             let n = n.trim();
             (!n.is_empty()).then(|| (n.to_owned(), unquote(v)))
         })
         .take(64)
-        .collect()
+        .collect();
+    merge_continuations(raw)
+}
+
+/// Joins RFC 2231 continuations (`name*0`, `name*1*`, ...) into one
+/// parameter, `name` or (when any piece is encoded) `name*`, placed after
+/// the others, as Dovecot reports them. The value stays encoded.
+fn merge_continuations(raw: Vec<(String, String)>) -> Vec<(String, String)> {
+    let mut plain = Vec::new();
+    // base name -> (index, encoded, value) pieces, in order of appearance.
+    let mut pieces: Vec<(String, Vec<(u32, bool, String)>)> = Vec::new();
+    for (name, value) in raw {
+        let continuation = name.split_once('*').and_then(|(base, rest)| {
+            let (index, encoded) = match rest.strip_suffix('*') {
+                Some(i) => (i, true),
+                None => (rest, false),
+            };
+            let index: u32 = index.parse().ok()?;
+            Some((base.to_owned(), index, encoded))
+        });
+        match continuation {
+            Some((base, index, encoded)) => {
+                match pieces
+                    .iter_mut()
+                    .find(|(b, _)| b.eq_ignore_ascii_case(&base))
+                {
+                    Some((_, list)) => list.push((index, encoded, value)),
+                    None => pieces.push((base, vec![(index, encoded, value)])),
+                }
+            }
+            None => plain.push((name, value)),
+        }
+    }
+    for (base, mut list) in pieces {
+        list.sort_by_key(|(i, _, _)| *i);
+        let encoded = list.iter().any(|(_, e, _)| *e);
+        let value: String = list.into_iter().map(|(_, _, v)| v).collect();
+        plain.push((if encoded { format!("{base}*") } else { base }, value));
+    }
+    plain
 }
 
 /// `attachment; filename="x"` as (disposition, params).
@@ -495,7 +548,7 @@ pub fn parse_addresses(value: &str) -> Vec<EnvelopeAddress> {
         let p = phrase.trim().to_owned();
         let (name, addr) = match angle.take() {
             Some(a) => ((!p.is_empty()).then_some(p), a),
-            None => (comment.clone(), p.split_whitespace().collect::<String>()),
+            None => (comment.clone(), without_unquoted_space(&p)),
         };
         phrase.clear();
         *comment = None;
@@ -504,9 +557,10 @@ pub fn parse_addresses(value: &str) -> Vec<EnvelopeAddress> {
         }
         // A route (@a,@b:) before the address is dropped.
         let addr = addr.rsplit(':').next().unwrap_or("").to_owned();
+        // Dovecot's spelling for an address without a domain.
         let (mailbox, host) = match addr.rsplit_once('@') {
             Some((m, h)) => (m.to_owned(), h.to_owned()),
-            None => (addr, String::new()),
+            None => (addr, "MISSING_DOMAIN".to_owned()),
         };
         out.push(EnvelopeAddress {
             name: name.map(|n| unquote_phrase(&n)),
@@ -531,32 +585,37 @@ pub fn parse_addresses(value: &str) -> Vec<EnvelopeAddress> {
                 }
             }
             '(' => {
-                let mut depth = 1;
-                let mut text = String::new();
-                for q in chars.by_ref() {
-                    match q {
-                        '(' => depth += 1,
-                        ')' => {
-                            depth -= 1;
-                            if depth == 0 {
-                                break;
-                            }
-                        }
-                        _ => {}
-                    }
-                    text.push(q);
-                }
-                if comment.is_none() && !text.trim().is_empty() {
+                let text = read_comment(&mut chars);
+                // A comment after an address names it (`root (Cron Daemon)`),
+                // as Dovecot reads it; one before it does not.
+                if comment.is_none() && !phrase.trim().is_empty() && !text.trim().is_empty() {
                     comment = Some(text.trim().to_owned());
                 }
             }
             '<' => {
                 let mut a = String::new();
-                for q in chars.by_ref() {
-                    if q == '>' {
-                        break;
+                while let Some(q) = chars.next() {
+                    match q {
+                        '>' => break,
+                        '(' => {
+                            read_comment(&mut chars);
+                        }
+                        '"' => {
+                            a.push('"');
+                            let mut escaped = false;
+                            for r in chars.by_ref() {
+                                a.push(r);
+                                if escaped {
+                                    escaped = false;
+                                } else if r == '\\' {
+                                    escaped = true;
+                                } else if r == '"' {
+                                    break;
+                                }
+                            }
+                        }
+                        _ => a.push(q),
                     }
-                    a.push(q);
                 }
                 angle = Some(a.trim().to_owned());
             }
@@ -589,6 +648,52 @@ pub fn parse_addresses(value: &str) -> Vec<EnvelopeAddress> {
     out
 }
 
+/// Reads a comment after its `(` (nested, with `\` escapes); returns its text.
+fn read_comment(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) -> String {
+    let mut depth = 1;
+    let mut text = String::new();
+    while let Some(q) = chars.next() {
+        match q {
+            '\\' => {
+                if let Some(e) = chars.next() {
+                    text.push(e);
+                }
+                continue;
+            }
+            '(' => depth += 1,
+            ')' => {
+                depth -= 1;
+                if depth == 0 {
+                    break;
+                }
+            }
+            _ => {}
+        }
+        text.push(q);
+    }
+    text
+}
+
+/// Removes white space outside quoted strings (`"john q." @ x` -> `"john q."@x`).
+fn without_unquoted_space(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut quoted = false;
+    let mut escaped = false;
+    for c in s.chars() {
+        if escaped {
+            escaped = false;
+        } else if c == '\\' && quoted {
+            escaped = true;
+        } else if c == '"' {
+            quoted = !quoted;
+        } else if c.is_whitespace() && !quoted {
+            continue;
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// A display-name phrase without its quotes (escapes resolved).
 fn unquote_phrase(p: &str) -> String {
     let mut out = String::with_capacity(p.len());
@@ -609,14 +714,10 @@ fn unquote_phrase(p: &str) -> String {
     out.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// Number of lines in a body (the last line counts even without a break).
+/// Number of lines in a body: its line breaks, as Dovecot counts them (a
+/// last line without a break, as before a boundary, does not count).
 pub fn count_lines(body: &[u8]) -> usize {
-    let n = body.iter().filter(|&&b| b == b'\n').count();
-    if body.last().is_some_and(|&b| b != b'\n') {
-        n + 1
-    } else {
-        n
-    }
+    body.iter().filter(|&&b| b == b'\n').count()
 }
 
 /// Base64 as found in mail: no padding required, trailing bits allowed.
@@ -766,7 +867,7 @@ bGQ=\r\n\
         assert_eq!(decode_qp(b"caf=C3=A9 =\r\nok"), "café ok".as_bytes());
         assert_eq!(decode_base64(b"aGVs\r\nbG8="), b"hello");
         assert_eq!(decode_base64(b"aGVsbG8"), b"hello");
-        assert_eq!(count_lines(b"a\r\nb"), 2);
+        assert_eq!(count_lines(b"a\r\nb"), 1);
         assert_eq!(count_lines(b"a\r\nb\r\n"), 2);
     }
 }

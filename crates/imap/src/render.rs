@@ -167,7 +167,6 @@ fn language(out: &mut Vec<u8>, m: &Mime<'_>, part: &Part) {
         .unwrap_or_default();
     match tags.as_slice() {
         [] => out.extend_from_slice(b"NIL"),
-        [one] => string(out, one.as_bytes()),
         many => {
             out.push(b'(');
             for (i, t) in many.iter().enumerate() {
@@ -185,7 +184,16 @@ fn language(out: &mut Vec<u8>, m: &Mime<'_>, part: &Part) {
 pub fn body_structure(out: &mut Vec<u8>, m: &Mime<'_>, part: &Part, extended: bool) {
     out.push(b'(');
     match &part.kind {
-        PartKind::Multipart(children) if !children.is_empty() => {
+        PartKind::Multipart(children) => {
+            if children.is_empty() {
+                out.extend_from_slice(
+                    b"(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 0 0",
+                );
+                if extended {
+                    out.extend_from_slice(b" NIL NIL NIL NIL");
+                }
+                out.push(b')');
+            }
             for child in children {
                 body_structure(out, m, child, extended);
             }
@@ -203,13 +211,7 @@ pub fn body_structure(out: &mut Vec<u8>, m: &Mime<'_>, part: &Part, extended: bo
             }
         }
         _ => {
-            // A multipart without parts is described as an empty text part.
-            let empty_multipart = matches!(part.kind, PartKind::Multipart(_));
-            let (media_type, subtype) = if empty_multipart {
-                ("text", "plain")
-            } else {
-                (part.media_type.as_str(), part.subtype.as_str())
-            };
+            let (media_type, subtype) = (part.media_type.as_str(), part.subtype.as_str());
             string(out, media_type.as_bytes());
             out.push(b' ');
             string(out, subtype.as_bytes());
@@ -285,8 +287,8 @@ Content-Disposition: attachment; filename*=utf-8''a%20b.pdf\r\nContent-Transfer-
 Content-Language: de, en\r\n\r\nJVBERg==\r\n--b1--\r\n";
         assert_eq!(
             bs(raw),
-            "(((\"text\" \"plain\" (\"charset\" \"UTF-8\") NIL NIL \"quoted-printable\" 9 1 NIL NIL NIL NIL)\
-(\"text\" \"html\" (\"charset\" \"UTF-8\") NIL NIL \"7bit\" 8 1 NIL NIL NIL NIL) \"alternative\" (\"boundary\" \"b2\") NIL NIL NIL)\
+            "(((\"text\" \"plain\" (\"charset\" \"UTF-8\") NIL NIL \"quoted-printable\" 9 0 NIL NIL NIL NIL)\
+(\"text\" \"html\" (\"charset\" \"UTF-8\") NIL NIL \"7bit\" 8 0 NIL NIL NIL NIL) \"alternative\" (\"boundary\" \"b2\") NIL NIL NIL)\
 (\"application\" \"pdf\" (\"name\" \"a b.pdf\") NIL NIL \"base64\" 8 NIL (\"attachment\" (\"filename*\" \"utf-8''a%20b.pdf\")) (\"de\" \"en\") NIL) \
 \"mixed\" (\"boundary\" \"b1\") NIL NIL NIL)"
         );

@@ -7,6 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/corpus"
 WORK=$(mktemp -d)
+chmod 755 "$WORK"
 CONF="$WORK/dovecot.conf"
 trap 'doveadm -c "$CONF" stop >/dev/null 2>&1 || true; rm -rf "$WORK"' EXIT
 mkdir -p "$WORK/run" "$WORK/state" "$WORK/mail"
@@ -48,8 +49,8 @@ import re, sys
 text = sys.stdin.read()
 env = re.search(r"imap\.envelope=(.*?) imap\.bodystructure=", text, re.S).group(1)
 body = re.search(r"imap\.bodystructure=(.*)$", text, re.S).group(1).rstrip("\n")
-print(env.replace("\n", "\\n"))
-print(body.replace("\n", "\\n"))
+print(env.replace("\r\n", "\\n").replace("\n", "\\n"))
+print(body.replace("\r\n", "\\n").replace("\n", "\\n"))
 ' > "${f%.eml}.dovecot"
 done
 echo "recorded $i messages with $(cat dovecot-version.txt)"
