@@ -473,13 +473,16 @@ fn params(items: impl Iterator<Item = String>) -> Vec<(String, String)> {
     merge_continuations(raw)
 }
 
+/// One piece of an RFC 2231 continuation: index, whether encoded, value.
+type Piece = (u32, bool, String);
+
 /// Joins RFC 2231 continuations (`name*0`, `name*1*`, ...) into one
 /// parameter, `name` or (when any piece is encoded) `name*`, placed after
 /// the others, as Dovecot reports them. The value stays encoded.
 fn merge_continuations(raw: Vec<(String, String)>) -> Vec<(String, String)> {
     let mut plain = Vec::new();
-    // base name -> (index, encoded, value) pieces, in order of appearance.
-    let mut pieces: Vec<(String, Vec<(u32, bool, String)>)> = Vec::new();
+    // base name -> its pieces, in order of appearance.
+    let mut pieces: Vec<(String, Vec<Piece>)> = Vec::new();
     for (name, value) in raw {
         let continuation = name.split_once('*').and_then(|(base, rest)| {
             let (index, encoded) = match rest.strip_suffix('*') {
