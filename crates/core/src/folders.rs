@@ -271,16 +271,28 @@ impl Core {
     ) -> CoreResult<Vec<(MessageRecord, Option<Vec<u8>>)>> {
         let mailbox = self.own_mailbox(access, id).await?;
         let records = self.store.get_messages(id, uids).await?;
+        let mut bodies: Vec<Option<Vec<u8>>> = vec![None; records.len()];
+        if body {
+            // Read (and verify) the blobs of a batch in parallel: on a
+            // full-mailbox download this is where the time goes.
+            let mut reads = tokio::task::JoinSet::new();
+            for (i, record) in records.iter().enumerate() {
+                let store = self.store.clone();
+                let hash = record.blob;
+                reads.spawn(async move { (i, store.read_blob(hash).await) });
+            }
+            while let Some(done) = reads.join_next().await {
+                let (i, raw) =
+                    done.map_err(|e| CoreError::Invalid(format!("blob read task failed: {e}")))?;
+                bodies[i] = Some(raw?);
+            }
+        }
         let mut out = Vec::with_capacity(records.len());
         let mut bytes = 0u64;
-        for record in records {
-            let raw = if body {
-                let raw = self.store.read_blob(record.blob).await?;
-                bytes += raw.len() as u64;
-                Some(raw)
-            } else {
-                bytes += record.summary.len() as u64;
-                None
+        for (record, raw) in records.into_iter().zip(bodies) {
+            bytes += match &raw {
+                Some(r) => r.len() as u64,
+                None => record.summary.len() as u64,
             };
             out.push((record, raw));
         }

@@ -81,6 +81,11 @@ pub struct LogRecorder;
 #[async_trait]
 impl AccessRecorder for LogRecorder {
     async fn record(&self, entry: AccessEntry) -> CoreResult<()> {
+        // Serialising an entry with thousands of object ids is not free;
+        // skip it when the log filters the target out.
+        if !tracing::enabled!(target: "rampart::access", tracing::Level::INFO) {
+            return Ok(());
+        }
         let line = serde_json::to_string(&entry).map_err(|e| CoreError::Ledger(e.to_string()))?;
         tracing::info!(target: "rampart::access", "{line}");
         Ok(())

@@ -40,6 +40,7 @@ const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
     include_str!("postgres_schema_2.sql"),
     include_str!("postgres_schema_3.sql"),
     include_str!("postgres_schema_4.sql"),
+    include_str!("postgres_schema_5.sql"),
 ];
 
 impl PostgresStore {
@@ -794,16 +795,16 @@ impl Store for PostgresStore {
     async fn mailbox_status(&self, id: MailboxId) -> Result<MailboxStatus> {
         let c = self.pool.get().await?;
         let r = c
-            .query_one(
-                "SELECT count(*),
-                        count(*) FILTER (WHERE (mm.flags & 1) = 0),
-                        count(*) FILTER (WHERE (mm.flags & 8) <> 0),
-                        coalesce(sum(m.size), 0)::BIGINT
-                 FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id
-                 WHERE mm.mailbox_id = $1",
+            .query_opt(
+                "SELECT message_count, unseen_count, deleted_count, total_size
+                 FROM mailboxes WHERE id = $1",
                 &[&id.0],
             )
-            .await?;
+            .await?
+            .ok_or_else(|| StoreError::NotFound {
+                kind: "mailbox",
+                name: id.to_string(),
+            })?;
         Ok(MailboxStatus {
             messages: r.get::<_, i64>(0) as u64,
             unseen: r.get::<_, i64>(1) as u64,

@@ -163,7 +163,12 @@ fn open_connection(path: &Path) -> Result<Connection> {
             path.display()
         )));
     }
-    conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")?;
+    // A larger page cache per connection: mailbox listings and counts read
+    // the same pages again and again (measured: STATUS on 10,000 messages
+    // spent most of its time copying pages from the kernel).
+    conn.execute_batch(
+        "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA cache_size=-16384;",
+    )?;
     Ok(conn)
 }
 
@@ -214,6 +219,7 @@ const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
     include_str!("sqlite_schema_2.sql"),
     include_str!("sqlite_schema_3.sql"),
     include_str!("sqlite_schema_4.sql"),
+    include_str!("sqlite_schema_5.sql"),
 ];
 
 const PRINCIPAL_COLUMNS: &str = "p.id, p.kind, p.domain_id, d.name, p.local_part, p.display_name, p.password_hash, \
@@ -800,21 +806,23 @@ impl Store for SqliteStore {
 
     async fn mailbox_status(&self, id: MailboxId) -> Result<MailboxStatus> {
         self.with_conn(move |c| {
-            let (messages, unseen, deleted, size): (i64, i64, i64, i64) = c.query_row(
-                "SELECT count(*),
-                        coalesce(sum((mm.flags & 1) = 0), 0),
-                        coalesce(sum((mm.flags & 8) != 0), 0),
-                        coalesce(sum(m.size), 0)
-                 FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id
-                 WHERE mm.mailbox_id = ?1",
+            c.query_row(
+                "SELECT message_count, unseen_count, deleted_count, total_size
+                 FROM mailboxes WHERE id = ?1",
                 params![id.0],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-            )?;
-            Ok(MailboxStatus {
-                messages: messages as u64,
-                unseen: unseen as u64,
-                deleted: deleted as u64,
-                size: size as u64,
+                |r| {
+                    Ok(MailboxStatus {
+                        messages: r.get::<_, i64>(0)? as u64,
+                        unseen: r.get::<_, i64>(1)? as u64,
+                        deleted: r.get::<_, i64>(2)? as u64,
+                        size: r.get::<_, i64>(3)? as u64,
+                    })
+                },
+            )
+            .optional()?
+            .ok_or_else(|| StoreError::NotFound {
+                kind: "mailbox",
+                name: id.to_string(),
             })
         })
         .await

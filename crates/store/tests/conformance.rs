@@ -707,6 +707,28 @@ async fn dkim_keys_per_domain(h: Harness) {
     );
 }
 
+/// The mailbox's counters equal a count of its messages.
+async fn assert_status_matches(store: &Arc<dyn Store>, id: MailboxId) {
+    let messages = store.list_messages(id).await.unwrap();
+    let expected = MailboxStatus {
+        messages: messages.len() as u64,
+        unseen: messages
+            .iter()
+            .filter(|m| !m.flags.contains(SystemFlags::SEEN))
+            .count() as u64,
+        deleted: messages
+            .iter()
+            .filter(|m| m.flags.contains(SystemFlags::DELETED))
+            .count() as u64,
+        size: messages.iter().map(|m| m.size).sum(),
+    };
+    assert_eq!(
+        store.mailbox_status(id).await.unwrap(),
+        expected,
+        "mailbox {id}"
+    );
+}
+
 async fn mailbox_tree_copy_move(h: Harness) {
     let store = h.store;
     let (user, boxes) = domain_and_user(&store, "tree", 0).await;
@@ -824,6 +846,22 @@ async fn mailbox_tree_copy_move(h: Harness) {
         "Job"
     );
 
+    // The counters follow every change: copy, move, flags.
+    store
+        .store_flags(
+            own_inbox,
+            &[uids[3]],
+            FlagChange::Add(
+                SystemFlags(SystemFlags::SEEN | SystemFlags::DELETED),
+                vec![],
+            ),
+        )
+        .await
+        .unwrap();
+    for id in [own_inbox, parent.id, child.id] {
+        assert_status_matches(&store, id).await;
+    }
+
     store.set_subscribed(child.id, false).await.unwrap();
     assert!(
         !store
@@ -836,6 +874,8 @@ async fn mailbox_tree_copy_move(h: Harness) {
 
     // Deleting the parent keeps the messages the own_inbox still holds; deleting
     // the child releases the moved message and its quota.
+    store.expunge(own_inbox, &[uids[3]]).await.unwrap();
+    assert_status_matches(&store, own_inbox).await;
     let used = store
         .get_principal(user.id)
         .await
