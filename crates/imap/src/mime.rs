@@ -60,6 +60,14 @@ impl<'a> Mime<'a> {
         Mime { raw, root }
     }
 
+    /// Parses only the top level (header and body of the message), for
+    /// ENVELOPE and the message's own header and text sections.
+    pub fn parse_top(raw: &'a [u8]) -> Self {
+        let mut budget = MAX_PARTS;
+        let root = parse_part(raw, 0..raw.len(), false, MAX_DEPTH, &mut budget);
+        Mime { raw, root }
+    }
+
     fn slice(&self, r: &Range<usize>) -> &'a [u8] {
         &self.raw[r.clone()]
     }

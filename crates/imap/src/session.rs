@@ -234,6 +234,8 @@ struct FetchJob {
     purpose: Operation,
     sets_seen: bool,
     unknown_cte: bool,
+    /// Whether an item needs the parts below the top level.
+    deep_mime: bool,
 }
 
 /// One IMAP session.
@@ -546,7 +548,18 @@ impl Session {
         // Catch up first, so that the command works on current flags and
         // messages; then again after it, for what it changed itself.
         let mut before = Vec::new();
-        if self.selected.is_some() && !matches!(command, Command::Logout | Command::Idle) {
+        // Commands that decide on flags or message sets; FETCH takes fresh
+        // flags from the records it reads anyway.
+        let needs_fresh_view = matches!(
+            command,
+            Command::Search { .. }
+                | Command::Sort { .. }
+                | Command::Thread { .. }
+                | Command::Expunge(_)
+                | Command::Close
+                | Command::Store { .. }
+        );
+        if self.selected.is_some() && needs_fresh_view {
             self.sync(&mut before, allow_expunge).await;
         }
         let mut reply = self.dispatch(&tag, command.clone()).await;
@@ -1856,6 +1869,13 @@ impl Session {
             && atts
                 .iter()
                 .any(|a| matches!(a, FetchAtt::Section { peek: false, .. }));
+        let deep_mime = atts.iter().any(|a| match a {
+            FetchAtt::BodyStructure | FetchAtt::Body | FetchAtt::BinarySize(_) => true,
+            FetchAtt::Section { name, section, .. } => {
+                *name == SectionName::Binary || !section.part.is_empty()
+            }
+            _ => false,
+        });
         self.fetch = Some(FetchJob {
             tag: tag.into(),
             uid,
@@ -1866,6 +1886,7 @@ impl Session {
             purpose,
             sets_seen,
             unknown_cte: false,
+            deep_mime,
         });
         let mut reply = self.more().await;
         out.append(&mut reply.out);
@@ -1951,9 +1972,22 @@ impl Session {
                 }
             }
         }
-        let Some(sel) = self.selected.as_ref() else {
+        let Some(sel) = self.selected.as_mut() else {
             return Ok(());
         };
+        // The records are fresher than the view: take their flags, and say so.
+        for (record, _) in &records {
+            if let Some(i) = sel.index_of_uid(record.uid)
+                && sel.msgs[i].modseq < record.modseq
+            {
+                let m = &mut sel.msgs[i];
+                m.flags = record.flags;
+                m.keywords = record.keywords.clone();
+                m.modseq = record.modseq;
+                seen_now.push(record.uid);
+            }
+        }
+        let sel = &*sel;
         for (record, raw) in &records {
             let Some(i) = sel.index_of_uid(record.uid) else {
                 continue;
@@ -1963,7 +1997,15 @@ impl Session {
             let parsed: std::cell::OnceCell<Option<Mime<'_>>> = std::cell::OnceCell::new();
             let mime = || {
                 parsed
-                    .get_or_init(|| raw.as_deref().map(Mime::parse))
+                    .get_or_init(|| {
+                        raw.as_deref().map(|r| {
+                            if job.deep_mime {
+                                Mime::parse(r)
+                            } else {
+                                Mime::parse_top(r)
+                            }
+                        })
+                    })
                     .as_ref()
             };
             out.extend_from_slice(format!("* {} FETCH (", i + 1).as_bytes());
