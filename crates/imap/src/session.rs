@@ -257,7 +257,17 @@ pub struct Session {
     idle_tag: Option<String>,
     fetch: Option<FetchJob>,
     bad_commands: usize,
+    /// Announcements of changed mailboxes (see [`Core::mailbox_changes`]).
+    changes: tokio::sync::broadcast::Receiver<MailboxId>,
+    /// When the selected view was last compared with the store.
+    last_sync: std::time::Instant,
+    /// Compare at the next chance whatever the announcements say.
+    force_sync: bool,
 }
+
+/// How old the view may get before a command compares it with the store
+/// even without an announcement (changes made by another process).
+const STALE_VIEW: Duration = Duration::from_secs(30);
 
 const SYSTEM_FLAGS: &str = "(\\Answered \\Flagged \\Deleted \\Seen \\Draft)";
 
@@ -365,6 +375,7 @@ impl Session {
         tls: bool,
         starttls_available: bool,
     ) -> Self {
+        let changes = core.mailbox_changes();
         Session {
             core,
             config,
@@ -383,6 +394,9 @@ impl Session {
             idle_tag: None,
             fetch: None,
             bad_commands: 0,
+            changes,
+            last_sync: std::time::Instant::now(),
+            force_sync: false,
         }
     }
 
@@ -591,7 +605,11 @@ impl Session {
                 ]
                 .concat(),
             ),
-            Command::Noop | Command::Check => done(ok(tag, "Done")),
+            Command::Noop | Command::Check => {
+                // An explicit poll always looks at the store.
+                self.force_sync = true;
+                done(ok(tag, "Done"))
+            }
             Command::Logout => {
                 let mut out = b"* BYE Logging out\r\n".to_vec();
                 out.extend(ok(tag, "Logout completed"));
@@ -859,6 +877,7 @@ impl Session {
     /// Pushes changes to the selected mailbox during IDLE.
     pub async fn idle_update(&mut self) -> Vec<u8> {
         let mut out = Vec::new();
+        self.force_sync = true;
         self.sync(&mut out, true).await;
         out
     }
@@ -1039,6 +1058,34 @@ impl Session {
         let Some(sel) = self.selected.as_ref() else {
             return;
         };
+        // Only ask the store when this process announced a change to the
+        // mailbox, or when the last look is old (another process, such as
+        // the CLI, may have changed it).
+        let mut dirty = self.force_sync || self.last_sync.elapsed() >= STALE_VIEW;
+        loop {
+            match self.changes.try_recv() {
+                Ok(id) => dirty |= id == sel.id,
+                Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) => dirty = true,
+                Err(_) => break,
+            }
+        }
+        self.force_sync = false;
+        if !dirty {
+            if allow_expunge && sel.msgs.iter().any(|m| m.expunged) {
+                let qresync = self.qresync;
+                if let Some(sel) = self.selected.as_mut() {
+                    let gone: Vec<u32> = sel
+                        .msgs
+                        .iter()
+                        .filter(|m| m.expunged)
+                        .map(|m| m.uid)
+                        .collect();
+                    write_expunges(out, sel, &gone, qresync);
+                }
+            }
+            return;
+        }
+        self.last_sync = std::time::Instant::now();
         let (id, since) = (sel.id, sel.modseq);
         let Some(access) = self.access.clone() else {
             return;
