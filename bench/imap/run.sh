@@ -36,8 +36,10 @@ cleanup() {
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() { for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; return 1; }
 pss_kb() { for p in "$@"; do cat "/proc/$p/smaps_rollup" 2>/dev/null; done | awk '/^Pss:/ {s += $2} END {print s + 0}'; }
-descendants() { local all="$*" p; for p in "$@"; do all="$all $(pgrep -P "$p" | tr '\n' ' ')"; for c in $(pgrep -P "$p"); do all="$all $(descendants "$c")"; done; done; echo "$all" | tr ' ' '\n' | sort -u | tr '\n' ' '; }
+# A process and all its descendants, from one process table listing.
+descendants() { ps -e -o pid=,ppid= | awk -v root="$1" '{ parent[$1] = $2 } END { for (p in parent) { q = p; while (q != "" && q != 0 && q != 1) { if (q == root) { print p; break } q = parent[q] } } }' | tr '\n' ' '; }
 
+ulimit -n "$(ulimit -Hn)"
 cargo build --release -q -p rampart -p rampart-bench
 RAMPART=target/release/rampart
 LOAD=target/release/imap-load
@@ -69,7 +71,11 @@ run_suite() {
     echo "$name: idle_pss_before_kb=$before idle_pss_with_kb=$with per_idle_connection_kb=$(( (with - before) / IDLE ))"
 }
 
+# BENCH_SERVERS="rampart dovecot" (the default) picks which to run.
+SERVERS=${BENCH_SERVERS:-rampart dovecot}
+
 # --- Rampart -------------------------------------------------------------
+if [[ " $SERVERS " == *" rampart "* ]]; then
 R_PORT=$(free_port)
 cat > "$WORK/rampart.toml" <<EOF
 [server]
@@ -102,6 +108,9 @@ wait_port "$R_PORT"
 rampart_pids() { echo "$R_PID"; }
 run_suite rampart "$R_PORT" bench@bench.example idle@bench.example rampart_pids
 kill "$R_PID"; wait "$R_PID" || true
+fi
+
+[[ " $SERVERS " == *" dovecot "* ]] || exit 0
 
 # --- Dovecot -------------------------------------------------------------
 if ! command -v dovecot >/dev/null || [ ! -x /usr/lib/dovecot/imap ]; then
@@ -138,7 +147,11 @@ first_valid_uid = 1
 service anvil {
   client_limit = 30000
 }
+service imap {
+  process_limit = 10000
+}
 service imap-login {
+  process_limit = 10000
   inet_listener imap {
     address = 127.0.0.1
     port = $D_PORT

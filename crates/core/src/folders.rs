@@ -52,6 +52,17 @@ fn is_inbox_name(name: &str) -> bool {
     name.eq_ignore_ascii_case("INBOX")
 }
 
+/// A message with derived data, or its raw content where there is none yet.
+#[derive(Debug)]
+pub struct Derived {
+    /// The message.
+    pub record: MessageRecord,
+    /// Derived data kept before.
+    pub derived: Option<Vec<u8>>,
+    /// The raw message, when there was no derived data.
+    pub raw: Option<Vec<u8>>,
+}
+
 impl Core {
     fn own_account(&self, access: &Access) -> CoreResult<PrincipalId> {
         access
@@ -271,22 +282,11 @@ impl Core {
     ) -> CoreResult<Vec<(MessageRecord, Option<Vec<u8>>)>> {
         let mailbox = self.own_mailbox(access, id).await?;
         let records = self.store.get_messages(id, uids).await?;
-        let mut bodies: Vec<Option<Vec<u8>>> = vec![None; records.len()];
-        if body {
-            // Read (and verify) the blobs of a batch in parallel: on a
-            // full-mailbox download this is where the time goes.
-            let mut reads = tokio::task::JoinSet::new();
-            for (i, record) in records.iter().enumerate() {
-                let store = self.store.clone();
-                let hash = record.blob;
-                reads.spawn(async move { (i, store.read_blob(hash).await) });
-            }
-            while let Some(done) = reads.join_next().await {
-                let (i, raw) =
-                    done.map_err(|e| CoreError::Invalid(format!("blob read task failed: {e}")))?;
-                bodies[i] = Some(raw?);
-            }
-        }
+        let bodies = if body {
+            self.read_blobs(&records, |_| true).await?
+        } else {
+            vec![None; records.len()]
+        };
         let mut out = Vec::with_capacity(records.len());
         let mut bytes = 0u64;
         for (record, raw) in records.into_iter().zip(bodies) {
@@ -305,6 +305,102 @@ impl Core {
         )
         .await?;
         Ok(out)
+    }
+
+    /// Reads (and verifies) the blobs of the records `wanted` selects, in
+    /// parallel: on a full-mailbox download this is where the time goes.
+    async fn read_blobs(
+        &self,
+        records: &[MessageRecord],
+        wanted: impl Fn(&MessageRecord) -> bool,
+    ) -> CoreResult<Vec<Option<Vec<u8>>>> {
+        let mut bodies: Vec<Option<Vec<u8>>> = vec![None; records.len()];
+        let mut reads = tokio::task::JoinSet::new();
+        for (i, record) in records.iter().enumerate().filter(|(_, r)| wanted(r)) {
+            let store = self.store.clone();
+            let hash = record.blob;
+            reads.spawn(async move { (i, store.read_blob(hash).await) });
+        }
+        while let Some(done) = reads.join_next().await {
+            let (i, raw) =
+                done.map_err(|e| CoreError::Invalid(format!("blob read task failed: {e}")))?;
+            bodies[i] = Some(raw?);
+        }
+        Ok(bodies)
+    }
+
+    /// Messages of a mailbox by UID with the derived data of `kind` that a
+    /// protocol computed from them before (see [`Core::remember`]), and the
+    /// raw content of those that have none yet. Recorded as `purpose`.
+    pub async fn fetch_derived(
+        &self,
+        access: &Access,
+        id: MailboxId,
+        uids: &[u32],
+        kind: &str,
+        purpose: Operation,
+    ) -> CoreResult<Vec<Derived>> {
+        let mailbox = self.own_mailbox(access, id).await?;
+        let records = self.store.get_messages(id, uids).await?;
+        let ids: Vec<_> = records.iter().map(|r| r.message).collect();
+        let mut cached: std::collections::HashMap<_, _> = self
+            .store
+            .get_cached(&ids, kind)
+            .await?
+            .into_iter()
+            .collect();
+        let bodies = self
+            .read_blobs(&records, |r| !cached.contains_key(&r.message))
+            .await?;
+        let mut out = Vec::with_capacity(records.len());
+        let mut bytes = 0u64;
+        for (record, raw) in records.into_iter().zip(bodies) {
+            let derived = cached.remove(&record.message);
+            bytes += derived
+                .as_ref()
+                .or(raw.as_ref())
+                .map_or(0, |d| d.len() as u64);
+            out.push(Derived {
+                record,
+                derived,
+                raw,
+            });
+        }
+        self.record(
+            access,
+            Event::new(purpose, Some(mailbox.account))
+                .container(mailbox.name)
+                .objects(out.iter().map(|d| d.record.message.0).collect())
+                .bytes(bytes),
+        )
+        .await?;
+        Ok(out)
+    }
+
+    /// Keeps derived data of `kind` for messages of the caller's mailbox, by
+    /// UID, so that [`Core::fetch_derived`] need not read them again.
+    pub async fn remember(
+        &self,
+        access: &Access,
+        id: MailboxId,
+        kind: &str,
+        entries: Vec<(u32, Vec<u8>)>,
+    ) -> CoreResult<()> {
+        self.own_mailbox(access, id).await?;
+        let uids: Vec<u32> = entries.iter().map(|(u, _)| *u).collect();
+        let by_uid: std::collections::HashMap<u32, rampart_store::MessageId> = self
+            .store
+            .get_messages(id, &uids)
+            .await?
+            .into_iter()
+            .map(|r| (r.uid, r.message))
+            .collect();
+        let entries = entries
+            .into_iter()
+            .filter_map(|(uid, data)| by_uid.get(&uid).map(|m| (*m, data)))
+            .collect();
+        self.store.put_cached(kind, entries).await?;
+        Ok(())
     }
 
     /// Changes flags of messages by UID; returns each changed UID with its

@@ -29,7 +29,7 @@ pub use auth::{
     MAX_PASSWORD_LEN, MIN_PASSWORD_LEN, PasswordParams, check_new_password, random_password,
 };
 pub use error::{CoreError, CoreResult};
-pub use folders::{MAX_MAILBOX_DEPTH, MAX_MAILBOX_NAME_BYTES, check_mailbox_name};
+pub use folders::{Derived, MAX_MAILBOX_DEPTH, MAX_MAILBOX_NAME_BYTES, check_mailbox_name};
 pub use guard::{Guard, GuardConfig};
 pub use mail::{AddressSummary, MessageSummary, parse_summary, summarize};
 pub use rampart_store as store;
@@ -73,6 +73,16 @@ impl Default for CoreConfig {
 pub trait AccessRecorder: Send + Sync {
     /// Records an entry; the caller releases data only after this returns `Ok`.
     async fn record(&self, entry: AccessEntry) -> CoreResult<()>;
+}
+
+/// Computes derived data of a message when it is stored (a protocol's
+/// parsed view of it), kept with the message so that reads need not parse
+/// it again. Registered by the binary, so core stays protocol-agnostic.
+pub trait Deriver: Send + Sync {
+    /// The kind the data is kept under.
+    fn kind(&self) -> &str;
+    /// The data for a raw message.
+    fn derive(&self, raw: &[u8]) -> Vec<u8>;
 }
 
 /// Writes each access entry as one JSON line to the log target `rampart::access`.
@@ -145,6 +155,8 @@ pub struct Core {
     queue_wakeup: tokio::sync::Notify,
     /// Tells sessions which mailbox changed (IMAP IDLE and untagged updates).
     mailbox_changes: tokio::sync::broadcast::Sender<MailboxId>,
+    /// Derived data computed for every stored message.
+    derivers: Vec<Arc<dyn Deriver>>,
 }
 
 impl Core {
@@ -162,11 +174,17 @@ impl Core {
             guard: Guard::new(config.guard),
             queue_wakeup: tokio::sync::Notify::new(),
             mailbox_changes: tokio::sync::broadcast::channel(1024).0,
+            derivers: Vec::new(),
             store,
             config,
             recorder,
             dummy_hash,
         })
+    }
+
+    /// Adds a deriver whose data is kept with every message stored from now on.
+    pub fn add_deriver(&mut self, deriver: Arc<dyn Deriver>) {
+        self.derivers.push(deriver);
     }
 
     /// Announces, after each change to a mailbox's contents or flags made

@@ -253,6 +253,11 @@ impl Core {
         self.check_size(raw.len())?;
         let size = raw.len() as u64;
         let (summary, references) = summarize(&raw);
+        let derived: Vec<(String, Vec<u8>)> = self
+            .derivers
+            .iter()
+            .map(|d| (d.kind().to_owned(), d.derive(&raw)))
+            .collect();
         let new_message = |blob| NewMessage {
             blob,
             size,
@@ -262,6 +267,7 @@ impl Core {
             summary: serde_json::to_string(&summary).unwrap_or_else(|_| "{}".into()),
             flags,
             keywords: keywords.clone(),
+            derived: derived.clone(),
         };
         let raw = std::sync::Arc::new(raw);
         let blob = self.store.put_blob(raw.clone()).await?;

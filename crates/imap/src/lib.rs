@@ -24,7 +24,7 @@ use tokio::time::timeout;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
-pub use session::{ImapConfig, Limiter, Next, Reply, Session};
+pub use session::{ImapConfig, Limiter, Next, Reply, Session, StructureDeriver};
 
 use crate::parser::Framer;
 

@@ -236,6 +236,72 @@ struct FetchJob {
     unknown_cte: bool,
     /// Whether an item needs the parts below the top level.
     deep_mime: bool,
+    /// Whether ENVELOPE, BODYSTRUCTURE or BODY are the only items that need
+    /// the message: they are then served from [`Structure`]s kept in the store.
+    structure_only: bool,
+}
+
+/// The kind under which a message's [`Structure`] is kept.
+const STRUCTURE_KIND: &str = "imap.structure.1";
+
+/// Computes a message's ENVELOPE and BODYSTRUCTURE when it is stored, so
+/// that the first FETCH of them reads no message at all.
+pub struct StructureDeriver;
+
+impl rampart_core::Deriver for StructureDeriver {
+    fn kind(&self) -> &str {
+        STRUCTURE_KIND
+    }
+
+    fn derive(&self, raw: &[u8]) -> Vec<u8> {
+        Structure::compute(raw).encode()
+    }
+}
+
+/// A message's ENVELOPE, BODYSTRUCTURE and BODY as sent, computed once.
+#[derive(Debug, Default)]
+struct Structure {
+    envelope: Vec<u8>,
+    body_structure: Vec<u8>,
+    body: Vec<u8>,
+}
+
+impl Structure {
+    fn compute(raw: &[u8]) -> Self {
+        let m = Mime::parse(raw);
+        let mut s = Structure::default();
+        render::envelope(&mut s.envelope, &m, &m.root);
+        render::body_structure(&mut s.body_structure, &m, &m.root, true);
+        render::body_structure(&mut s.body, &m, &m.root, false);
+        s
+    }
+
+    /// Three length-prefixed fields.
+    fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        for field in [&self.envelope, &self.body_structure, &self.body] {
+            out.extend_from_slice(&(field.len() as u32).to_le_bytes());
+            out.extend_from_slice(field);
+        }
+        out
+    }
+
+    fn decode(mut bytes: &[u8]) -> Option<Self> {
+        let mut fields = Vec::with_capacity(3);
+        for _ in 0..3 {
+            let len = u32::from_le_bytes(bytes.get(..4)?.try_into().ok()?) as usize;
+            fields.push(bytes.get(4..4 + len)?.to_vec());
+            bytes = &bytes[4 + len..];
+        }
+        let body = fields.pop()?;
+        let body_structure = fields.pop()?;
+        let envelope = fields.pop()?;
+        bytes.is_empty().then_some(Structure {
+            envelope,
+            body_structure,
+            body,
+        })
+    }
 }
 
 /// One IMAP session.
@@ -1916,6 +1982,14 @@ impl Session {
             && atts
                 .iter()
                 .any(|a| matches!(a, FetchAtt::Section { peek: false, .. }));
+        let structure_only = atts.iter().any(|a| {
+            matches!(
+                a,
+                FetchAtt::Envelope | FetchAtt::BodyStructure | FetchAtt::Body
+            )
+        }) && !atts
+            .iter()
+            .any(|a| matches!(a, FetchAtt::Section { .. } | FetchAtt::BinarySize(_)));
         let deep_mime = atts.iter().any(|a| match a {
             FetchAtt::BodyStructure | FetchAtt::Body | FetchAtt::BinarySize(_) => true,
             FetchAtt::Section { name, section, .. } => {
@@ -1934,6 +2008,7 @@ impl Session {
             sets_seen,
             unknown_cte: false,
             deep_mime,
+            structure_only,
         });
         let mut reply = self.more().await;
         out.append(&mut reply.out);
@@ -1947,7 +2022,13 @@ impl Session {
             return Reply::new(Vec::new(), Next::Command);
         };
         let mut out = Vec::new();
-        let batch = self.config.fetch_batch.max(1);
+        // Whole messages go in small batches (memory); flags and kept
+        // structures in larger ones (fewer round trips to the store).
+        let batch = if job.needs_raw && !job.structure_only {
+            self.config.fetch_batch.max(1)
+        } else {
+            self.config.fetch_batch.max(1) * 8
+        };
         let end = (job.next + batch).min(job.indices.len());
         let chunk: Vec<usize> = job.indices[job.next..end].to_vec();
         job.next = end;
@@ -1987,11 +2068,45 @@ impl Session {
         };
         let id = sel.id;
         let uids: Vec<u32> = chunk.iter().map(|&i| sel.msgs[i].uid).collect();
-        let records = self
-            .core
-            .fetch_messages(&access, id, &uids, job.needs_raw, job.purpose)
-            .await?;
-        let mut seen_now: Vec<u32> = Vec::new();
+        let mut structures: HashMap<u32, Structure> = HashMap::new();
+        let records = if job.structure_only {
+            // ENVELOPE and BODYSTRUCTURE come from what was computed before;
+            // only messages never asked about are read and parsed.
+            let derived = self
+                .core
+                .fetch_derived(&access, id, &uids, STRUCTURE_KIND, job.purpose)
+                .await?;
+            let mut remember = Vec::new();
+            let mut records = Vec::with_capacity(derived.len());
+            for d in derived {
+                let structure = match (d.derived.as_deref().and_then(Structure::decode), d.raw) {
+                    (Some(s), _) => s,
+                    (None, Some(raw)) => {
+                        let s = Structure::compute(&raw);
+                        remember.push((d.record.uid, s.encode()));
+                        s
+                    }
+                    (None, None) => Structure::default(),
+                };
+                structures.insert(d.record.uid, structure);
+                records.push((d.record, None));
+            }
+            if !remember.is_empty()
+                && let Err(e) = self
+                    .core
+                    .remember(&access, id, STRUCTURE_KIND, remember)
+                    .await
+            {
+                // Only a lost shortcut: the next FETCH computes it again.
+                tracing::debug!(error = %e, "could not keep IMAP structures");
+            }
+            records
+        } else {
+            self.core
+                .fetch_messages(&access, id, &uids, job.needs_raw, job.purpose)
+                .await?
+        };
+        let mut flags_changed: Vec<u32> = Vec::new();
         if job.sets_seen {
             let unseen: Vec<u32> = records
                 .iter()
@@ -2013,7 +2128,7 @@ impl Session {
                         if let Some(i) = sel.index_of_uid(uid) {
                             sel.msgs[i].flags.0 |= SystemFlags::SEEN;
                             sel.msgs[i].modseq = modseq;
-                            seen_now.push(uid);
+                            flags_changed.push(uid);
                         }
                     }
                 }
@@ -2031,7 +2146,7 @@ impl Session {
                 m.flags = record.flags;
                 m.keywords = record.keywords.clone();
                 m.modseq = record.modseq;
-                seen_now.push(record.uid);
+                flags_changed.push(record.uid);
             }
         }
         let sel = &*sel;
@@ -2090,7 +2205,9 @@ impl Session {
                     ),
                     FetchAtt::Envelope => {
                         out.extend_from_slice(b"ENVELOPE ");
-                        if let Some(mm) = mime() {
+                        if let Some(st) = structures.get(&m.uid) {
+                            out.extend_from_slice(&st.envelope);
+                        } else if let Some(mm) = mime() {
                             render::envelope(out, mm, &mm.root);
                         }
                     }
@@ -2101,7 +2218,13 @@ impl Session {
                         } else {
                             b"BODY "
                         });
-                        if let Some(mm) = mime() {
+                        if let Some(st) = structures.get(&m.uid) {
+                            out.extend_from_slice(if extended {
+                                &st.body_structure
+                            } else {
+                                &st.body
+                            });
+                        } else if let Some(mm) = mime() {
                             render::body_structure(out, mm, &mm.root, extended);
                         }
                     }
@@ -2174,7 +2297,7 @@ impl Session {
                     }
                 }
             }
-            if seen_now.contains(&m.uid) && !wrote_flags {
+            if flags_changed.contains(&m.uid) && !wrote_flags {
                 sep(out);
                 out.extend_from_slice(
                     format!("FLAGS {}", render::flags(m.flags, &m.keywords)).as_bytes(),

@@ -19,7 +19,16 @@ async fn open_core(config: &Config, mode: OpenMode) -> anyhow::Result<Core> {
     let store = rampart_store::open(&config.store_config(), mode)
         .await
         .context("cannot open the store")?;
-    Ok(Core::new(store, config.core_config(), Arc::new(LogRecorder)).await?)
+    Ok(with_derivers(
+        Core::new(store, config.core_config(), Arc::new(LogRecorder)).await?,
+    ))
+}
+
+/// Registers what protocols compute once per stored message (IMAP's
+/// ENVELOPE and BODYSTRUCTURE), for the server and for `mail import` alike.
+pub fn with_derivers(mut core: Core) -> Core {
+    core.add_deriver(Arc::new(rampart_imap::StructureDeriver));
+    core
 }
 
 /// Parses a size such as `500M`, `2G`, `1024` or `0`.

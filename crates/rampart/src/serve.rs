@@ -117,11 +117,11 @@ pub async fn run(prepared: Prepared, first_domain: &str) -> anyhow::Result<()> {
         .await
         .context("cannot open the store")?;
     let backend = store.backend_name();
-    let core = Arc::new(
+    let core = Arc::new(crate::cli::with_derivers(
         Core::new(store, config.core_config(), Arc::new(LogRecorder))
             .await
             .context("cannot start the core")?,
-    );
+    ));
     let bootstrap = core
         .bootstrap(&crate::operator(), first_domain)
         .await

@@ -23,7 +23,7 @@ pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 /// The schema version this binary writes and understands.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 /// Everything that can go wrong in the store, phrased for the operator.
 #[derive(Debug, thiserror::Error)]
@@ -199,6 +199,14 @@ pub trait Store: Send + Sync + 'static {
     /// The messages of a mailbox with the given UIDs, in UID order; UIDs
     /// not in the mailbox are left out.
     async fn get_messages(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<MessageRecord>>;
+    /// Cached derived data of `kind` for these messages (those that have it).
+    async fn get_cached(
+        &self,
+        messages: &[MessageId],
+        kind: &str,
+    ) -> Result<Vec<(MessageId, Vec<u8>)>>;
+    /// Keeps derived data of `kind` for messages (replacing what was there).
+    async fn put_cached(&self, kind: &str, entries: Vec<(MessageId, Vec<u8>)>) -> Result<()>;
     /// Copies messages to another mailbox of the same account (and with
     /// `remove`, takes them out of the source in the same transaction: a
     /// move). Returns (source UID, new UID) pairs in source UID order.

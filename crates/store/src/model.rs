@@ -307,6 +307,9 @@ pub struct NewMessage {
     pub flags: SystemFlags,
     /// Initial keywords.
     pub keywords: Vec<String>,
+    /// Derived data kept with the message from the start (kind, data), as
+    /// [`crate::Store::get_cached`] returns it.
+    pub derived: Vec<(String, Vec<u8>)>,
 }
 
 /// Where an appended message landed.

@@ -41,6 +41,7 @@ const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
     include_str!("postgres_schema_3.sql"),
     include_str!("postgres_schema_4.sql"),
     include_str!("postgres_schema_5.sql"),
+    include_str!("postgres_schema_6.sql"),
 ];
 
 impl PostgresStore {
@@ -376,6 +377,13 @@ async fn insert_message(
         &[&id, &thread.unwrap_or(id)],
     )
     .await?;
+    for (kind, data) in &message.derived {
+        c.execute(
+            "INSERT INTO message_cache (message_id, kind, data) VALUES ($1, $2, $3)",
+            &[&id, kind, data],
+        )
+        .await?;
+    }
     Ok(id)
 }
 
@@ -1010,6 +1018,43 @@ impl Store for PostgresStore {
             )
             .await?;
         rows.iter().map(|r| message_from(mailbox, r)).collect()
+    }
+
+    async fn get_cached(
+        &self,
+        messages: &[MessageId],
+        kind: &str,
+    ) -> Result<Vec<(MessageId, Vec<u8>)>> {
+        if messages.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<i64> = messages.iter().map(|m| m.0).collect();
+        let c = self.pool.get().await?;
+        Ok(c.query(
+            "SELECT message_id, data FROM message_cache WHERE message_id = ANY($1) AND kind = $2",
+            &[&ids, &kind],
+        )
+        .await?
+        .iter()
+        .map(|r| (MessageId(r.get(0)), r.get(1)))
+        .collect())
+    }
+
+    async fn put_cached(&self, kind: &str, entries: Vec<(MessageId, Vec<u8>)>) -> Result<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let c = self.pool.get().await?;
+        for (m, data) in &entries {
+            c.execute(
+                "INSERT INTO message_cache (message_id, kind, data)
+                 SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM messages WHERE id = $1)
+                 ON CONFLICT (message_id, kind) DO UPDATE SET data = EXCLUDED.data",
+                &[&m.0, &kind, data],
+            )
+            .await?;
+        }
+        Ok(())
     }
 
     async fn copy_messages(

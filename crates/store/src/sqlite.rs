@@ -220,6 +220,7 @@ const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
     include_str!("sqlite_schema_3.sql"),
     include_str!("sqlite_schema_4.sql"),
     include_str!("sqlite_schema_5.sql"),
+    include_str!("sqlite_schema_6.sql"),
 ];
 
 const PRINCIPAL_COLUMNS: &str = "p.id, p.kind, p.domain_id, d.name, p.local_part, p.display_name, p.password_hash, \
@@ -1014,6 +1015,51 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn get_cached(
+        &self,
+        messages: &[MessageId],
+        kind: &str,
+    ) -> Result<Vec<(MessageId, Vec<u8>)>> {
+        let messages = messages.to_vec();
+        let kind = kind.to_owned();
+        self.with_conn(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT data FROM message_cache WHERE message_id = ?1 AND kind = ?2",
+            )?;
+            let mut out = Vec::new();
+            for m in messages {
+                if let Some(data) = stmt
+                    .query_row(params![m.0, kind], |r| r.get::<_, Vec<u8>>(0))
+                    .optional()?
+                {
+                    out.push((m, data));
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn put_cached(&self, kind: &str, entries: Vec<(MessageId, Vec<u8>)>) -> Result<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let kind = kind.to_owned();
+        // A cache write need not be durable at once: losing it costs only
+        // recomputation. It still goes through the one writer.
+        self.write(move |tx| {
+            let mut stmt = tx.prepare_cached(
+                "INSERT OR REPLACE INTO message_cache (message_id, kind, data)
+                 SELECT ?1, ?2, ?3 WHERE EXISTS (SELECT 1 FROM messages WHERE id = ?1)",
+            )?;
+            for (m, data) in &entries {
+                stmt.execute(params![m.0, kind, data])?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
     async fn copy_messages(
         &self,
         from: MailboxId,
@@ -1505,6 +1551,12 @@ fn insert_message(
         "UPDATE messages SET thread_id = ?2 WHERE id = ?1",
         params![id, thread.unwrap_or(id)],
     )?;
+    for (kind, data) in &message.derived {
+        tx.execute(
+            "INSERT INTO message_cache (message_id, kind, data) VALUES (?1, ?2, ?3)",
+            params![id, kind, data],
+        )?;
+    }
     Ok(id)
 }
 

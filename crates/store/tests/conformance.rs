@@ -110,6 +110,7 @@ async fn put_message(store: &Arc<dyn Store>, body: &str) -> NewMessage {
         summary: "{}".into(),
         flags: SystemFlags::default(),
         keywords: vec![],
+        derived: vec![("test.kind".into(), body.as_bytes().to_vec())],
     }
 }
 
@@ -904,6 +905,78 @@ async fn mailbox_tree_copy_move(h: Harness) {
     assert!(store.get_mailbox(child.id).await.unwrap().is_none());
 }
 
+async fn message_cache_follows_messages(h: Harness) {
+    let store = h.store;
+    let (_, boxes) = domain_and_user(&store, "cache", 0).await;
+    let own_inbox = inbox(&boxes);
+    let a = store
+        .append_message(&[own_inbox], put_message(&store, "cache-a").await)
+        .await
+        .unwrap()
+        .remove(0);
+    let b = store
+        .append_message(&[own_inbox], put_message(&store, "cache-b").await)
+        .await
+        .unwrap()
+        .remove(0);
+    assert!(
+        store
+            .get_cached(&[a.message, b.message], "k")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Derived data given with the message is there from the start.
+    assert_eq!(
+        store.get_cached(&[a.message], "test.kind").await.unwrap(),
+        vec![(a.message, b"cache-a".to_vec())]
+    );
+    store
+        .put_cached(
+            "k",
+            vec![(a.message, b"one".to_vec()), (b.message, b"two".to_vec())],
+        )
+        .await
+        .unwrap();
+    store
+        .put_cached("k", vec![(a.message, b"uno".to_vec())])
+        .await
+        .unwrap();
+    store
+        .put_cached("other", vec![(a.message, b"x".to_vec())])
+        .await
+        .unwrap();
+    let mut got = store
+        .get_cached(&[a.message, b.message], "k")
+        .await
+        .unwrap();
+    got.sort();
+    assert_eq!(
+        got,
+        vec![(a.message, b"uno".to_vec()), (b.message, b"two".to_vec())]
+    );
+    // Gone with the message; a write for a message that no longer exists is dropped.
+    store.expunge(own_inbox, &[a.uid]).await.unwrap();
+    assert!(
+        store
+            .get_cached(&[a.message], "k")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    store
+        .put_cached("k", vec![(a.message, b"late".to_vec())])
+        .await
+        .unwrap();
+    assert!(
+        store
+            .get_cached(&[a.message], "k")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -941,4 +1014,5 @@ conformance!(
     outbound_queue,
     dkim_keys_per_domain,
     mailbox_tree_copy_move,
+    message_cache_follows_messages,
 );
