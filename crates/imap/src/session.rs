@@ -188,6 +188,8 @@ struct Selected {
     msgs: Vec<Msg>,
     /// The mailbox's HIGHESTMODSEQ as far as this session has caught up.
     modseq: u64,
+    /// How many messages are marked expunged but not yet reported.
+    expunged_pending: usize,
 }
 
 impl Selected {
@@ -1063,6 +1065,7 @@ impl Session {
             read_only,
             msgs,
             modseq: mailbox.highest_modseq,
+            expunged_pending: 0,
         };
         if let Some(q) = qresync
             && q.uid_validity == mailbox.uid_validity
@@ -1137,7 +1140,7 @@ impl Session {
         }
         self.force_sync = false;
         if !dirty {
-            if allow_expunge && sel.msgs.iter().any(|m| m.expunged) {
+            if allow_expunge && sel.expunged_pending > 0 {
                 let qresync = self.qresync;
                 if let Some(sel) = self.selected.as_mut() {
                     let gone: Vec<u32> = sel
@@ -1189,15 +1192,18 @@ impl Session {
                     }
                 }
                 ChangeKind::Expunged => {
-                    if let Some(i) = sel.index_of_uid(*uid) {
+                    if let Some(i) = sel.index_of_uid(*uid)
+                        && !sel.msgs[i].expunged
+                    {
                         sel.msgs[i].expunged = true;
+                        sel.expunged_pending += 1;
                     }
                     new_uids.retain(|u| u != uid);
                 }
             }
         }
         sel.modseq = sel.modseq.max(mailbox.highest_modseq);
-        if allow_expunge {
+        if allow_expunge && sel.expunged_pending > 0 {
             let qresync = self.qresync;
             let gone: Vec<u32> = sel
                 .msgs
@@ -2492,6 +2498,9 @@ fn write_expunges(out: &mut Vec<u8>, sel: &mut Selected, uids: &[u32], qresync: 
         }
     }
     for &i in indices.iter().rev() {
+        if sel.msgs[i].expunged {
+            sel.expunged_pending -= 1;
+        }
         sel.msgs.remove(i);
     }
 }

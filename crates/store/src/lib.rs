@@ -180,6 +180,15 @@ pub trait Store: Send + Sync + 'static {
     async fn put_blob(&self, data: Arc<Vec<u8>>) -> Result<BlobHash>;
     /// Reads blob content, verifying it against its hash.
     async fn read_blob(&self, hash: BlobHash) -> Result<Vec<u8>>;
+    /// Reads several blobs, each verified, in order. Backends override this
+    /// to read them in one go.
+    async fn read_blobs(&self, hashes: Vec<BlobHash>) -> Result<Vec<Vec<u8>>> {
+        let mut out = Vec::with_capacity(hashes.len());
+        for h in hashes {
+            out.push(self.read_blob(h).await?);
+        }
+        Ok(out)
+    }
     /// How many messages name the blob (0 when none).
     async fn blob_refcount(&self, hash: BlobHash) -> Result<u64>;
     /// Whether the blob's content is still held (named or not).

@@ -862,6 +862,14 @@ impl Store for SqliteStore {
             .map_err(|e| StoreError::Backend(format!("blob task failed: {e}")))?
     }
 
+    async fn read_blobs(&self, hashes: Vec<BlobHash>) -> Result<Vec<Vec<u8>>> {
+        let blobs = self.blobs.clone();
+        // One trip to the blocking pool for the lot, not one per blob.
+        tokio::task::spawn_blocking(move || hashes.iter().map(|h| blobs.read(h)).collect())
+            .await
+            .map_err(|e| StoreError::Backend(format!("blob task failed: {e}")))?
+    }
+
     async fn blob_refcount(&self, hash: BlobHash) -> Result<u64> {
         self.with_conn(move |c| {
             Ok(c.query_row(
