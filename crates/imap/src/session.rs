@@ -1741,6 +1741,16 @@ impl Session {
         Reply::new(out, Next::Command)
     }
 
+    /// The matching indices with their summaries, for SORT and THREAD.
+    async fn search_with_summaries(
+        &mut self,
+        key: &SearchKey,
+    ) -> Result<(Vec<usize>, HashMap<u32, MessageSummary>), CoreError> {
+        let hits = self.run_search(key).await?;
+        let summaries = self.summaries(&hits).await?;
+        Ok((hits, summaries))
+    }
+
     /// Summaries of the given indices, for SORT and THREAD.
     async fn summaries(
         &self,
@@ -1773,12 +1783,8 @@ impl Session {
         criteria: &[(bool, SortKey)],
         key: &SearchKey,
     ) -> Reply {
-        let hits = match self.run_search(key).await {
-            Ok(h) => h,
-            Err(e) => return Reply::new(core_no(tag, &e), Next::Command),
-        };
-        let summaries = match self.summaries(&hits).await {
-            Ok(s) => s,
+        let (hits, summaries) = match self.search_with_summaries(key).await {
+            Ok(x) => x,
             Err(e) => return Reply::new(core_no(tag, &e), Next::Command),
         };
         let Some(sel) = self.selected.as_ref() else {
@@ -1835,12 +1841,8 @@ impl Session {
         algorithm: ThreadAlgorithm,
         key: &SearchKey,
     ) -> Reply {
-        let hits = match self.run_search(key).await {
-            Ok(h) => h,
-            Err(e) => return Reply::new(core_no(tag, &e), Next::Command),
-        };
-        let summaries = match self.summaries(&hits).await {
-            Ok(s) => s,
+        let (hits, summaries) = match self.search_with_summaries(key).await {
+            Ok(x) => x,
             Err(e) => return Reply::new(core_no(tag, &e), Next::Command),
         };
         let Some(sel) = self.selected.as_ref() else {

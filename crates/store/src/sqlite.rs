@@ -7,9 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use rusqlite::{
-    Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior, params,
-};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use tokio::sync::Semaphore;
 
 use crate::blob::FsBlobs;
@@ -29,8 +27,20 @@ pub struct SqliteStore {
     /// sleeps in growing steps and makes latency jump under load. Writers in
     /// other processes (the CLI) still meet the busy timeout.
     writer: tokio::sync::Mutex<()>,
+    /// Writes waiting for the writer; whoever gets the writer runs them all
+    /// in one transaction (group commit: one fsync for many writes).
+    pending: Arc<Mutex<Vec<WriteJob>>>,
     blobs: FsBlobs,
 }
+
+/// Runs one write inside the group's transaction (in its own savepoint) and
+/// says whether it succeeded; the returned finisher, told whether the group
+/// committed, hands the write's result to its caller.
+type WriteJob = Box<dyn FnOnce(&Connection) -> (bool, Finisher) + Send>;
+type Finisher = Box<dyn FnOnce(std::result::Result<(), String>) + Send>;
+
+/// Most writes committed together.
+const MAX_GROUP: usize = 256;
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
@@ -97,6 +107,7 @@ impl SqliteStore {
             idle: Arc::new(Mutex::new(vec![conn])),
             permits: Arc::new(Semaphore::new(pool_size)),
             writer: tokio::sync::Mutex::new(()),
+            pending: Arc::new(Mutex::new(Vec::new())),
             blobs,
         })
     }
@@ -128,20 +139,68 @@ impl SqliteStore {
         .map_err(|e| StoreError::Backend(format!("store task failed: {e}")))?
     }
 
-    /// Runs `f` in an immediate (write-locked) transaction and commits it.
+    /// Runs `f` in an immediate (write-locked) transaction and returns once
+    /// that transaction is committed. Writes that wait meanwhile are
+    /// committed together by whichever of them gets the writer next, each in
+    /// its own savepoint, so one failing write rolls back alone.
     async fn write<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Transaction<'_>) -> Result<T> + Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
+        let (done, result) = tokio::sync::oneshot::channel::<Result<T>>();
+        let job: WriteJob = Box::new(move |conn: &Connection| {
+            let outcome = f(conn);
+            let ok = outcome.is_ok();
+            let finish: Finisher = Box::new(move |committed| {
+                let _ = done.send(match committed {
+                    Ok(()) => outcome,
+                    Err(e) if ok => Err(StoreError::Backend(e)),
+                    Err(_) => outcome,
+                });
+            });
+            (ok, finish)
+        });
+        self.pending.lock().expect("write queue lock").push(job);
+        let mut result = result;
         let _turn = self.writer.lock().await;
+        // An earlier group may have carried this write already.
+        if let Ok(done) = result.try_recv() {
+            return done;
+        }
+        let batch: Vec<WriteJob> = {
+            let mut pending = self.pending.lock().expect("write queue lock");
+            let n = pending.len().min(MAX_GROUP);
+            pending.drain(..n).collect()
+        };
         self.with_conn(move |conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let out = f(&tx)?;
-            tx.commit()?;
-            Ok(out)
+            let mut finishers = Vec::with_capacity(batch.len());
+            let committed = (|| -> std::result::Result<(), String> {
+                let mut tx = conn
+                    .transaction_with_behavior(TransactionBehavior::Immediate)
+                    .map_err(|e| e.to_string())?;
+                for job in batch {
+                    let mut sp = tx.savepoint().map_err(|e| e.to_string())?;
+                    let (ok, finish) = job(&sp);
+                    finishers.push(finish);
+                    if ok {
+                        sp.commit().map_err(|e| e.to_string())?;
+                    } else {
+                        sp.rollback().map_err(|e| e.to_string())?;
+                    }
+                }
+                tx.commit().map_err(|e| e.to_string())
+            })();
+            for finish in finishers {
+                finish(committed.clone());
+            }
+            Ok(())
         })
-        .await
+        .await?;
+        // This write was in the group (or in one before it).
+        result
+            .await
+            .map_err(|_| StoreError::Backend("write was dropped".into()))?
     }
 }
 
