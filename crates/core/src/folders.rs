@@ -63,6 +63,16 @@ pub struct Derived {
     pub raw: Option<Vec<u8>>,
 }
 
+/// Mailboxes whose owner [`Core::owned`] remembers at most.
+const MAX_REMEMBERED_MAILBOXES: usize = 100_000;
+
+/// A mailbox's owner and name, as the hot message calls need them.
+#[derive(Clone, Debug)]
+pub(crate) struct OwnedMailbox {
+    account: PrincipalId,
+    name: String,
+}
+
 impl Core {
     fn own_account(&self, access: &Access) -> CoreResult<PrincipalId> {
         access
@@ -89,6 +99,45 @@ impl Core {
                 name: account.to_string(),
             })?;
         Ok((p.used_bytes, p.quota_bytes))
+    }
+
+    /// The owner and name of one of the caller's mailboxes, checked. The
+    /// owner of a mailbox never changes and ids are never reused, so this is
+    /// remembered (names are forgotten on rename) and the hot calls below
+    /// make no query for it.
+    async fn owned(&self, access: &Access, id: MailboxId) -> CoreResult<OwnedMailbox> {
+        let known = self
+            .mailbox_owners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&id)
+            .cloned();
+        if let Some(m) = known {
+            self.require_reader(access, m.account)?;
+            return Ok(m);
+        }
+        let mailbox = self.own_mailbox(access, id).await?;
+        let m = OwnedMailbox {
+            account: mailbox.account,
+            name: mailbox.name,
+        };
+        let mut owners = self
+            .mailbox_owners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if owners.len() >= MAX_REMEMBERED_MAILBOXES {
+            owners.clear();
+        }
+        owners.insert(id, m.clone());
+        Ok(m)
+    }
+
+    /// Forgets remembered mailbox names (after a rename or delete).
+    fn forget_mailboxes(&self) {
+        self.mailbox_owners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
     }
 
     /// Creates a mailbox of the caller's account, with any missing parents.
@@ -170,6 +219,7 @@ impl Core {
             self.create_mailbox(access, parent).await?;
         }
         self.store.rename_mailboxes(&renames).await?;
+        self.forget_mailboxes();
         self.record(
             access,
             Event::new(Operation::Modify, Some(mailbox.account))
@@ -199,6 +249,7 @@ impl Core {
         }
         let messages = self.store.list_messages(id).await?;
         self.store.delete_mailbox(id).await?;
+        self.forget_mailboxes();
         self.record(
             access,
             Event::new(Operation::Delete, Some(mailbox.account))
@@ -238,8 +289,8 @@ impl Core {
         access: &Access,
         id: MailboxId,
     ) -> CoreResult<(Mailbox, MailboxStatus)> {
-        let mailbox = self.own_mailbox(access, id).await?;
-        let status = self.store.mailbox_status(id).await?;
+        self.owned(access, id).await?;
+        let (mailbox, status) = self.store.mailbox_status(id).await?;
         self.record(
             access,
             Event::new(Operation::ListContainers, Some(mailbox.account))
@@ -280,7 +331,7 @@ impl Core {
         body: bool,
         purpose: Operation,
     ) -> CoreResult<Vec<(MessageRecord, Option<Vec<u8>>)>> {
-        let mailbox = self.own_mailbox(access, id).await?;
+        let mailbox = self.owned(access, id).await?;
         let records = self.store.get_messages(id, uids).await?;
         let bodies = if body {
             self.read_blobs(&records, |_| true).await?
@@ -349,7 +400,7 @@ impl Core {
         kind: &str,
         purpose: Operation,
     ) -> CoreResult<Vec<Derived>> {
-        let mailbox = self.own_mailbox(access, id).await?;
+        let mailbox = self.owned(access, id).await?;
         let records = self.store.get_messages(id, uids).await?;
         let ids: Vec<_> = records.iter().map(|r| r.message).collect();
         let mut cached: std::collections::HashMap<_, _> = self
@@ -395,7 +446,7 @@ impl Core {
         kind: &str,
         entries: Vec<(u32, Vec<u8>)>,
     ) -> CoreResult<()> {
-        self.own_mailbox(access, id).await?;
+        self.owned(access, id).await?;
         let uids: Vec<u32> = entries.iter().map(|(u, _)| *u).collect();
         let by_uid: std::collections::HashMap<u32, rampart_store::MessageId> = self
             .store
@@ -421,7 +472,7 @@ impl Core {
         uids: &[u32],
         change: FlagChange,
     ) -> CoreResult<Vec<(u32, u64)>> {
-        let mailbox = self.own_mailbox(access, id).await?;
+        let mailbox = self.owned(access, id).await?;
         let changed = self.store.store_flags(id, uids, change).await?;
         let changed_uids: Vec<u32> = changed.iter().map(|(uid, _)| *uid).collect();
         let messages = self.store.get_messages(id, &changed_uids).await?;
@@ -445,7 +496,7 @@ impl Core {
         id: MailboxId,
         uids: &[u32],
     ) -> CoreResult<u64> {
-        let mailbox = self.own_mailbox(access, id).await?;
+        let mailbox = self.owned(access, id).await?;
         let messages = self.store.get_messages(id, uids).await?;
         let modseq = self.store.expunge(id, uids).await?;
         self.record(
@@ -471,8 +522,8 @@ impl Core {
         to: MailboxId,
         remove: bool,
     ) -> CoreResult<Vec<(u32, u32)>> {
-        let source = self.own_mailbox(access, from).await?;
-        let target = self.own_mailbox(access, to).await?;
+        let source = self.owned(access, from).await?;
+        let target = self.owned(access, to).await?;
         let messages = self.store.get_messages(from, uids).await?;
         let pairs = self.store.copy_messages(from, uids, to, remove).await?;
         let operation = if remove {

@@ -157,6 +157,8 @@ pub struct Core {
     mailbox_changes: tokio::sync::broadcast::Sender<MailboxId>,
     /// Derived data computed for every stored message.
     derivers: Vec<Arc<dyn Deriver>>,
+    /// Owners and names of mailboxes seen (see `Core::owned`).
+    mailbox_owners: std::sync::Mutex<std::collections::HashMap<MailboxId, folders::OwnedMailbox>>,
 }
 
 impl Core {
@@ -175,6 +177,7 @@ impl Core {
             queue_wakeup: tokio::sync::Notify::new(),
             mailbox_changes: tokio::sync::broadcast::channel(1024).0,
             derivers: Vec::new(),
+            mailbox_owners: std::sync::Mutex::new(std::collections::HashMap::new()),
             store,
             config,
             recorder,

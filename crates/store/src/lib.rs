@@ -169,8 +169,8 @@ pub trait Store: Send + Sync + 'static {
     async fn set_subscribed(&self, id: MailboxId, subscribed: bool) -> Result<()>;
     /// Deletes a mailbox with its messages, releasing what no other mailbox holds.
     async fn delete_mailbox(&self, id: MailboxId) -> Result<()>;
-    /// Counts of a mailbox's messages (for IMAP STATUS).
-    async fn mailbox_status(&self, id: MailboxId) -> Result<MailboxStatus>;
+    /// A mailbox with the counts of its messages (for IMAP STATUS), in one read.
+    async fn mailbox_status(&self, id: MailboxId) -> Result<(Mailbox, MailboxStatus)>;
 
     /// Stores blob content durably (synced) and returns its hash. The blob is
     /// not yet named by any row; [`Store::sweep_blobs`] may remove it after the

@@ -800,12 +800,14 @@ impl Store for PostgresStore {
         Ok(())
     }
 
-    async fn mailbox_status(&self, id: MailboxId) -> Result<MailboxStatus> {
+    async fn mailbox_status(&self, id: MailboxId) -> Result<(Mailbox, MailboxStatus)> {
         let c = self.pool.get().await?;
         let r = c
             .query_opt(
-                "SELECT message_count, unseen_count, deleted_count, total_size
-                 FROM mailboxes WHERE id = $1",
+                &format!(
+                    "SELECT {MAILBOX_COLUMNS}, message_count, unseen_count, deleted_count, total_size
+                     FROM mailboxes WHERE id = $1"
+                ),
                 &[&id.0],
             )
             .await?
@@ -813,12 +815,15 @@ impl Store for PostgresStore {
                 kind: "mailbox",
                 name: id.to_string(),
             })?;
-        Ok(MailboxStatus {
-            messages: r.get::<_, i64>(0) as u64,
-            unseen: r.get::<_, i64>(1) as u64,
-            deleted: r.get::<_, i64>(2) as u64,
-            size: r.get::<_, i64>(3) as u64,
-        })
+        Ok((
+            mailbox_from(&r),
+            MailboxStatus {
+                messages: r.get::<_, i64>(7) as u64,
+                unseen: r.get::<_, i64>(8) as u64,
+                deleted: r.get::<_, i64>(9) as u64,
+                size: r.get::<_, i64>(10) as u64,
+            },
+        ))
     }
 
     async fn list_mailboxes(&self, account: PrincipalId) -> Result<Vec<Mailbox>> {

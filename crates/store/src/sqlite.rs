@@ -864,19 +864,24 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn mailbox_status(&self, id: MailboxId) -> Result<MailboxStatus> {
+    async fn mailbox_status(&self, id: MailboxId) -> Result<(Mailbox, MailboxStatus)> {
         self.with_conn(move |c| {
             c.query_row(
-                "SELECT message_count, unseen_count, deleted_count, total_size
-                 FROM mailboxes WHERE id = ?1",
+                &format!(
+                    "SELECT {MAILBOX_COLUMNS}, message_count, unseen_count, deleted_count, total_size
+                     FROM mailboxes WHERE id = ?1"
+                ),
                 params![id.0],
                 |r| {
-                    Ok(MailboxStatus {
-                        messages: r.get::<_, i64>(0)? as u64,
-                        unseen: r.get::<_, i64>(1)? as u64,
-                        deleted: r.get::<_, i64>(2)? as u64,
-                        size: r.get::<_, i64>(3)? as u64,
-                    })
+                    Ok((
+                        mailbox_row(r)?,
+                        MailboxStatus {
+                            messages: r.get::<_, i64>(7)? as u64,
+                            unseen: r.get::<_, i64>(8)? as u64,
+                            deleted: r.get::<_, i64>(9)? as u64,
+                            size: r.get::<_, i64>(10)? as u64,
+                        },
+                    ))
                 },
             )
             .optional()?

@@ -724,7 +724,7 @@ async fn assert_status_matches(store: &Arc<dyn Store>, id: MailboxId) {
         size: messages.iter().map(|m| m.size).sum(),
     };
     assert_eq!(
-        store.mailbox_status(id).await.unwrap(),
+        store.mailbox_status(id).await.unwrap().1,
         expected,
         "mailbox {id}"
     );
@@ -743,7 +743,8 @@ async fn mailbox_tree_copy_move(h: Harness) {
         }
         uids.push(store.append_message(&[own_inbox], m).await.unwrap()[0].uid);
     }
-    let status = store.mailbox_status(own_inbox).await.unwrap();
+    let (listed, status) = store.mailbox_status(own_inbox).await.unwrap();
+    assert_eq!(listed.id, own_inbox);
     assert_eq!((status.messages, status.unseen, status.deleted), (5, 2, 0));
     assert!(status.size > 0);
 
