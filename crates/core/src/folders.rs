@@ -474,19 +474,20 @@ impl Core {
     ) -> CoreResult<Vec<(u32, u64)>> {
         let mailbox = self.owned(access, id).await?;
         let changed = self.store.store_flags(id, uids, change).await?;
-        let changed_uids: Vec<u32> = changed.iter().map(|(uid, _)| *uid).collect();
-        let messages = self.store.get_messages(id, &changed_uids).await?;
         self.record(
             access,
             Event::new(Operation::Flag, Some(mailbox.account))
                 .container(mailbox.name)
-                .objects(messages.iter().map(|m| m.message.0).collect()),
+                .objects(changed.iter().map(|(_, _, m)| m.0).collect()),
         )
         .await?;
         if !changed.is_empty() {
             self.announce(id);
         }
-        Ok(changed)
+        Ok(changed
+            .into_iter()
+            .map(|(uid, modseq, _)| (uid, modseq))
+            .collect())
     }
 
     /// Removes messages by UID from a mailbox; returns the new HIGHESTMODSEQ.

@@ -226,13 +226,14 @@ pub trait Store: Send + Sync + 'static {
         to: MailboxId,
         remove: bool,
     ) -> Result<Vec<(u32, u32)>>;
-    /// Changes flags and keywords of the given UIDs; returns the new MODSEQ of each changed message.
+    /// Changes flags and keywords of the given UIDs; returns each changed
+    /// message's UID, new MODSEQ and message id.
     async fn store_flags(
         &self,
         mailbox: MailboxId,
         uids: &[u32],
         change: FlagChange,
-    ) -> Result<Vec<(u32, u64)>>;
+    ) -> Result<Vec<(u32, u64, MessageId)>>;
     /// Removes the given UIDs from a mailbox; returns the mailbox's new HIGHESTMODSEQ.
     async fn expunge(&self, mailbox: MailboxId, uids: &[u32]) -> Result<u64>;
     /// The change log of a mailbox after `since_modseq`, in MODSEQ order.

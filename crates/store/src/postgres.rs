@@ -1155,7 +1155,7 @@ impl Store for PostgresStore {
         mailbox: MailboxId,
         uids: &[u32],
         change: FlagChange,
-    ) -> Result<Vec<(u32, u64)>> {
+    ) -> Result<Vec<(u32, u64, MessageId)>> {
         let mut c = self.pool.get().await?;
         let tx = c.transaction().await?;
         let (account, _) = mailbox_account(&tx, mailbox, true).await?;
@@ -1200,7 +1200,7 @@ impl Store for PostgresStore {
                 ChangeKind::Flags,
             )
             .await?;
-            out.push((uid, modseq));
+            out.push((uid, modseq, MessageId(message)));
         }
         tx.commit().await?;
         Ok(out)

@@ -1206,7 +1206,7 @@ impl Store for SqliteStore {
         mailbox: MailboxId,
         uids: &[u32],
         change: FlagChange,
-    ) -> Result<Vec<(u32, u64)>> {
+    ) -> Result<Vec<(u32, u64, MessageId)>> {
         let uids = uids.to_vec();
         self.write(move |tx| {
             let account: i64 = tx
@@ -1251,7 +1251,7 @@ impl Store for SqliteStore {
                     ],
                 )?;
                 log_change(tx, account, mailbox.0, modseq, message, uid, ChangeKind::Flags)?;
-                out.push((uid, modseq));
+                out.push((uid, modseq, MessageId(message)));
             }
             Ok(out)
         })

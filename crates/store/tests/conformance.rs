@@ -211,7 +211,7 @@ async fn modseq_monotonic(h: Harness) {
         .await
         .unwrap();
     assert_eq!(changed.len(), 3);
-    for (_, m) in &changed {
+    for (_, m, _) in &changed {
         assert!(*m > last, "flag MODSEQ must grow");
         last = *m;
     }
