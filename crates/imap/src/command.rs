@@ -568,6 +568,15 @@ impl<'a> Args<'a> {
         SequenceSet::parse(a, self.limits.max_sequence_ranges)
     }
 
+    /// Arguments inside a parenthesised list.
+    fn nested(tokens: &'a [Token], limits: CommandLimits) -> Args<'a> {
+        Args {
+            tokens: tokens.iter(),
+            limits,
+            search_keys: 0,
+        }
+    }
+
     fn end(&mut self) -> R<()> {
         match self.tokens.next() {
             None => Ok(()),
@@ -596,11 +605,7 @@ fn flag_list(tokens: &[Token]) -> R<Vec<String>> {
 
 /// Interprets a tokenised command.
 pub fn parse_command(tokens: &[Token], limits: CommandLimits) -> Result<Command, String> {
-    let mut args = Args {
-        tokens: tokens.iter(),
-        limits,
-        search_keys: 0,
-    };
+    let mut args = Args::nested(tokens, limits);
     let name = args.atom()?.to_ascii_uppercase();
     let command = match name.as_str() {
         "CAPABILITY" => Command::Capability,
@@ -649,21 +654,13 @@ pub fn parse_command(tokens: &[Token], limits: CommandLimits) -> Result<Command,
             let mut qresync = None;
             if let Some(Token::List(params)) = args.peek() {
                 args.next()?;
-                let mut p = Args {
-                    tokens: params.iter(),
-                    limits,
-                    search_keys: 0,
-                };
+                let mut p = Args::nested(params, limits);
                 while let Some(t) = p.tokens.next() {
                     match t.as_atom().map(str::to_ascii_uppercase).as_deref() {
                         Some("CONDSTORE") => condstore = true,
                         Some("QRESYNC") => {
                             let q = p.list()?;
-                            let mut q = Args {
-                                tokens: q.iter(),
-                                limits,
-                                search_keys: 0,
-                            };
+                            let mut q = Args::nested(q, limits);
                             let uid_validity = u32::try_from(q.number()?)
                                 .map_err(|_| "UIDVALIDITY out of range")?;
                             let modseq = q.number()?;
@@ -731,11 +728,7 @@ pub fn parse_command(tokens: &[Token], limits: CommandLimits) -> Result<Command,
                     return Err("Expected RETURN".into());
                 }
                 let ret = args.list()?;
-                let mut r = Args {
-                    tokens: ret.iter(),
-                    limits,
-                    search_keys: 0,
-                };
+                let mut r = Args::nested(ret, limits);
                 while let Some(t) = r.tokens.next() {
                     match t.as_atom().map(str::to_ascii_uppercase).as_deref() {
                         Some("SUBSCRIBED") => options.return_subscribed = true,
@@ -882,16 +875,22 @@ fn parse_search(uid: bool, args: &mut Args<'_>) -> R<Command> {
     Ok(Command::Search { uid, ret, key })
 }
 
+/// Accepts only the charsets searches understand.
+fn supported_charset(cs: &str) -> R<()> {
+    if cs.eq_ignore_ascii_case("UTF-8") || cs.eq_ignore_ascii_case("US-ASCII") {
+        Ok(())
+    } else {
+        Err("[BADCHARSET (UTF-8 US-ASCII)] Unsupported charset".into())
+    }
+}
+
 /// Takes an optional `CHARSET x`; only UTF-8 and US-ASCII are accepted.
 fn charset(args: &mut Args<'_>) -> R<()> {
     if let Some(Token::Atom(a)) = args.peek()
         && a.eq_ignore_ascii_case("CHARSET")
     {
         args.next()?;
-        let cs = args.astring()?;
-        if !cs.eq_ignore_ascii_case("UTF-8") && !cs.eq_ignore_ascii_case("US-ASCII") {
-            return Err("[BADCHARSET (UTF-8 US-ASCII)] Unsupported charset".into());
-        }
+        supported_charset(&args.astring()?)?;
     }
     Ok(())
 }
@@ -1046,11 +1045,7 @@ fn parse_fetch(uid: bool, args: &mut Args<'_>) -> R<Command> {
     let mut changed_since = None;
     let mut vanished = false;
     if let Some(Token::List(mods)) = args.tokens.next() {
-        let mut m = Args {
-            tokens: mods.iter(),
-            limits: args.limits,
-            search_keys: 0,
-        };
+        let mut m = Args::nested(mods, args.limits);
         while let Some(t) = m.tokens.next() {
             match t.as_atom().map(str::to_ascii_uppercase).as_deref() {
                 Some("CHANGEDSINCE") => changed_since = Some(m.number()?),
@@ -1241,11 +1236,7 @@ fn parse_store(uid: bool, args: &mut Args<'_>) -> R<Command> {
     let mut unchanged_since = None;
     if let Some(Token::List(mods)) = args.peek() {
         args.next()?;
-        let mut m = Args {
-            tokens: mods.iter(),
-            limits: args.limits,
-            search_keys: 0,
-        };
+        let mut m = Args::nested(mods, args.limits);
         while let Some(t) = m.tokens.next() {
             match t.as_atom().map(str::to_ascii_uppercase).as_deref() {
                 Some("UNCHANGEDSINCE") => unchanged_since = Some(m.number()?),
@@ -1314,10 +1305,7 @@ fn parse_sort(uid: bool, args: &mut Args<'_>) -> R<Command> {
     if criteria.is_empty() || reverse {
         return Err("Invalid sort criteria".into());
     }
-    let cs = args.astring()?;
-    if !cs.eq_ignore_ascii_case("UTF-8") && !cs.eq_ignore_ascii_case("US-ASCII") {
-        return Err("[BADCHARSET (UTF-8 US-ASCII)] Unsupported charset".into());
-    }
+    supported_charset(&args.astring()?)?;
     let key = search_keys(args, 0)?;
     Ok(Command::Sort { uid, criteria, key })
 }
@@ -1328,10 +1316,7 @@ fn parse_thread(uid: bool, args: &mut Args<'_>) -> R<Command> {
         "REFERENCES" => ThreadAlgorithm::References,
         other => return Err(format!("Unknown thread algorithm {other}")),
     };
-    let cs = args.astring()?;
-    if !cs.eq_ignore_ascii_case("UTF-8") && !cs.eq_ignore_ascii_case("US-ASCII") {
-        return Err("[BADCHARSET (UTF-8 US-ASCII)] Unsupported charset".into());
-    }
+    supported_charset(&args.astring()?)?;
     let key = search_keys(args, 0)?;
     Ok(Command::Thread {
         uid,

@@ -52,20 +52,29 @@ fn maildir_files(dir: &Path) -> Vec<std::path::PathBuf> {
     out
 }
 
-fn mbsync(config: &Path, verbose: bool) -> String {
-    let out = Command::new("mbsync")
-        .args(if verbose { &["-Dn"][..] } else { &[][..] })
-        .arg("-c")
-        .arg(config)
-        .arg("-a")
+/// Runs a client to the end; returns what it printed, failing on an error exit.
+fn run_client(cmd: &mut Command, what: &str) -> (bool, String) {
+    let out = cmd
         .output()
-        .unwrap();
+        .unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(out.status.success(), "mbsync failed:\n{text}");
+    (out.status.success(), text)
+}
+
+fn mbsync(config: &Path, verbose: bool) -> String {
+    let (ok, text) = run_client(
+        Command::new("mbsync")
+            .args(if verbose { &["-Dn"][..] } else { &[][..] })
+            .arg("-c")
+            .arg(config)
+            .arg("-a"),
+        "mbsync",
+    );
+    assert!(ok, "mbsync failed:\n{text}");
     text
 }
 
@@ -232,21 +241,14 @@ fn mbsync_mirrors_a_thousand_messages_both_ways() {
 }
 
 fn offlineimap(config: &Path) -> String {
-    let out = Command::new("offlineimap")
-        .arg("-c")
-        .arg(config)
-        .args(["-o", "-u", "basic"])
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    let (ok, text) = run_client(
+        Command::new("offlineimap")
+            .arg("-c")
+            .arg(config)
+            .args(["-o", "-u", "basic"]),
+        "offlineimap",
     );
-    assert!(
-        out.status.success() && !text.contains("ERROR"),
-        "offlineimap failed:\n{text}"
-    );
+    assert!(ok && !text.contains("ERROR"), "offlineimap failed:\n{text}");
     text
 }
 
