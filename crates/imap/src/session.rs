@@ -644,12 +644,11 @@ impl Session {
         if self.selected.is_some() && needs_fresh_view {
             self.sync(&mut before, allow_expunge).await;
         }
-        let mut reply = self.dispatch(&tag, command.clone()).await;
+        let ends_or_waits = matches!(command, Command::Logout | Command::Idle);
+        // Moved, not cloned: an APPEND carries the whole message.
+        let mut reply = self.dispatch(&tag, command).await;
         reply.out.splice(0..0, before);
-        if self.selected.is_some()
-            && matches!(reply.next, Next::Command)
-            && !matches!(command, Command::Logout | Command::Idle)
-        {
+        if self.selected.is_some() && matches!(reply.next, Next::Command) && !ends_or_waits {
             let mut updates = Vec::new();
             self.sync(&mut updates, allow_expunge).await;
             if !updates.is_empty() {
@@ -1140,17 +1139,8 @@ impl Session {
         }
         self.force_sync = false;
         if !dirty {
-            if allow_expunge && sel.expunged_pending > 0 {
-                let qresync = self.qresync;
-                if let Some(sel) = self.selected.as_mut() {
-                    let gone: Vec<u32> = sel
-                        .msgs
-                        .iter()
-                        .filter(|m| m.expunged)
-                        .map(|m| m.uid)
-                        .collect();
-                    write_expunges(out, sel, &gone, qresync);
-                }
+            if allow_expunge && let Some(sel) = self.selected.as_mut() {
+                write_pending_expunges(out, sel, self.qresync);
             }
             return;
         }
@@ -1203,15 +1193,8 @@ impl Session {
             }
         }
         sel.modseq = sel.modseq.max(mailbox.highest_modseq);
-        if allow_expunge && sel.expunged_pending > 0 {
-            let qresync = self.qresync;
-            let gone: Vec<u32> = sel
-                .msgs
-                .iter()
-                .filter(|m| m.expunged)
-                .map(|m| m.uid)
-                .collect();
-            write_expunges(out, sel, &gone, qresync);
+        if allow_expunge {
+            write_pending_expunges(out, sel, self.qresync);
         }
         flag_uids.sort_unstable();
         flag_uids.dedup();
@@ -2505,6 +2488,20 @@ fn write_expunges(out: &mut Vec<u8>, sel: &mut Selected, uids: &[u32], qresync: 
         }
         sel.msgs.remove(i);
     }
+}
+
+/// Reports (and drops from the view) messages expunged elsewhere.
+fn write_pending_expunges(out: &mut Vec<u8>, sel: &mut Selected, qresync: bool) {
+    if sel.expunged_pending == 0 {
+        return;
+    }
+    let gone: Vec<u32> = sel
+        .msgs
+        .iter()
+        .filter(|m| m.expunged)
+        .map(|m| m.uid)
+        .collect();
+    write_expunges(out, sel, &gone, qresync);
 }
 
 /// Where the tagged line for `tag` starts in `out` (its end if none).
