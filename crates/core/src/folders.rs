@@ -69,8 +69,8 @@ const MAX_REMEMBERED_MAILBOXES: usize = 100_000;
 /// A mailbox's owner and name, as the hot message calls need them.
 #[derive(Clone, Debug)]
 pub(crate) struct OwnedMailbox {
-    account: PrincipalId,
-    name: String,
+    pub(crate) account: PrincipalId,
+    pub(crate) name: String,
 }
 
 impl Core {
@@ -105,7 +105,7 @@ impl Core {
     /// owner of a mailbox never changes and ids are never reused, so this is
     /// remembered (names are forgotten on rename) and the hot calls below
     /// make no query for it.
-    async fn owned(&self, access: &Access, id: MailboxId) -> CoreResult<OwnedMailbox> {
+    pub(crate) async fn owned(&self, access: &Access, id: MailboxId) -> CoreResult<OwnedMailbox> {
         let known = self
             .mailbox_owners
             .lock()

@@ -16,6 +16,7 @@ mod guard;
 mod mail;
 pub mod mbox;
 mod queue;
+mod text;
 
 use std::sync::Arc;
 
@@ -33,6 +34,7 @@ pub use folders::{Derived, MAX_MAILBOX_DEPTH, MAX_MAILBOX_NAME_BYTES, check_mail
 pub use guard::{Guard, GuardConfig};
 pub use mail::{AddressSummary, MessageSummary, parse_summary, summarize};
 pub use rampart_store as store;
+pub use text::{MIN_INDEXED_NEEDLE_CHARS, SearchableText, indexable_needle};
 
 /// Settings of the core, taken from the config file.
 #[derive(Clone, Debug)]
@@ -51,6 +53,9 @@ pub struct CoreConfig {
     pub guard: GuardConfig,
     /// Threads that hash passwords: at most this many hashes run at once.
     pub hash_threads: usize,
+    /// Bytes of a message's decoded header and body text each that the
+    /// full-text index keeps; searches read longer messages whole.
+    pub max_indexed_text_bytes: usize,
 }
 
 impl Default for CoreConfig {
@@ -63,6 +68,7 @@ impl Default for CoreConfig {
             max_group_depth: 8,
             guard: GuardConfig::default(),
             hash_threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            max_indexed_text_bytes: 1024 * 1024,
         }
     }
 }

@@ -6,7 +6,7 @@ use rampart_store::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::{Access, Actor, Core, CoreError, CoreResult, Event, Operation};
+use crate::{Access, Actor, Core, CoreError, CoreResult, Event, Operation, SearchableText};
 
 /// A name and address from a message header.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -258,6 +258,7 @@ impl Core {
             .iter()
             .map(|d| (d.kind().to_owned(), d.derive(&raw)))
             .collect();
+        let text = SearchableText::new(&raw).to_index(self.config.max_indexed_text_bytes);
         let new_message = |blob| NewMessage {
             blob,
             size,
@@ -268,6 +269,7 @@ impl Core {
             flags,
             keywords: keywords.clone(),
             derived: derived.clone(),
+            text: Some(text.clone()),
         };
         let raw = std::sync::Arc::new(raw);
         let blob = self.store.put_blob(raw.clone()).await?;

@@ -348,3 +348,133 @@ async fn bootstrap_happens_once() {
         .await
         .expect("a second bootstrap must not change the password");
 }
+
+#[tokio::test]
+async fn full_text_search_is_gated_recorded_and_catches_up() {
+    let f = fixture().await;
+    let alice = f
+        .core
+        .authenticate(&ctx(), "alice@example.org", "alice-password-long")
+        .await
+        .unwrap();
+    let bob = f
+        .core
+        .authenticate(&ctx(), "bob@example.org", "bob-password-long")
+        .await
+        .unwrap();
+    let inbox = f
+        .core
+        .list_mailboxes(&alice)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|m| m.name == "INBOX")
+        .unwrap();
+    let smtp = Access::service("smtp-inbound", &SessionContext::new(Protocol::Smtp, None));
+    // Quoted-printable Latin-1: the index holds the decoded text.
+    let raw = b"From: Carol <carol@example.net>\r\nSubject: Haushalt\r\nContent-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nDie Stra=DFenbeleuchtung kostet mehr.\r\n".to_vec();
+    let delivered = f
+        .core
+        .deliver(&smtp, &[alice.account().unwrap()], raw)
+        .await
+        .unwrap();
+    let found = f
+        .core
+        .search_text(&alice, inbox.id, store::TextField::Body, "STRASSE")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(found.matched.is_empty(), "ß is not folded to ss");
+    let found = f
+        .core
+        .search_text(
+            &alice,
+            inbox.id,
+            store::TextField::Body,
+            "STRAßENBELEUCHTUNG",
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        found.matched,
+        vec![(delivered[0].uid, delivered[0].message)]
+    );
+    assert!(found.unindexed.is_empty());
+    // Too short for the index: the caller reads the messages.
+    assert!(
+        f.core
+            .search_text(&alice, inbox.id, store::TextField::All, "ab")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // Only the owner may search, and the search is on record with what it found.
+    assert!(matches!(
+        f.core
+            .search_text(&bob, inbox.id, store::TextField::All, "haushalt")
+            .await,
+        Err(CoreError::Denied(_))
+    ));
+    {
+        let entries = f.entries.0.lock().unwrap();
+        let search = entries
+            .iter()
+            .rev()
+            .find(|e| e.operation == Operation::Search && e.access.session() == alice.session())
+            .unwrap();
+        assert_eq!(search.objects, vec![delivered[0].message.0]);
+        assert_eq!(search.owner, alice.account());
+    }
+
+    // A message stored without text (by an older version) is listed for
+    // the caller to read until the background pass indexes it.
+    let blob = f
+        .core
+        .store()
+        .put_blob(Arc::new(
+            b"Subject: alt\r\n\r\nStraenbeleuchtung alt\r\n".to_vec(),
+        ))
+        .await
+        .unwrap();
+    let old = f
+        .core
+        .store()
+        .append_message(
+            &[inbox.id],
+            store::NewMessage {
+                blob,
+                size: 40,
+                received_at: 0,
+                message_id_header: None,
+                references: vec![],
+                summary: "{}".into(),
+                flags: SystemFlags::default(),
+                keywords: vec![],
+                derived: vec![],
+                text: None,
+            },
+        )
+        .await
+        .unwrap();
+    let found = f
+        .core
+        .search_text(&alice, inbox.id, store::TextField::All, "beleuchtung")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.unindexed, vec![old[0].uid]);
+    assert_eq!(f.core.index_pending_text(10).await.unwrap(), 1);
+    assert_eq!(f.core.index_pending_text(10).await.unwrap(), 0);
+    let found = f
+        .core
+        .search_text(&alice, inbox.id, store::TextField::All, "beleuchtung")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(found.unindexed.is_empty());
+    assert_eq!(
+        found.matched.iter().map(|(u, _)| *u).collect::<Vec<_>>(),
+        vec![delivered[0].uid, old[0].uid]
+    );
+}

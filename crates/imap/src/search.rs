@@ -2,71 +2,12 @@
 //! case-insensitively on decoded text (encoded words and transfer encodings
 //! undone, charsets converted to UTF-8), as RFC 9051 §6.4.4 asks.
 
-use mail_parser::{HeaderValue, MessageParser};
-use rampart_core::MessageSummary;
-use rampart_core::store::SystemFlags;
+use std::collections::HashMap;
 
-use crate::command::SearchKey;
+use rampart_core::store::{SystemFlags, TextField, TextMatches};
+use rampart_core::{MessageSummary, SearchableText};
 
-/// Decoded, lower-cased text of a message for header and body keys.
-pub struct SearchText {
-    /// (lower-case field name, lower-case decoded value).
-    headers: Vec<(String, String)>,
-    /// Lower-case decoded text of the text parts.
-    body: String,
-}
-
-impl SearchText {
-    /// Decodes a raw message for searching.
-    pub fn new(raw: &[u8]) -> Self {
-        let Some(message) = MessageParser::default().parse(raw) else {
-            let text = String::from_utf8_lossy(raw).to_lowercase();
-            return SearchText {
-                headers: Vec::new(),
-                body: text,
-            };
-        };
-        let mut headers = Vec::new();
-        for h in message.headers() {
-            let value = match h.value() {
-                HeaderValue::Text(t) => t.to_string(),
-                HeaderValue::TextList(l) => l.join(" "),
-                HeaderValue::Address(a) => a
-                    .iter()
-                    .map(|addr| {
-                        format!(
-                            "{} <{}>",
-                            addr.name().unwrap_or(""),
-                            addr.address().unwrap_or("")
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                _ => {
-                    let (s, e) = (h.offset_start() as usize, h.offset_end() as usize);
-                    String::from_utf8_lossy(raw.get(s..e).unwrap_or_default())
-                        .trim()
-                        .to_owned()
-                }
-            };
-            headers.push((h.name().to_ascii_lowercase(), value.to_lowercase()));
-        }
-        let mut body = String::new();
-        for i in 0..message.text_body_count() {
-            if let Some(t) = message.body_text(i) {
-                body.push_str(&t.to_lowercase());
-                body.push('\n');
-            }
-        }
-        SearchText { headers, body }
-    }
-
-    fn header_contains(&self, name: &str, needle: &str) -> bool {
-        self.headers
-            .iter()
-            .any(|(n, v)| n.eq_ignore_ascii_case(name) && v.contains(needle))
-    }
-}
+use crate::command::{SearchKey, SeqNum, SequenceSet};
 
 /// What evaluating a key needs beyond flags and sizes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -130,7 +71,7 @@ pub struct Candidate<'a> {
     /// Summary, when the key needs it.
     pub summary: Option<&'a MessageSummary>,
     /// Decoded text, when the key needs it.
-    pub text: Option<&'a SearchText>,
+    pub text: Option<&'a SearchableText>,
 }
 
 /// Context of one search: the mailbox's largest sequence number and UID, and now.
@@ -176,14 +117,10 @@ pub fn matches(key: &SearchKey, c: &Candidate<'_>, scope: Scope) -> bool {
         }),
         SearchKey::Body(needle) => c
             .text
-            .is_some_and(|t| t.body.contains(&needle.to_lowercase())),
-        SearchKey::Text(needle) => c.text.is_some_and(|t| {
-            let needle = needle.to_lowercase();
-            t.body.contains(&needle)
-                || t.headers
-                    .iter()
-                    .any(|(n, v)| n.contains(&needle) || v.contains(&needle))
-        }),
+            .is_some_and(|t| t.body_contains(&needle.to_lowercase())),
+        SearchKey::Text(needle) => c
+            .text
+            .is_some_and(|t| t.text_contains(&needle.to_lowercase())),
         SearchKey::Before(d) => day_of(c.received_at) < *d,
         SearchKey::On(d) => day_of(c.received_at) == *d,
         SearchKey::Since(d) => day_of(c.received_at) >= *d,
@@ -206,6 +143,104 @@ fn sent_day(c: &Candidate<'_>) -> Option<i64> {
     match c.summary.and_then(|s| s.date) {
         Some(secs) => Some(secs.div_euclid(86_400)),
         None => Some(day_of(c.received_at)),
+    }
+}
+
+/// A lookup in the full-text index: the text it looks in and the needle.
+pub type TextLookup = (TextField, String);
+
+/// The index lookups that can spare reading messages for a key: BODY and
+/// TEXT, which the index answers, and HEADER, which it narrows (the index
+/// keeps all fields together).
+pub fn text_lookups(key: &SearchKey, out: &mut Vec<TextLookup>) {
+    let lookup = match key {
+        SearchKey::And(keys) => return keys.iter().for_each(|k| text_lookups(k, out)),
+        SearchKey::Or(a, b) => {
+            text_lookups(a, out);
+            return text_lookups(b, out);
+        }
+        SearchKey::Not(k) => return text_lookups(k, out),
+        SearchKey::Body(needle) => (TextField::Body, needle.clone()),
+        SearchKey::Text(needle) => (TextField::All, needle.clone()),
+        SearchKey::Header(_, needle) if !needle.is_empty() => (TextField::Headers, needle.clone()),
+        _ => return,
+    };
+    if !out.contains(&lookup) {
+        out.push(lookup);
+    }
+}
+
+/// A key matching exactly the given UIDs (sorted).
+fn uid_key(uids: &[u32]) -> SearchKey {
+    let mut ranges: Vec<(SeqNum, SeqNum)> = Vec::new();
+    let mut iter = uids.iter().copied().peekable();
+    while let Some(first) = iter.next() {
+        let mut last = first;
+        while iter.peek() == Some(&(last + 1)) {
+            last += 1;
+            iter.next();
+        }
+        ranges.push((SeqNum::Value(first), SeqNum::Value(last)));
+    }
+    if ranges.is_empty() {
+        return SearchKey::Not(Box::new(SearchKey::All));
+    }
+    SearchKey::Uid(SequenceSet(ranges))
+}
+
+/// The key with the index's answers put in: a BODY or TEXT key becomes the
+/// UIDs the index found (plus the key itself, for messages the index does
+/// not cover); a HEADER key is limited to the UIDs whose header text holds
+/// the needle. Keys without an answer stay as they are.
+pub fn apply_index(key: SearchKey, answers: &HashMap<TextLookup, TextMatches>) -> SearchKey {
+    let answer = |field, needle: &String| answers.get(&(field, needle.clone()));
+    match key {
+        SearchKey::And(keys) => {
+            SearchKey::And(keys.into_iter().map(|k| apply_index(k, answers)).collect())
+        }
+        SearchKey::Or(a, b) => SearchKey::Or(
+            Box::new(apply_index(*a, answers)),
+            Box::new(apply_index(*b, answers)),
+        ),
+        SearchKey::Not(k) => SearchKey::Not(Box::new(apply_index(*k, answers))),
+        SearchKey::Body(ref needle) | SearchKey::Text(ref needle) => {
+            let field = match key {
+                SearchKey::Body(_) => TextField::Body,
+                _ => TextField::All,
+            };
+            let Some(m) = answer(field, needle) else {
+                return key;
+            };
+            let found = uid_key(&m.matched.iter().map(|(uid, _)| *uid).collect::<Vec<_>>());
+            if m.unindexed.is_empty() {
+                found
+            } else {
+                let rest = SearchKey::And(vec![uid_key(&m.unindexed), key]);
+                SearchKey::Or(Box::new(found), Box::new(rest))
+            }
+        }
+        SearchKey::Header(_, ref needle) => {
+            let Some(m) = answer(TextField::Headers, needle) else {
+                return key;
+            };
+            let mut uids: Vec<u32> = m.matched.iter().map(|(uid, _)| *uid).collect();
+            uids.extend(&m.unindexed);
+            uids.sort_unstable();
+            SearchKey::And(vec![uid_key(&uids), key])
+        }
+        other => other,
+    }
+}
+
+/// Whether a message with this UID can match at all, judged by the key's
+/// UID sets only: the messages a search need not read.
+pub fn may_match(key: &SearchKey, uid: u32, scope: Scope) -> bool {
+    match key {
+        SearchKey::And(keys) => keys.iter().all(|k| may_match(k, uid, scope)),
+        SearchKey::Or(a, b) => may_match(a, uid, scope) || may_match(b, uid, scope),
+        SearchKey::Uid(set) => set.contains(uid, scope.max_uid),
+        SearchKey::Not(k) if matches!(**k, SearchKey::All) => false,
+        _ => true,
     }
 }
 
@@ -259,7 +294,7 @@ mod tests {
         let raw = "From: =?utf-8?q?J=C3=BCrgen?= <j@example.org>\r\nSubject: Hallo\r\n\
 Content-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n\
 Sch=F6ne Gr=FC=DFe\r\n";
-        let text = SearchText::new(raw.as_bytes());
+        let text = SearchableText::new(raw.as_bytes());
         let keywords = vec!["$Important".to_string()];
         let c = Candidate {
             seq: 3,
@@ -300,6 +335,47 @@ Sch=F6ne Gr=FC=DFe\r\n";
         ));
         yes(SearchKey::Header("SUBJECT".into(), "".into()));
         no(SearchKey::Header("X-NONE".into(), "".into()));
+        // What the index answered stands in for the text keys.
+        let mut lookups = Vec::new();
+        let key = SearchKey::And(vec![
+            SearchKey::Text("hallo".into()),
+            SearchKey::Or(
+                Box::new(SearchKey::Body("grüße".into())),
+                Box::new(SearchKey::Header("FROM".into(), "jürgen".into())),
+            ),
+        ]);
+        text_lookups(&key, &mut lookups);
+        assert_eq!(lookups.len(), 3);
+        let answers: HashMap<TextLookup, TextMatches> = [
+            (
+                (TextField::All, "hallo".to_string()),
+                TextMatches {
+                    matched: vec![(5, rampart_core::store::MessageId(1))],
+                    unindexed: vec![],
+                },
+            ),
+            (
+                (TextField::Body, "grüße".to_string()),
+                TextMatches {
+                    matched: vec![],
+                    unindexed: vec![30],
+                },
+            ),
+        ]
+        .into_iter()
+        .collect();
+        let applied = apply_index(key, &answers);
+        // TEXT found only UID 5; BODY must read UID 30, which it matches.
+        assert!(!matches(&applied, &c, scope));
+        assert!(may_match(&applied, 5, scope));
+        assert!(!may_match(&applied, 30, scope));
+        let body_only = apply_index(SearchKey::Body("grüße".into()), &answers);
+        assert!(matches(&body_only, &c, scope));
+        assert!(may_match(&body_only, 30, scope) && !may_match(&body_only, 31, scope));
+        assert_eq!(
+            uid_key(&[1, 2, 3, 7]),
+            SearchKey::Uid(SequenceSet::parse("1:3,7", 10).unwrap())
+        );
         assert_eq!(
             base_subject("Re: AW: [list] Fwd: Hello  World (fwd)"),
             "hello world"

@@ -20,7 +20,7 @@ use crate::command::{
 };
 use crate::mime::Mime;
 use crate::parser::{Frame, FrameLimits, tokenize};
-use crate::search::{self, Candidate, Scope, SearchText};
+use crate::search::{self, Candidate, Scope};
 use crate::{render, utf7};
 
 /// Settings of the IMAP service.
@@ -1598,15 +1598,29 @@ impl Session {
         let Some(sel) = self.selected.as_ref() else {
             return Ok(Vec::new());
         };
-        let needs = search::needs(key);
         let scope = Scope {
             max_seq: sel.msgs.len() as u32,
             max_uid: sel.max_uid(),
             now: rampart_core::store::now_millis(),
         };
         let id = sel.id;
+        // The full-text index answers text keys where it can, so that
+        // only the messages it does not cover are read.
+        let mut lookups = Vec::new();
+        search::text_lookups(key, &mut lookups);
+        let mut answers = HashMap::new();
+        for (field, needle) in lookups {
+            if let Some(found) = self.core.search_text(&access, id, field, &needle).await? {
+                answers.insert((field, needle), found);
+            }
+        }
+        let key = &search::apply_index(key.clone(), &answers);
+        let needs = search::needs(key);
+        let Some(sel) = self.selected.as_ref() else {
+            return Ok(Vec::new());
+        };
         let live: Vec<usize> = (0..sel.msgs.len())
-            .filter(|&i| !sel.msgs[i].expunged)
+            .filter(|&i| !sel.msgs[i].expunged && search::may_match(key, sel.msgs[i].uid, scope))
             .collect();
         let mut hits = Vec::new();
         let batch = self.config.fetch_batch.max(1);
@@ -1632,7 +1646,7 @@ impl Session {
                     .summary
                     .then(|| serde_json_summary(&record.summary))
                     .flatten();
-                let text = raw.as_deref().map(SearchText::new);
+                let text = raw.as_deref().map(rampart_core::SearchableText::new);
                 let (eid, tid) = (email_id(m.message), thread_id(m.thread));
                 let c = Candidate {
                     seq: i as u32 + 1,

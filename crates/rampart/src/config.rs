@@ -277,6 +277,8 @@ pub struct LimitsConfig {
     pub default_quota_bytes: u64,
     /// How deep groups may nest.
     pub max_group_depth: usize,
+    /// Bytes of a message's decoded header and body text each that the full-text index keeps.
+    pub max_indexed_text_bytes: usize,
 }
 
 impl Default for LimitsConfig {
@@ -286,6 +288,7 @@ impl Default for LimitsConfig {
             max_message_bytes: c.max_message_bytes,
             default_quota_bytes: c.default_quota_bytes,
             max_group_depth: c.max_group_depth,
+            max_indexed_text_bytes: c.max_indexed_text_bytes,
         }
     }
 }
@@ -592,6 +595,12 @@ impl Config {
                 self.limits.max_message_bytes
             );
         }
+        if !(1024..=64 * 1024 * 1024).contains(&self.limits.max_indexed_text_bytes) {
+            bail!(
+                "limits.max_indexed_text_bytes = {}: expected 1024 to 67108864",
+                self.limits.max_indexed_text_bytes
+            );
+        }
         if !(1..=64).contains(&self.limits.max_group_depth) {
             bail!(
                 "limits.max_group_depth = {}: expected 1 to 64",
@@ -771,6 +780,7 @@ impl Config {
             default_quota_bytes: self.limits.default_quota_bytes,
             max_message_bytes: self.limits.max_message_bytes,
             max_group_depth: self.limits.max_group_depth,
+            max_indexed_text_bytes: self.limits.max_indexed_text_bytes,
             guard: rampart_core::GuardConfig {
                 failures_before_ban: self.security.failed_logins_before_ban,
                 window: Duration::from_secs(self.security.failure_window_seconds),

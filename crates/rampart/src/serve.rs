@@ -192,6 +192,7 @@ pub async fn run(prepared: Prepared, first_domain: &str) -> anyhow::Result<()> {
         shutdown: shutdown.clone(),
     });
     sessions.spawn(sweep_blobs(core.clone(), shutdown.clone()));
+    sessions.spawn(index_pending_text(core.clone(), shutdown.clone()));
     let queue_config = Arc::new(config.queue_config()?);
     sessions.spawn(rampart_smtp::queue::run(
         core.clone(),
@@ -250,6 +251,29 @@ async fn sweep_blobs(core: Arc<Core>, shutdown: CancellationToken) {
             Ok(n) => tracing::info!("removed {n} unreferenced message files"),
             Err(e) => tracing::warn!("blob sweep failed: {e}"),
         }
+    }
+}
+
+/// Adds messages stored before the full-text index existed to it, in the
+/// background; searches read such messages until then.
+async fn index_pending_text(core: Arc<Core>, shutdown: CancellationToken) {
+    let mut total = 0;
+    loop {
+        let step = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            step = core.index_pending_text(256) => step,
+        };
+        match step {
+            Ok(0) => break,
+            Ok(n) => total += n,
+            Err(e) => {
+                tracing::warn!("full-text indexing stopped after {total} messages: {e}");
+                return;
+            }
+        }
+    }
+    if total > 0 {
+        tracing::info!("full-text index: added {total} messages stored before it existed");
     }
 }
 

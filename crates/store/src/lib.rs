@@ -23,7 +23,7 @@ pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 /// The schema version this binary writes and understands.
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 
 /// Everything that can go wrong in the store, phrased for the operator.
 #[derive(Debug, thiserror::Error)]
@@ -216,6 +216,18 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<(MessageId, Vec<u8>)>>;
     /// Keeps derived data of `kind` for messages (replacing what was there).
     async fn put_cached(&self, kind: &str, entries: Vec<(MessageId, Vec<u8>)>) -> Result<()>;
+    /// Searches the full-text index of a mailbox for a lower-case needle of
+    /// at least three characters (a substring match, as IMAP SEARCH asks).
+    async fn search_text(
+        &self,
+        mailbox: MailboxId,
+        field: TextField,
+        needle: &str,
+    ) -> Result<TextMatches>;
+    /// Up to `limit` messages that have no indexed text yet, oldest first.
+    async fn unindexed_messages(&self, limit: usize) -> Result<Vec<(MessageId, BlobHash)>>;
+    /// Adds messages' text to the full-text index (messages gone meanwhile are skipped).
+    async fn put_text(&self, entries: Vec<(MessageId, MessageText)>) -> Result<()>;
     /// Copies messages to another mailbox of the same account (and with
     /// `remove`, takes them out of the source in the same transaction: a
     /// move). Returns (source UID, new UID) pairs in source UID order.

@@ -310,6 +310,41 @@ pub struct NewMessage {
     /// Derived data kept with the message from the start (kind, data), as
     /// [`crate::Store::get_cached`] returns it.
     pub derived: Vec<(String, Vec<u8>)>,
+    /// Its decoded text for the full-text index (None: index it later).
+    pub text: Option<MessageText>,
+}
+
+/// Decoded text of a message as the full-text index keeps it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MessageText {
+    /// Header fields, lower-case, each as `name\nvalue\n`.
+    pub headers: String,
+    /// Text of the body parts, lower-case.
+    pub body: String,
+    /// False when the text was cut at the configured limit: searches read
+    /// such messages whole.
+    pub complete: bool,
+}
+
+/// Which part of the indexed text a search looks in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TextField {
+    /// The header fields.
+    Headers,
+    /// The body text.
+    Body,
+    /// Either.
+    All,
+}
+
+/// What the full-text index says about one mailbox for one needle.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TextMatches {
+    /// Indexed messages whose text contains the needle: (UID, message id), in UID order.
+    pub matched: Vec<(u32, MessageId)>,
+    /// UIDs of messages the index does not cover (not indexed yet, or
+    /// indexed only in part), in UID order: the caller must read them.
+    pub unindexed: Vec<u32>,
 }
 
 /// Where an appended message landed.

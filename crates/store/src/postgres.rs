@@ -42,6 +42,7 @@ const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
     include_str!("postgres_schema_4.sql"),
     include_str!("postgres_schema_5.sql"),
     include_str!("postgres_schema_6.sql"),
+    include_str!("postgres_schema_7.sql"),
 ];
 
 impl PostgresStore {
@@ -97,7 +98,42 @@ impl PostgresStore {
             }
         }
         tx.commit().await?;
+        drop(client);
+        self.add_trigram_indexes().await;
         Ok(())
+    }
+
+    /// Adds trigram indexes to the full-text table when pg_trgm is available
+    /// (a contrib extension, trusted since PostgreSQL 13, so a database
+    /// owner may create it). Without it searches still work, reading the
+    /// mailbox's text rows.
+    async fn add_trigram_indexes(&self) {
+        let result: Result<()> = async {
+            let c = self.pool.get().await?;
+            c.batch_execute("CREATE EXTENSION IF NOT EXISTS pg_trgm").await?;
+            // The extension may live in another schema than ours (one per
+            // database): name its operator class by its schema.
+            let schema: String = c
+                .query_one(
+                    "SELECT quote_ident(n.nspname) FROM pg_extension e
+                     JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'pg_trgm'",
+                    &[],
+                )
+                .await?
+                .get(0);
+            c.batch_execute(&format!(
+                "CREATE INDEX IF NOT EXISTS message_text_headers_trgm ON message_text USING gin (headers {schema}.gin_trgm_ops);
+                 CREATE INDEX IF NOT EXISTS message_text_body_trgm ON message_text USING gin (body {schema}.gin_trgm_ops);"
+            ))
+            .await?;
+            Ok(())
+        }
+        .await;
+        if let Err(e) = result {
+            tracing::warn!(
+                "no trigram index for full-text search ({e}); searches will read every message's text. Run CREATE EXTENSION pg_trgm as a superuser to add it"
+            );
+        }
     }
 }
 
@@ -384,7 +420,45 @@ async fn insert_message(
         )
         .await?;
     }
+    if let Some(text) = &message.text {
+        index_text(c, id, text).await?;
+    }
     Ok(id)
+}
+
+/// Indexes a message's text unless it is indexed already (or gone).
+async fn index_text(c: &impl GenericClient, id: i64, text: &MessageText) -> Result<()> {
+    let state: i16 = if text.complete { 1 } else { 2 };
+    let updated = c
+        .execute(
+            "UPDATE messages SET text_state = $2 WHERE id = $1 AND text_state = 0",
+            &[&id, &state],
+        )
+        .await?;
+    if updated == 1 {
+        // PostgreSQL text cannot hold NUL; nobody searches for one.
+        let clean = |s: &str| s.replace('\0', "");
+        c.execute(
+            "INSERT INTO message_text (message_id, headers, body) VALUES ($1, $2, $3)",
+            &[&id, &clean(&text.headers), &clean(&text.body)],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// A LIKE pattern that matches `needle` anywhere.
+fn like_pattern(needle: &str) -> String {
+    let mut p = String::with_capacity(needle.len() + 2);
+    p.push('%');
+    for ch in needle.chars() {
+        if matches!(ch, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.push(ch);
+    }
+    p.push('%');
+    p
 }
 
 #[async_trait]
@@ -1059,6 +1133,73 @@ impl Store for PostgresStore {
             )
             .await?;
         }
+        Ok(())
+    }
+
+    async fn search_text(
+        &self,
+        mailbox: MailboxId,
+        field: TextField,
+        needle: &str,
+    ) -> Result<TextMatches> {
+        let pattern = like_pattern(needle);
+        let condition = match field {
+            TextField::Headers => "t.headers LIKE $2",
+            TextField::Body => "t.body LIKE $2",
+            TextField::All => "(t.headers LIKE $2 OR t.body LIKE $2)",
+        };
+        let c = self.pool.get().await?;
+        let matched = c
+            .query(
+                &format!(
+                    "SELECT mm.uid, mm.message_id FROM message_text t
+                     JOIN mailbox_messages mm ON mm.message_id = t.message_id
+                     WHERE mm.mailbox_id = $1 AND {condition}
+                     ORDER BY mm.uid"
+                ),
+                &[&mailbox.0, &pattern],
+            )
+            .await?
+            .iter()
+            .map(|r| (r.get::<_, i64>(0) as u32, MessageId(r.get(1))))
+            .collect();
+        let unindexed = c
+            .query(
+                "SELECT mm.uid FROM messages m
+                 JOIN mailbox_messages mm ON mm.message_id = m.id
+                 WHERE m.text_state <> 1 AND mm.mailbox_id = $1
+                 ORDER BY mm.uid",
+                &[&mailbox.0],
+            )
+            .await?
+            .iter()
+            .map(|r| r.get::<_, i64>(0) as u32)
+            .collect();
+        Ok(TextMatches { matched, unindexed })
+    }
+
+    async fn unindexed_messages(&self, limit: usize) -> Result<Vec<(MessageId, BlobHash)>> {
+        let c = self.pool.get().await?;
+        c.query(
+            "SELECT id, blob_hash FROM messages WHERE text_state = 0 ORDER BY id LIMIT $1",
+            &[&(limit as i64)],
+        )
+        .await?
+        .iter()
+        .map(|r| Ok((MessageId(r.get(0)), BlobHash::from_hex(r.get(1))?)))
+        .collect()
+    }
+
+    async fn put_text(&self, entries: Vec<(MessageId, MessageText)>) -> Result<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let mut c = self.pool.get().await?;
+        let tx = c.transaction().await?;
+        for (id, text) in &entries {
+            index_text(&tx, id.0, text).await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 

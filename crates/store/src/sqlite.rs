@@ -280,6 +280,7 @@ const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
     include_str!("sqlite_schema_4.sql"),
     include_str!("sqlite_schema_5.sql"),
     include_str!("sqlite_schema_6.sql"),
+    include_str!("sqlite_schema_7.sql"),
 ];
 
 const PRINCIPAL_COLUMNS: &str = "p.id, p.kind, p.domain_id, d.name, p.local_part, p.display_name, p.password_hash, \
@@ -1132,6 +1133,69 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn search_text(
+        &self,
+        mailbox: MailboxId,
+        field: TextField,
+        needle: &str,
+    ) -> Result<TextMatches> {
+        let query = fts_query(field, needle);
+        self.with_conn(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT mm.uid, mm.message_id FROM message_text t
+                 JOIN mailbox_messages mm ON mm.message_id = t.rowid
+                 WHERE message_text MATCH ?1 AND mm.mailbox_id = ?2
+                 ORDER BY mm.uid",
+            )?;
+            let matched = stmt
+                .query_map(params![query, mailbox.0], |r| {
+                    Ok((r.get::<_, i64>(0)? as u32, MessageId(r.get(1)?)))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let mut stmt = c.prepare_cached(
+                "SELECT mm.uid FROM messages m
+                 JOIN mailbox_messages mm ON mm.message_id = m.id
+                 WHERE m.text_state != 1 AND mm.mailbox_id = ?1
+                 ORDER BY mm.uid",
+            )?;
+            let unindexed = stmt
+                .query_map(params![mailbox.0], |r| Ok(r.get::<_, i64>(0)? as u32))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(TextMatches { matched, unindexed })
+        })
+        .await
+    }
+
+    async fn unindexed_messages(&self, limit: usize) -> Result<Vec<(MessageId, BlobHash)>> {
+        self.with_conn(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT id, blob_hash FROM messages WHERE text_state = 0 ORDER BY id LIMIT ?1",
+            )?;
+            let rows = stmt
+                .query_map(params![limit as i64], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            rows.into_iter()
+                .map(|(id, hex)| Ok((MessageId(id), BlobHash::from_hex(&hex)?)))
+                .collect()
+        })
+        .await
+    }
+
+    async fn put_text(&self, entries: Vec<(MessageId, MessageText)>) -> Result<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        self.write(move |tx| {
+            for (id, text) in &entries {
+                index_text(tx, id.0, text)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
     async fn copy_messages(
         &self,
         from: MailboxId,
@@ -1629,7 +1693,34 @@ fn insert_message(
             params![id, kind, data],
         )?;
     }
+    if let Some(text) = &message.text {
+        index_text(tx, id, text)?;
+    }
     Ok(id)
+}
+
+/// Indexes a message's text unless it is indexed already (or gone).
+fn index_text(tx: &Connection, id: i64, text: &MessageText) -> Result<()> {
+    let state = if text.complete { 1 } else { 2 };
+    let updated = tx
+        .prepare_cached("UPDATE messages SET text_state = ?2 WHERE id = ?1 AND text_state = 0")?
+        .execute(params![id, state])?;
+    if updated == 1 {
+        tx.prepare_cached("INSERT INTO message_text (rowid, headers, body) VALUES (?1, ?2, ?3)")?
+            .execute(params![id, text.headers, text.body])?;
+    }
+    Ok(())
+}
+
+/// The FTS5 query for a needle in one field: a quoted phrase, which the
+/// trigram tokenizer matches as a substring.
+fn fts_query(field: TextField, needle: &str) -> String {
+    let phrase = format!("\"{}\"", needle.replace('"', "\"\""));
+    match field {
+        TextField::Headers => format!("headers : {phrase}"),
+        TextField::Body => format!("body : {phrase}"),
+        TextField::All => phrase,
+    }
 }
 
 fn load_queue(

@@ -288,6 +288,15 @@ def scenario_messages():
     assert search("SUBJECT", "first") == [b"1", b"4"]
     assert search("BODY", "two") == [b"2"]
     assert search("TEXT", "stadtverwaltung") == [b"3"]
+    # Substrings inside words (the index is by trigrams); needles too short
+    # for it (read from the messages instead); header field names under TEXT.
+    assert search("TEXT", "TADTVERW") == [b"3"]
+    assert search("BODY", "wo") == [b"2"]
+    assert search("TEXT", "in-reply-to") == [b"4"]
+    assert search("OR", "BODY", "three", "SUBJECT", "second") == [b"2", b"4"]
+    assert search("NOT", "BODY", "stadt") == [b"1", b"2", b"4"]
+    assert search("FROM", "carol", "BODY", "two") == [b"2"]
+    assert search("FROM", "carol", "TEXT", "one") == []
     assert search("UNSEEN") == [b"2", b"3", b"4"]
     assert search("KEYWORD", "$Work") == [b"2"]
     assert search("OR", "ANSWERED", "DRAFT") == [b"2", b"4"]

@@ -1,0 +1,205 @@
+//! Full-text search: the decoded text of a message as searches see it, and
+//! the index that answers substring searches without reading messages.
+//!
+//! The index keeps exactly the text [`SearchableText`] builds, so an
+//! answer from it equals what reading the messages would give.
+
+use mail_parser::{HeaderValue, MessageParser};
+use rampart_store::{MailboxId, MessageId, MessageText, TextField, TextMatches};
+
+use crate::{Access, Core, CoreResult, Event, Operation};
+
+/// Shortest needle the index answers: it indexes runs of three characters.
+pub const MIN_INDEXED_NEEDLE_CHARS: usize = 3;
+
+/// Decoded, lower-cased text of a message: encoded words and transfer
+/// encodings undone, charsets converted to UTF-8, HTML turned into text.
+#[derive(Clone, Debug, Default)]
+pub struct SearchableText {
+    /// (lower-case field name, lower-case decoded value), in message order.
+    pub headers: Vec<(String, String)>,
+    /// Lower-case text of the text parts, each followed by a newline.
+    pub body: String,
+}
+
+impl SearchableText {
+    /// Decodes a raw message.
+    pub fn new(raw: &[u8]) -> Self {
+        let Some(message) = MessageParser::default().parse(raw) else {
+            return SearchableText {
+                headers: Vec::new(),
+                body: String::from_utf8_lossy(raw).to_lowercase(),
+            };
+        };
+        let mut headers = Vec::new();
+        for h in message.headers() {
+            let value = match h.value() {
+                HeaderValue::Text(t) => t.to_string(),
+                HeaderValue::TextList(l) => l.join(" "),
+                HeaderValue::Address(a) => a
+                    .iter()
+                    .map(|addr| {
+                        format!(
+                            "{} <{}>",
+                            addr.name().unwrap_or(""),
+                            addr.address().unwrap_or("")
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                _ => {
+                    let (s, e) = (h.offset_start() as usize, h.offset_end() as usize);
+                    String::from_utf8_lossy(raw.get(s..e).unwrap_or_default())
+                        .trim()
+                        .to_owned()
+                }
+            };
+            headers.push((h.name().to_ascii_lowercase(), value.to_lowercase()));
+        }
+        let mut body = String::new();
+        for i in 0..message.text_body_count() {
+            if let Some(t) = message.body_text(i) {
+                body.push_str(&t.to_lowercase());
+                body.push('\n');
+            }
+        }
+        SearchableText { headers, body }
+    }
+
+    /// Whether a field of this name contains the lower-case needle.
+    pub fn header_contains(&self, name: &str, needle: &str) -> bool {
+        self.headers
+            .iter()
+            .any(|(n, v)| n.eq_ignore_ascii_case(name) && v.contains(needle))
+    }
+
+    /// Whether the body contains the lower-case needle.
+    pub fn body_contains(&self, needle: &str) -> bool {
+        self.body.contains(needle)
+    }
+
+    /// Whether a field name, a field value or the body contains the lower-case needle.
+    pub fn text_contains(&self, needle: &str) -> bool {
+        self.body.contains(needle)
+            || self
+                .headers
+                .iter()
+                .any(|(n, v)| n.contains(needle) || v.contains(needle))
+    }
+
+    /// The form the index keeps, cut at `limit` bytes of body (and of headers).
+    pub fn to_index(&self, limit: usize) -> MessageText {
+        let mut headers = String::new();
+        for (n, v) in &self.headers {
+            // A newline separates name and value, so that no needle the
+            // index answers (they hold no control characters) spans two.
+            headers.push_str(n);
+            headers.push('\n');
+            headers.push_str(v);
+            headers.push('\n');
+        }
+        let complete = headers.len() <= limit && self.body.len() <= limit;
+        MessageText {
+            headers: cut(headers, limit),
+            body: cut(self.body.clone(), limit),
+            complete,
+        }
+    }
+}
+
+/// `s` cut to at most `limit` bytes, at a character boundary.
+fn cut(mut s: String, limit: usize) -> String {
+    if s.len() > limit {
+        let mut end = limit;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+    }
+    s
+}
+
+/// The lower-case form of a needle the index can answer, if it can.
+pub fn indexable_needle(needle: &str) -> Option<String> {
+    let needle = needle.to_lowercase();
+    (needle.chars().count() >= MIN_INDEXED_NEEDLE_CHARS && !needle.chars().any(char::is_control))
+        .then_some(needle)
+}
+
+impl Core {
+    /// Looks a needle up in the full-text index of the caller's mailbox.
+    /// None when the index cannot answer it (shorter than three characters,
+    /// or holding control characters): the caller reads the messages.
+    /// Messages the index does not cover are listed for the caller to read.
+    pub async fn search_text(
+        &self,
+        access: &Access,
+        id: MailboxId,
+        field: TextField,
+        needle: &str,
+    ) -> CoreResult<Option<TextMatches>> {
+        let mailbox = self.owned(access, id).await?;
+        let Some(needle) = indexable_needle(needle) else {
+            return Ok(None);
+        };
+        let matches = self.store.search_text(id, field, &needle).await?;
+        self.record(
+            access,
+            Event::new(Operation::Search, Some(mailbox.account))
+                .container(mailbox.name)
+                .objects(matches.matched.iter().map(|(_, m)| m.0).collect()),
+        )
+        .await?;
+        Ok(Some(matches))
+    }
+
+    /// Indexes up to `batch` messages stored before the index existed (or
+    /// by a process without it); returns how many. Run until it returns 0.
+    pub async fn index_pending_text(&self, batch: usize) -> CoreResult<usize> {
+        let pending = self.store.unindexed_messages(batch).await?;
+        if pending.is_empty() {
+            return Ok(0);
+        }
+        let hashes = pending.iter().map(|(_, h)| *h).collect();
+        let raws = self.store.read_blobs(hashes).await?;
+        let limit = self.config.max_indexed_text_bytes;
+        let entries: Vec<(MessageId, MessageText)> = pending
+            .iter()
+            .zip(raws)
+            .map(|((id, _), raw)| (*id, SearchableText::new(&raw).to_index(limit)))
+            .collect();
+        let n = entries.len();
+        self.store.put_text(entries).await?;
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_and_cuts() {
+        let raw = b"Subject: =?utf-8?q?Sch=C3=B6ne_Gr=C3=BC=C3=9Fe?=\r\nFrom: Anna <anna@example.org>\r\n\r\nHallo Welt\r\n";
+        let t = SearchableText::new(raw);
+        assert!(t.header_contains("SUBJECT", "schöne grüße"));
+        assert!(t.text_contains("anna@example.org"));
+        assert!(t.body_contains("hallo welt"));
+        let index = t.to_index(1 << 20);
+        assert!(index.complete);
+        assert!(index.headers.contains("subject\nschöne grüße\n"));
+        let cut = t.to_index(5);
+        assert!(!cut.complete);
+        assert!(cut.body.len() <= 5 && cut.headers.len() <= 5);
+        // A cut never splits a character.
+        assert_eq!(super::cut("aöb".into(), 2), "a");
+    }
+
+    #[test]
+    fn needles_the_index_answers() {
+        assert_eq!(indexable_needle("Rat").as_deref(), Some("rat"));
+        assert_eq!(indexable_needle("ab"), None);
+        assert_eq!(indexable_needle("a\r\nb"), None);
+        assert_eq!(indexable_needle("GRÜß").as_deref(), Some("grüß"));
+    }
+}
