@@ -107,6 +107,7 @@ PIDS+=("$R_PID")
 wait_port "$R_PORT"
 rampart_pids() { echo "$R_PID"; }
 run_suite rampart "$R_PORT" bench@bench.example idle@bench.example rampart_pids
+echo "rampart: database_mb=$(du -cm "$WORK"/rampart-data/rampart.db* | tail -1 | cut -f1) message_files_mb=$(du -sm "$WORK/rampart-data/blobs" | cut -f1)"
 kill "$R_PID"; wait "$R_PID" || true
 fi
 

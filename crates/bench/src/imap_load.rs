@@ -205,6 +205,10 @@ async fn measure(args: &Args, clients: usize, seconds: u64) -> anyhow::Result<()
     let t = Instant::now();
     c.cmd("SEARCH TEXT \"message 4242\"").await?;
     println!("search_text_seconds={}", secs(t.elapsed()));
+    // A word in nearly every message: the answer is the whole mailbox.
+    let t = Instant::now();
+    c.cmd("SEARCH BODY \"thursday\"").await?;
+    println!("search_body_common_seconds={}", secs(t.elapsed()));
     c.cmd("LOGOUT").await.ok();
 
     // Mixed workload: what mail clients do all day.

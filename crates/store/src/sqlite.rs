@@ -1142,9 +1142,11 @@ impl Store for SqliteStore {
         let query = fts_query(field, needle);
         self.with_conn(move |c| {
             let mut stmt = c.prepare_cached(
-                "SELECT mm.uid, mm.message_id FROM message_text t
-                 JOIN mailbox_messages mm ON mm.message_id = t.rowid
-                 WHERE message_text MATCH ?1 AND mm.mailbox_id = ?2
+                // The index first: as a join, SQLite would run the
+                // full-text query once per message of the mailbox.
+                "SELECT mm.uid, mm.message_id FROM mailbox_messages mm
+                 WHERE mm.mailbox_id = ?2
+                   AND mm.message_id IN (SELECT rowid FROM message_text WHERE message_text MATCH ?1)
                  ORDER BY mm.uid",
             )?;
             let matched = stmt
@@ -1153,9 +1155,9 @@ impl Store for SqliteStore {
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             let mut stmt = c.prepare_cached(
-                "SELECT mm.uid FROM messages m
-                 JOIN mailbox_messages mm ON mm.message_id = m.id
-                 WHERE m.text_state != 1 AND mm.mailbox_id = ?1
+                "SELECT mm.uid FROM mailbox_messages mm
+                 WHERE mm.mailbox_id = ?1
+                   AND mm.message_id IN (SELECT id FROM messages WHERE text_state != 1)
                  ORDER BY mm.uid",
             )?;
             let unindexed = stmt
