@@ -13,6 +13,7 @@ mod auth;
 mod error;
 mod folders;
 mod guard;
+mod ledger;
 mod mail;
 pub mod mbox;
 mod queue;
@@ -32,7 +33,9 @@ pub use auth::{
 pub use error::{CoreError, CoreResult};
 pub use folders::{Derived, MAX_MAILBOX_DEPTH, MAX_MAILBOX_NAME_BYTES, check_mailbox_name};
 pub use guard::{Guard, GuardConfig};
+pub use ledger::{LedgerRecorder, to_record};
 pub use mail::{AddressSummary, MessageSummary, parse_summary, summarize};
+pub use rampart_ledger;
 pub use rampart_store as store;
 pub use text::{MIN_INDEXED_NEEDLE_CHARS, SearchableText, indexable_needle};
 

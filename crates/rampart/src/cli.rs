@@ -5,7 +5,7 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use rampart_core::{Core, LogRecorder, NewUser};
+use rampart_core::{Core, NewUser};
 use rampart_store::{OpenMode, PrincipalKind, SystemFlags};
 
 use crate::config::Config;
@@ -20,7 +20,7 @@ async fn open_core(config: &Config, mode: OpenMode) -> anyhow::Result<Core> {
         .await
         .context("cannot open the store")?;
     Ok(with_derivers(
-        Core::new(store, config.core_config(), Arc::new(LogRecorder)).await?,
+        Core::new(store, config.core_config(), config.recorder()?).await?,
     ))
 }
 

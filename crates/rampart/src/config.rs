@@ -4,6 +4,7 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -43,6 +44,8 @@ pub struct Config {
     pub dns: DnsSection,
     /// `[log]`
     pub log: LogConfig,
+    /// `[ledger]`
+    pub ledger: LedgerSection,
 }
 
 /// `[server]`: identity, data directory, process.
@@ -401,6 +404,36 @@ impl Default for SecuritySection {
     }
 }
 
+/// `[ledger]`: the access ledger.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LedgerSection {
+    /// Whether accesses are recorded in the ledger. Off only to measure
+    /// what the ledger costs: without it nothing says who read what.
+    pub enabled: bool,
+    /// Seconds between signed checkpoints of the chain's head.
+    pub checkpoint_interval_seconds: u64,
+    /// Days a sealed segment is kept after its newest entry.
+    pub retention_days: u64,
+    /// Size at which a segment is sealed, in MiB (it is sealed after a day anyway).
+    pub segment_mb: u64,
+    /// A file (on another machine's mount, or write-once storage) to which
+    /// each new checkpoint is appended as well.
+    pub witness_file: Option<PathBuf>,
+}
+
+impl Default for LedgerSection {
+    fn default() -> Self {
+        LedgerSection {
+            enabled: true,
+            checkpoint_interval_seconds: 60,
+            retention_days: 400,
+            segment_mb: 64,
+            witness_file: None,
+        }
+    }
+}
+
 /// `[queue]`: outbound delivery timing.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -595,6 +628,24 @@ impl Config {
                 self.limits.max_message_bytes
             );
         }
+        if !(1..=86_400).contains(&self.ledger.checkpoint_interval_seconds) {
+            bail!(
+                "ledger.checkpoint_interval_seconds = {}: expected 1 to 86400",
+                self.ledger.checkpoint_interval_seconds
+            );
+        }
+        if !(1..=36_500).contains(&self.ledger.retention_days) {
+            bail!(
+                "ledger.retention_days = {}: expected 1 to 36500",
+                self.ledger.retention_days
+            );
+        }
+        if !(1..=4096).contains(&self.ledger.segment_mb) {
+            bail!(
+                "ledger.segment_mb = {}: expected 1 to 4096",
+                self.ledger.segment_mb
+            );
+        }
         if !(1024..=64 * 1024 * 1024).contains(&self.limits.max_indexed_text_bytes) {
             bail!(
                 "limits.max_indexed_text_bytes = {}: expected 1024 to 67108864",
@@ -768,6 +819,42 @@ impl Config {
     }
 
     /// The core's settings.
+    /// The ledger's directory: beside the store, apart from the mail data.
+    pub fn ledger_dir(&self) -> PathBuf {
+        self.server.data_dir.join("ledger")
+    }
+
+    /// The ledger's settings.
+    pub fn ledger_config(&self) -> rampart_core::rampart_ledger::LedgerConfig {
+        let node = self
+            .server
+            .node_name
+            .clone()
+            .unwrap_or_else(|| self.server.hostname.clone());
+        let mut c = rampart_core::rampart_ledger::LedgerConfig::new(self.ledger_dir(), node);
+        c.checkpoint_interval = Duration::from_secs(self.ledger.checkpoint_interval_seconds);
+        c.retention = Duration::from_secs(self.ledger.retention_days * 86_400);
+        c.segment_bytes = self.ledger.segment_mb * 1024 * 1024;
+        c.witness_file = self.ledger.witness_file.clone();
+        c
+    }
+
+    /// Where the core records accesses: the ledger, or (for measuring its
+    /// cost only) the log.
+    pub fn recorder(&self) -> anyhow::Result<Arc<dyn rampart_core::AccessRecorder>> {
+        if !self.ledger.enabled {
+            tracing::warn!(
+                "[ledger] enabled = false: accesses are NOT recorded in the ledger (meant for benchmarks only)"
+            );
+            return Ok(Arc::new(rampart_core::LogRecorder));
+        }
+        let ledger = rampart_core::rampart_ledger::Ledger::open(self.ledger_config())
+            .with_context(|| {
+                format!("cannot open the ledger in {}", self.ledger_dir().display())
+            })?;
+        Ok(Arc::new(rampart_core::LedgerRecorder(Arc::new(ledger))))
+    }
+
     pub fn core_config(&self) -> CoreConfig {
         CoreConfig {
             node: self

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use rampart_core::{Core, LogRecorder};
+use rampart_core::Core;
 use rampart_store::OpenMode;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -118,7 +118,7 @@ pub async fn run(prepared: Prepared, first_domain: &str) -> anyhow::Result<()> {
         .context("cannot open the store")?;
     let backend = store.backend_name();
     let core = Arc::new(crate::cli::with_derivers(
-        Core::new(store, config.core_config(), Arc::new(LogRecorder))
+        Core::new(store, config.core_config(), config.recorder()?)
             .await
             .context("cannot start the core")?,
     ));
