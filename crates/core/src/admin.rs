@@ -201,7 +201,7 @@ impl Core {
         Ok(self.store.list_principals(domain).await?)
     }
 
-    async fn user_by_address(&self, address: &str) -> CoreResult<Principal> {
+    pub(crate) async fn user_by_address(&self, address: &str) -> CoreResult<Principal> {
         let p = self.principal_by_address(address).await?;
         if p.kind != PrincipalKind::User {
             return Err(CoreError::Invalid(format!(
@@ -529,5 +529,30 @@ impl Core {
             admin_address,
             admin_password,
         }))
+    }
+}
+
+impl Core {
+    /// Stored messages by id, for an audit of the access ledger by the
+    /// machine's operator (only they may; the read is itself recorded).
+    pub async fn audit_messages(
+        &self,
+        access: &Access,
+        ids: &[rampart_store::MessageId],
+    ) -> CoreResult<Vec<rampart_store::StoredMessage>> {
+        if !matches!(access.principal(), Actor::Operator { .. }) {
+            return Err(CoreError::Denied(
+                "only the machine's operator audits the ledger".into(),
+            ));
+        }
+        let found = self.store.messages_by_id(ids).await?;
+        self.record(
+            access,
+            Event::new(Operation::ReadHeader, None)
+                .container("ledger audit")
+                .objects(found.iter().map(|m| m.id.0).collect()),
+        )
+        .await?;
+        Ok(found)
     }
 }

@@ -9,6 +9,7 @@
 mod access;
 mod address;
 mod admin;
+mod app_passwords;
 mod auth;
 mod error;
 mod folders;
@@ -27,6 +28,7 @@ use rampart_store::{MailboxId, PrincipalId, Store};
 pub use access::*;
 pub use address::{Address, normalize_domain};
 pub use admin::{Bootstrap, NewUser, RecipientSet};
+pub use app_passwords::MAX_APP_PASSWORD_NAME;
 pub use auth::{
     MAX_PASSWORD_LEN, MIN_PASSWORD_LEN, PasswordParams, check_new_password, random_password,
 };
@@ -270,16 +272,30 @@ impl Core {
         let candidate = principal.filter(|p| {
             p.kind == rampart_store::PrincipalKind::User && !p.disabled && p.password_hash.is_some()
         });
-        let hash = candidate
-            .as_ref()
-            .and_then(|p| p.password_hash.clone())
-            .unwrap_or_else(|| self.dummy_hash.clone());
-        let password = password.to_owned();
-        let verified = self.hashers.verify(password, hash).await?;
+        // An app password is checked first: it is one lookup, and a match
+        // needs no argon2. A failure still costs a full argon2 below.
+        let app_password = match &candidate {
+            Some(p) => {
+                self.store
+                    .find_app_password(p.id, &app_passwords::app_password_hash(password))
+                    .await?
+            }
+            None => None,
+        };
+        let (verified, method) = if app_password.is_some() {
+            (true, AuthMethod::AppPassword)
+        } else {
+            let hash = candidate
+                .as_ref()
+                .and_then(|p| p.password_hash.clone())
+                .unwrap_or_else(|| self.dummy_hash.clone());
+            let ok = self.hashers.verify(password.to_owned(), hash).await?;
+            (ok, AuthMethod::Password)
+        };
         match candidate {
             Some(p) if verified => {
                 self.guard.succeeded(address);
-                let access = Access::for_account(p.id, p.address(), ctx, AuthMethod::Password);
+                let access = Access::for_account(p.id, p.address(), ctx, method);
                 self.record(&access, Event::new(Operation::LoginSuccess, Some(p.id)))
                     .await?;
                 Ok(access)

@@ -478,3 +478,59 @@ async fn full_text_search_is_gated_recorded_and_catches_up() {
         vec![delivered[0].uid, old[0].uid]
     );
 }
+
+#[tokio::test]
+async fn app_passwords_log_in_as_such_and_can_be_revoked() {
+    let f = fixture().await;
+    let (added, secret) = f
+        .core
+        .add_app_password(&f.operator, "alice@example.org", "phone")
+        .await
+        .unwrap();
+    assert_eq!(added.name, "phone");
+    assert_eq!(secret.len(), 23);
+    let access = f
+        .core
+        .authenticate(&ctx(), "alice@example.org", &secret)
+        .await
+        .unwrap();
+    assert_eq!(access.auth_method(), AuthMethod::AppPassword);
+    let main = f
+        .core
+        .authenticate(&ctx(), "alice@example.org", "alice-password-long")
+        .await
+        .unwrap();
+    assert_eq!(main.auth_method(), AuthMethod::Password);
+    // Someone else's app password is no key to this account.
+    assert!(
+        f.core
+            .authenticate(&ctx(), "bob@example.org", &secret)
+            .await
+            .is_err()
+    );
+    // Only administrators manage them.
+    assert!(matches!(
+        f.core
+            .add_app_password(&main, "alice@example.org", "x")
+            .await,
+        Err(CoreError::Denied(_))
+    ));
+    f.core
+        .remove_app_password(&f.operator, "alice@example.org", "phone")
+        .await
+        .unwrap();
+    assert!(matches!(
+        f.core
+            .authenticate(&ctx(), "alice@example.org", &secret)
+            .await,
+        Err(CoreError::AuthFailed)
+    ));
+    let entries = f.entries.0.lock().unwrap();
+    assert_eq!(
+        entries
+            .iter()
+            .filter(|e| e.operation == Operation::CredentialChange)
+            .count(),
+        2
+    );
+}

@@ -10,8 +10,8 @@ use rampart_store::{OpenMode, PrincipalKind, SystemFlags};
 
 use crate::config::Config;
 use crate::{
-    AliasCommand, DomainCommand, GroupCommand, MailCommand, PasswordSource, QueueCommand,
-    UserCommand,
+    AliasCommand, AppPasswordCommand, DomainCommand, GroupCommand, MailCommand, PasswordSource,
+    QueueCommand, UserCommand,
 };
 use rampart_core::mbox::MboxReader;
 
@@ -313,6 +313,26 @@ pub async fn user(config: &Config, command: UserCommand) -> anyhow::Result<()> {
             core.remove_principal(&access, &address).await?;
             println!("removed {address}");
         }
+        UserCommand::AppPassword(c) => match c {
+            AppPasswordCommand::Add { address, name } => {
+                let (added, secret) = core.add_app_password(&access, &address, &name).await?;
+                println!("added app password {:?} for {address}", added.name);
+                println!("app password: {secret}");
+            }
+            AppPasswordCommand::List { address } => {
+                for a in core.list_app_passwords(&access, &address).await? {
+                    println!(
+                        "{}  (created {})",
+                        a.name,
+                        crate::ledger_cli::format_time(a.created_at)
+                    );
+                }
+            }
+            AppPasswordCommand::Remove { address, name } => {
+                core.remove_app_password(&access, &address, &name).await?;
+                println!("removed app password {name:?} of {address}");
+            }
+        },
     }
     Ok(())
 }

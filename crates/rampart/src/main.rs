@@ -3,6 +3,7 @@
 
 mod cli;
 mod config;
+mod ledger_cli;
 mod privileges;
 mod serve;
 mod tls;
@@ -65,6 +66,9 @@ enum Command {
     /// Inspect and manage the outbound mail queue.
     #[command(subcommand)]
     Queue(QueueCommand),
+    /// Verify the access ledger, export its checkpoints, and ask who read what.
+    #[command(subcommand)]
+    Ledger(ledger_cli::LedgerCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -164,6 +168,9 @@ enum UserCommand {
         #[arg(value_parser = cli::parse_size)]
         size: u64,
     },
+    /// Manage a user's app passwords (one per device or mail client, revocable).
+    #[command(subcommand)]
+    AppPassword(AppPasswordCommand),
     /// Remove a user (or group) with all of its mail. This cannot be undone.
     Remove {
         /// The primary address.
@@ -171,6 +178,29 @@ enum UserCommand {
         /// Confirm the removal without a prompt.
         #[arg(long)]
         yes: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum AppPasswordCommand {
+    /// Make an app password and print it (once; only a hash is kept).
+    Add {
+        /// The user's address.
+        address: String,
+        /// What it is for, e.g. "phone" or "Thunderbird at home".
+        name: String,
+    },
+    /// List a user's app passwords.
+    List {
+        /// The user's address.
+        address: String,
+    },
+    /// Revoke an app password.
+    Remove {
+        /// The user's address.
+        address: String,
+        /// Its name.
+        name: String,
     },
 }
 
@@ -300,6 +330,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Mail(c) => runtime()?.block_on(cli::mail(&config, c)),
         Command::Queue(c) => runtime()?.block_on(cli::queue(&config, c)),
         Command::Dns { domain } => runtime()?.block_on(cli::dns(&config, &domain)),
+        Command::Ledger(c) => runtime()?.block_on(ledger_cli::ledger(&config, c)),
     }
 }
 

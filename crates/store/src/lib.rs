@@ -23,7 +23,7 @@ pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 /// The schema version this binary writes and understands.
-pub const SCHEMA_VERSION: i64 = 7;
+pub const SCHEMA_VERSION: i64 = 8;
 
 /// Everything that can go wrong in the store, phrased for the operator.
 #[derive(Debug, thiserror::Error)]
@@ -137,6 +137,25 @@ pub trait Store: Send + Sync + 'static {
     /// Removes a principal with its mailboxes, messages, aliases and memberships.
     async fn delete_principal(&self, id: PrincipalId) -> Result<()>;
 
+    /// Adds an app password (given as its hash) to a user; fails with
+    /// [`StoreError::AlreadyExists`] if the user has one of that name.
+    async fn add_app_password(
+        &self,
+        principal: PrincipalId,
+        name: &str,
+        secret_hash: &str,
+    ) -> Result<AppPassword>;
+    /// A user's app passwords, by name.
+    async fn list_app_passwords(&self, principal: PrincipalId) -> Result<Vec<AppPassword>>;
+    /// Revokes a user's app password by name.
+    async fn remove_app_password(&self, principal: PrincipalId, name: &str) -> Result<()>;
+    /// The user's app password with this hash, if any.
+    async fn find_app_password(
+        &self,
+        principal: PrincipalId,
+        secret_hash: &str,
+    ) -> Result<Option<AppPassword>>;
+
     /// Adds an alias address that delivers to `target`.
     async fn add_alias(
         &self,
@@ -208,6 +227,8 @@ pub trait Store: Send + Sync + 'static {
     /// The messages of a mailbox with the given UIDs, in UID order; UIDs
     /// not in the mailbox are left out.
     async fn get_messages(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<MessageRecord>>;
+    /// Messages by id, those still stored, in id order.
+    async fn messages_by_id(&self, ids: &[MessageId]) -> Result<Vec<StoredMessage>>;
     /// Cached derived data of `kind` for these messages (those that have it).
     async fn get_cached(
         &self,

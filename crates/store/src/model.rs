@@ -669,3 +669,31 @@ impl std::fmt::Debug for DkimKey {
             .finish_non_exhaustive()
     }
 }
+
+/// A per-device password of a user (only its hash is stored).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppPassword {
+    /// Its id.
+    pub id: i64,
+    /// The user it belongs to.
+    pub principal: PrincipalId,
+    /// The name the user gave it (the device).
+    pub name: String,
+    /// When it was made, milliseconds since the epoch.
+    pub created_at: i64,
+}
+
+/// A message row by id, wherever it is filed (for audits).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredMessage {
+    /// Its id.
+    pub id: MessageId,
+    /// The account holding it.
+    pub account: PrincipalId,
+    /// INTERNALDATE, milliseconds since the epoch.
+    pub received_at: i64,
+    /// Size in bytes.
+    pub size: u64,
+    /// The summary JSON written by core.
+    pub summary: String,
+}

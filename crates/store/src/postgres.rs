@@ -43,6 +43,7 @@ const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
     include_str!("postgres_schema_5.sql"),
     include_str!("postgres_schema_6.sql"),
     include_str!("postgres_schema_7.sql"),
+    include_str!("postgres_schema_8.sql"),
 ];
 
 impl PostgresStore {
@@ -706,6 +707,83 @@ impl Store for PostgresStore {
         Ok(())
     }
 
+    async fn add_app_password(
+        &self,
+        principal: PrincipalId,
+        name: &str,
+        secret_hash: &str,
+    ) -> Result<AppPassword> {
+        let c = self.pool.get().await?;
+        let created_at = now_millis();
+        let row = c
+            .query_opt(
+                "INSERT INTO app_passwords (principal_id, name, secret_hash, created_at) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (principal_id, name) DO NOTHING RETURNING id",
+                &[&principal.0, &name, &secret_hash, &created_at],
+            )
+            .await?
+            .ok_or_else(|| StoreError::AlreadyExists(format!("app password {name:?}")))?;
+        Ok(AppPassword {
+            id: row.get(0),
+            principal,
+            name: name.to_owned(),
+            created_at,
+        })
+    }
+
+    async fn list_app_passwords(&self, principal: PrincipalId) -> Result<Vec<AppPassword>> {
+        let c = self.pool.get().await?;
+        Ok(c.query(
+            "SELECT id, name, created_at FROM app_passwords WHERE principal_id = $1 ORDER BY name",
+            &[&principal.0],
+        )
+        .await?
+        .iter()
+        .map(|r| AppPassword {
+            id: r.get(0),
+            principal,
+            name: r.get(1),
+            created_at: r.get(2),
+        })
+        .collect())
+    }
+
+    async fn remove_app_password(&self, principal: PrincipalId, name: &str) -> Result<()> {
+        let c = self.pool.get().await?;
+        if c.execute(
+            "DELETE FROM app_passwords WHERE principal_id = $1 AND name = $2",
+            &[&principal.0, &name],
+        )
+        .await?
+            == 0
+        {
+            return Err(StoreError::NotFound {
+                kind: "app password",
+                name: name.to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    async fn find_app_password(
+        &self,
+        principal: PrincipalId,
+        secret_hash: &str,
+    ) -> Result<Option<AppPassword>> {
+        let c = self.pool.get().await?;
+        Ok(c.query_opt(
+            "SELECT id, name, created_at FROM app_passwords WHERE principal_id = $1 AND secret_hash = $2",
+            &[&principal.0, &secret_hash],
+        )
+        .await?
+        .map(|r| AppPassword {
+            id: r.get(0),
+            principal,
+            name: r.get(1),
+            created_at: r.get(2),
+        }))
+    }
+
     async fn add_alias(
         &self,
         domain: DomainId,
@@ -1097,6 +1175,25 @@ impl Store for PostgresStore {
             )
             .await?;
         rows.iter().map(|r| message_from(mailbox, r)).collect()
+    }
+
+    async fn messages_by_id(&self, ids: &[MessageId]) -> Result<Vec<StoredMessage>> {
+        let ids: Vec<i64> = ids.iter().map(|m| m.0).collect();
+        let c = self.pool.get().await?;
+        Ok(c.query(
+            "SELECT id, account_id, received_at, size, summary FROM messages WHERE id = ANY($1) ORDER BY id",
+            &[&ids],
+        )
+        .await?
+        .iter()
+        .map(|r| StoredMessage {
+            id: MessageId(r.get(0)),
+            account: PrincipalId(r.get(1)),
+            received_at: r.get(2),
+            size: r.get::<_, i64>(3) as u64,
+            summary: r.get(4),
+        })
+        .collect())
     }
 
     async fn get_cached(

@@ -281,6 +281,7 @@ const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
     include_str!("sqlite_schema_5.sql"),
     include_str!("sqlite_schema_6.sql"),
     include_str!("sqlite_schema_7.sql"),
+    include_str!("sqlite_schema_8.sql"),
 ];
 
 const PRINCIPAL_COLUMNS: &str = "p.id, p.kind, p.domain_id, d.name, p.local_part, p.display_name, p.password_hash, \
@@ -686,6 +687,96 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn add_app_password(
+        &self,
+        principal: PrincipalId,
+        name: &str,
+        secret_hash: &str,
+    ) -> Result<AppPassword> {
+        let (name, secret_hash) = (name.to_owned(), secret_hash.to_owned());
+        self.write(move |tx| {
+            let taken: bool = tx.query_row(
+                "SELECT count(*) > 0 FROM app_passwords WHERE principal_id = ?1 AND name = ?2",
+                params![principal.0, name],
+                |r| r.get(0),
+            )?;
+            if taken {
+                return Err(StoreError::AlreadyExists(format!("app password {name:?}")));
+            }
+            let created_at = now_millis();
+            tx.execute(
+                "INSERT INTO app_passwords (principal_id, name, secret_hash, created_at) VALUES (?1, ?2, ?3, ?4)",
+                params![principal.0, name, secret_hash, created_at],
+            )?;
+            Ok(AppPassword {
+                id: tx.last_insert_rowid(),
+                principal,
+                name,
+                created_at,
+            })
+        })
+        .await
+    }
+
+    async fn list_app_passwords(&self, principal: PrincipalId) -> Result<Vec<AppPassword>> {
+        self.with_conn(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT id, name, created_at FROM app_passwords WHERE principal_id = ?1 ORDER BY name",
+            )?;
+            let rows = stmt.query_map(params![principal.0], |r| {
+                Ok(AppPassword {
+                    id: r.get(0)?,
+                    principal,
+                    name: r.get(1)?,
+                    created_at: r.get(2)?,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
+
+    async fn remove_app_password(&self, principal: PrincipalId, name: &str) -> Result<()> {
+        let name = name.to_owned();
+        self.write(move |tx| {
+            if tx.execute(
+                "DELETE FROM app_passwords WHERE principal_id = ?1 AND name = ?2",
+                params![principal.0, name],
+            )? == 0
+            {
+                return Err(StoreError::NotFound {
+                    kind: "app password",
+                    name,
+                });
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn find_app_password(
+        &self,
+        principal: PrincipalId,
+        secret_hash: &str,
+    ) -> Result<Option<AppPassword>> {
+        let secret_hash = secret_hash.to_owned();
+        self.with_conn(move |c| {
+            Ok(c.prepare_cached(
+                "SELECT id, name, created_at FROM app_passwords WHERE principal_id = ?1 AND secret_hash = ?2",
+            )?
+            .query_row(params![principal.0, secret_hash], |r| {
+                Ok(AppPassword {
+                    id: r.get(0)?,
+                    principal,
+                    name: r.get(1)?,
+                    created_at: r.get(2)?,
+                })
+            })
+            .optional()?)
+        })
+        .await
+    }
+
     async fn add_alias(
         &self,
         domain: DomainId,
@@ -1084,6 +1175,36 @@ impl Store for SqliteStore {
             select_messages(c, mailbox, low, high, |uid| {
                 wanted.binary_search(&uid).is_ok()
             })
+        })
+        .await
+    }
+
+    async fn messages_by_id(&self, ids: &[MessageId]) -> Result<Vec<StoredMessage>> {
+        let mut ids: Vec<i64> = ids.iter().map(|m| m.0).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        self.with_conn(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT account_id, received_at, size, summary FROM messages WHERE id = ?1",
+            )?;
+            let mut out = Vec::new();
+            for id in ids {
+                if let Some(m) = stmt
+                    .query_row(params![id], |r| {
+                        Ok(StoredMessage {
+                            id: MessageId(id),
+                            account: PrincipalId(r.get(0)?),
+                            received_at: r.get(1)?,
+                            size: r.get::<_, i64>(2)? as u64,
+                            summary: r.get(3)?,
+                        })
+                    })
+                    .optional()?
+                {
+                    out.push(m);
+                }
+            }
+            Ok(out)
         })
         .await
     }

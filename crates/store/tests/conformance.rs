@@ -932,6 +932,16 @@ async fn message_cache_follows_messages(h: Harness) {
             .unwrap()
             .is_empty()
     );
+    // Found by id (for audits); a missing id is left out.
+    let found = store
+        .messages_by_id(&[b.message, MessageId(i64::MAX), a.message])
+        .await
+        .unwrap();
+    assert_eq!(
+        found.iter().map(|m| m.id).collect::<Vec<_>>(),
+        vec![a.message, b.message]
+    );
+    assert_eq!(found[0].summary, "{}");
     // Derived data given with the message is there from the start.
     assert_eq!(
         store.get_cached(&[a.message], "test.kind").await.unwrap(),
@@ -1127,6 +1137,48 @@ async fn full_text_index(h: Harness) {
     );
 }
 
+async fn app_passwords(h: Harness) {
+    let store = h.store;
+    let (alice, _) = domain_and_user(&store, "apps", 0).await;
+    let (bob, _) = domain_and_user(&store, "apps2", 0).await;
+    let phone = store
+        .add_app_password(alice.id, "phone", "h1")
+        .await
+        .unwrap();
+    store
+        .add_app_password(alice.id, "laptop", "h2")
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.add_app_password(alice.id, "phone", "h3").await,
+        Err(StoreError::AlreadyExists(_))
+    ));
+    // Names are per user.
+    store.add_app_password(bob.id, "phone", "h4").await.unwrap();
+    let names: Vec<String> = store
+        .list_app_passwords(alice.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.name)
+        .collect();
+    assert_eq!(names, vec!["laptop", "phone"]);
+    assert_eq!(
+        store.find_app_password(alice.id, "h1").await.unwrap(),
+        Some(phone)
+    );
+    assert_eq!(store.find_app_password(bob.id, "h1").await.unwrap(), None);
+    store.remove_app_password(alice.id, "phone").await.unwrap();
+    assert_eq!(store.find_app_password(alice.id, "h1").await.unwrap(), None);
+    assert!(matches!(
+        store.remove_app_password(alice.id, "phone").await,
+        Err(StoreError::NotFound { .. })
+    ));
+    // They go with the user.
+    store.delete_principal(bob.id).await.unwrap();
+    assert!(store.list_app_passwords(bob.id).await.unwrap().is_empty());
+}
+
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -1166,4 +1218,5 @@ conformance!(
     mailbox_tree_copy_move,
     message_cache_follows_messages,
     full_text_index,
+    app_passwords,
 );

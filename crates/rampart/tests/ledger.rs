@@ -1,0 +1,321 @@
+//! The access ledger end to end: what an intruder read is answered exactly
+//! by `rampart ledger`, tampering is caught, and a crash loses no entry of
+//! anything a client received.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use serde_json::Value;
+
+const PASSWORD: &str = "alice's long password";
+
+fn python(sb: &Sandbox, server: &Server, args: &[&str]) -> String {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/ledger_client.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .arg(args[0])
+        .arg(server.addr("imaps").port().to_string())
+        .arg(sb.data().join("tls/cert.pem"))
+        .arg(PASSWORD)
+        .args(&args[1..])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "ledger_client.py {} failed:\n{}{}",
+        args[0],
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn json(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+fn strings(v: &Value) -> BTreeSet<String> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Subjects of every message a report lists as read.
+fn subjects_read(report: &Value) -> BTreeSet<String> {
+    report["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|a| a["messages_read"].as_object().unwrap().values())
+        .map(|m| m["subject"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+#[cfg_attr(
+    not(rampart_test_python),
+    ignore = "skipped: needs python3 (imaplib) as the IMAP client"
+)]
+fn intruder_report_lists_exactly_what_the_intruder_read() {
+    let sb = Sandbox::new();
+    let server = sb.serve(&["--domain", "example.org"]);
+    sb.ok(
+        &["user", "add", "alice@example.org", "--password-stdin"],
+        &format!("{PASSWORD}\n"),
+    );
+    let added = sb.ok(
+        &[
+            "user",
+            "app-password",
+            "add",
+            "alice@example.org",
+            "old phone",
+        ],
+        "",
+    );
+    let secret = added
+        .lines()
+        .find_map(|l| l.strip_prefix("app password: "))
+        .unwrap()
+        .to_owned();
+    let expected = json(&python(&sb, &server, &["intruder", &secret]));
+
+    let report = json(&sb.ok(
+        &[
+            "ledger",
+            "report",
+            "--address",
+            "127.0.0.2",
+            "--format",
+            "json",
+        ],
+        "",
+    ));
+    assert_eq!(subjects_read(&report), strings(&expected["subjects"]));
+    assert_eq!(report["totals"]["messages_read"], 37);
+    // The one search, in the third mailbox; nothing the user did.
+    let searches: Vec<&Value> = report["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|a| a["searches"].as_array().unwrap())
+        .collect();
+    assert_eq!(searches.len(), 1, "{searches:?}");
+    assert_eq!(searches[0]["mailbox"], "Personal");
+    for s in report["sessions"].as_array().unwrap() {
+        assert_eq!(s["client"], "127.0.0.2");
+        assert_eq!(s["auth"], "app-password");
+        assert_eq!(s["principal"], "alice@example.org");
+    }
+    assert_eq!(report["sessions"].as_array().unwrap().len(), 1);
+
+    let persons = json(&sb.ok(
+        &[
+            "ledger",
+            "subjects",
+            "--address",
+            "127.0.0.2",
+            "--format",
+            "json",
+        ],
+        "",
+    ));
+    let listed: BTreeSet<String> = persons
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["address"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(listed, strings(&expected["addresses"]));
+
+    // Both readers of alice's mail, each from its own address.
+    let readers = json(&sb.ok(
+        &[
+            "ledger",
+            "who-read",
+            "--owner",
+            "alice@example.org",
+            "--format",
+            "json",
+        ],
+        "",
+    ));
+    let clients: BTreeSet<String> = readers
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["client"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        clients,
+        BTreeSet::from(["127.0.0.1".into(), "127.0.0.2".into()])
+    );
+
+    let csv = sb.ok(
+        &[
+            "ledger",
+            "report",
+            "--address",
+            "127.0.0.2",
+            "--format",
+            "csv",
+        ],
+        "",
+    );
+    assert_eq!(csv.lines().filter(|l| l.contains(",read,")).count(), 37);
+    assert_eq!(csv.lines().filter(|l| l.contains(",search,")).count(), 1);
+    let incident = sb.ok(&["ledger", "incident", "--address", "127.0.0.2"], "");
+    for fact in [
+        "client addresses: 127.0.0.2 (1)",
+        "authentication: app-password (1)",
+        "messages read: 37",
+        "Verified intact",
+    ] {
+        assert!(incident.contains(fact), "{fact:?} not in:\n{incident}");
+    }
+    let markdown = sb.ok(&["ledger", "report", "--address", "127.0.0.2"], "");
+    assert!(markdown.contains("| Projekte |") && markdown.contains("Projekte note 22"));
+
+    // Export the checkpoints, then tamper with the stored ledger.
+    let export = sb.ok(&["ledger", "checkpoint", "--export"], "");
+    let export_file = sb.data().join("../checkpoints.txt");
+    std::fs::write(&export_file, &export).unwrap();
+    assert!(
+        sb.ok(
+            &[
+                "ledger",
+                "verify",
+                "--checkpoints",
+                export_file.to_str().unwrap()
+            ],
+            ""
+        )
+        .contains("intact")
+    );
+    server.stop();
+    let segment = only_segment(&sb.data().join("ledger"));
+    let text = std::fs::read_to_string(&segment).unwrap();
+    let edited = text.replacen("127.0.0.2", "127.0.0.9", 1);
+    let seq = edited
+        .lines()
+        .find(|l| l.contains("127.0.0.9"))
+        .and_then(|l| l.split("\"seq\":").nth(1))
+        .and_then(|s| s.split(',').next())
+        .unwrap()
+        .to_owned();
+    std::fs::write(&segment, edited).unwrap();
+    let failure = sb.fails(
+        &[
+            "ledger",
+            "verify",
+            "--checkpoints",
+            export_file.to_str().unwrap(),
+        ],
+        "",
+    );
+    assert!(failure.contains(&format!("entry {seq} ")), "{failure}");
+    // Cut off the end, own checkpoints too: only the export shows it.
+    let lines: Vec<&str> = text.lines().collect();
+    std::fs::write(&segment, lines[..lines.len() - 5].join("\n") + "\n").unwrap();
+    std::fs::remove_file(sb.data().join("ledger/checkpoints.log")).unwrap();
+    sb.ok(&["ledger", "verify"], "");
+    let failure = sb.fails(
+        &[
+            "ledger",
+            "verify",
+            "--checkpoints",
+            export_file.to_str().unwrap(),
+        ],
+        "",
+    );
+    assert!(failure.contains("removed from its end"), "{failure}");
+}
+
+fn only_segment(dir: &Path) -> std::path::PathBuf {
+    let mut segments: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("segment-")
+        })
+        .collect();
+    assert_eq!(segments.len(), 1, "{segments:?}");
+    segments.pop().unwrap()
+}
+
+#[test]
+#[cfg_attr(
+    not(rampart_test_python),
+    ignore = "skipped: needs python3 (imaplib) as the IMAP client"
+)]
+fn crash_during_reads_leaves_every_delivered_message_on_record() {
+    let sb = Sandbox::new();
+    sb.ok(&["init", "--domain", "example.org"], "");
+    sb.ok(
+        &["user", "add", "alice@example.org", "--password-stdin"],
+        &format!("{PASSWORD}\n"),
+    );
+    let mut mbox = String::new();
+    for i in 1..=200 {
+        mbox.push_str(&format!(
+            "From sender@example.net Tue Sep  1 10:00:00 2026\nFrom: sender@example.net\nTo: alice@example.org\nSubject: crash {i}\n\n{}\n",
+            "Lorem ipsum dolor sit amet.\n".repeat(200)
+        ));
+    }
+    sb.ok(&["mail", "import", "alice@example.org"], &mbox);
+    let received = sb.data().join("../received.txt");
+    for round in 0..3 {
+        let mut server = sb.serve(&[]);
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/ledger_client.py");
+        let mut client = Command::new("python3")
+            .arg(script)
+            .arg("download")
+            .arg(server.addr("imaps").port().to_string())
+            .arg(sb.data().join("tls/cert.pem"))
+            .arg(PASSWORD)
+            .arg(&received)
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(700 + 300 * round));
+        server.child.kill().unwrap(); // SIGKILL, mid-stream
+        server.child.wait().unwrap();
+        client.wait().unwrap();
+    }
+    let got: BTreeSet<String> = std::fs::read_to_string(&received)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert!(
+        got.len() > 10,
+        "the client received only {} messages",
+        got.len()
+    );
+    let verified = sb.ok(&["ledger", "verify"], "");
+    assert!(verified.contains("intact"), "{verified}");
+    let report = json(&sb.ok(
+        &[
+            "ledger",
+            "report",
+            "--principal",
+            "alice@example.org",
+            "--format",
+            "json",
+        ],
+        "",
+    ));
+    let recorded = subjects_read(&report);
+    let missing: Vec<&String> = got.difference(&recorded).collect();
+    assert!(missing.is_empty(), "received without an entry: {missing:?}");
+}
