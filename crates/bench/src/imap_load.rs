@@ -49,6 +49,16 @@ enum Mode {
         #[arg(long, default_value_t = 20)]
         seconds: u64,
     },
+    /// Download the whole INBOX (`UID FETCH 1:* (BODY.PEEK[])`) several
+    /// times over concurrent connections; print the throughput.
+    Download {
+        /// Concurrent connections, each downloading the whole mailbox.
+        #[arg(long, default_value_t = 4)]
+        connections: usize,
+        /// Rounds.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+    },
     /// Open connections that log in, select INBOX and IDLE; print "ready"
     /// and hold them until stdin closes.
     Idle {
@@ -282,6 +292,39 @@ async fn idle(args: &Args, connections: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn download(args: &Args, connections: usize, rounds: usize) -> anyhow::Result<()> {
+    let mut clients = Vec::new();
+    for _ in 0..connections {
+        let mut c = Client::connect(args).await?;
+        c.cmd("EXAMINE INBOX").await?;
+        clients.push(c);
+    }
+    let t = Instant::now();
+    let mut total = 0u64;
+    for _ in 0..rounds {
+        let mut tasks = Vec::new();
+        for mut c in clients.drain(..) {
+            tasks.push(tokio::spawn(async move {
+                let bytes = c.cmd("UID FETCH 1:* (BODY.PEEK[])").await?;
+                anyhow::Ok((c, bytes))
+            }));
+        }
+        for task in tasks {
+            let (c, bytes) = task.await??;
+            total += bytes;
+            clients.push(c);
+        }
+    }
+    let elapsed = t.elapsed();
+    println!(
+        "download_connections={connections} download_mb={:.1} download_seconds={} download_mb_per_sec={:.1}",
+        total as f64 / 1e6,
+        secs(elapsed),
+        total as f64 / 1e6 / elapsed.as_secs_f64()
+    );
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -292,5 +335,9 @@ async fn main() -> anyhow::Result<()> {
         } => load(&args, messages, connections).await,
         Mode::Measure { clients, seconds } => measure(&args, clients, seconds).await,
         Mode::Idle { connections } => idle(&args, connections).await,
+        Mode::Download {
+            connections,
+            rounds,
+        } => download(&args, connections, rounds).await,
     }
 }

@@ -83,6 +83,13 @@ pub struct LedgerConfig {
     pub witness_file: Option<PathBuf>,
     /// Most entries in one group commit.
     pub max_batch: usize,
+    /// Receives each new checkpoint that covers new activity (the server
+    /// mails it to a witness).
+    pub on_checkpoint: Option<tokio::sync::mpsc::UnboundedSender<Checkpoint>>,
+    /// Entries of this principal alone do not make a checkpoint worth
+    /// sending to `on_checkpoint`: the witness's own deliveries, which would
+    /// otherwise call for a checkpoint mail every interval forever.
+    pub quiet_principal: Option<String>,
 }
 
 impl LedgerConfig {
@@ -97,6 +104,8 @@ impl LedgerConfig {
             retention: Duration::from_secs(400 * 86_400),
             witness_file: None,
             max_batch: 4096,
+            on_checkpoint: None,
+            quiet_principal: None,
         }
     }
 }
@@ -296,6 +305,11 @@ struct Writer {
     /// Set when a failed write could not be undone: no further appends.
     broken: Option<String>,
     last_checkpoint_seq: u64,
+    /// Whether entries other than the quiet principal's came since the
+    /// last checkpoint sent to `on_checkpoint`.
+    news_for_sink: bool,
+    /// The last checkpoint sent to `on_checkpoint`.
+    last_sent_seq: u64,
     last_checkpoint: Instant,
     last_expiry: Instant,
 }
@@ -320,10 +334,13 @@ impl Writer {
                 head,
                 broken: None,
                 last_checkpoint_seq: 0,
+                news_for_sink: false,
+                last_sent_seq: 0,
                 last_checkpoint: Instant::now(),
                 last_expiry: Instant::now(),
             };
             w.last_checkpoint_seq = last_checkpoint_seq(&w.config.dir);
+            w.last_sent_seq = w.last_checkpoint_seq;
             w.save_head()?;
             Ok(w)
         })?;
@@ -419,7 +436,10 @@ impl Writer {
         match Head::decode(&text) {
             Some(head) if head == self.head => {}
             // Another writer moved on (or the file was damaged): re-read the tail.
-            _ => self.head = recover(&dir)?,
+            _ => {
+                self.head = recover(&dir)?;
+                self.news_for_sink = true;
+            }
         }
         Ok(())
     }
@@ -460,6 +480,9 @@ impl Writer {
         let mut buf = Vec::new();
         for (i, record) in records.iter_mut().enumerate() {
             record.seq = first + i as u64;
+            if self.config.quiet_principal.as_deref() != Some(record.principal.as_str()) {
+                self.news_for_sink = true;
+            }
             let json = serde_json::to_string(record)
                 .map_err(|e| LedgerError::Format(format!("cannot encode an entry: {e}")))?;
             hash = chain(&hash, &json);
@@ -514,6 +537,24 @@ impl Writer {
         self.lock()?;
         let result = self.checkpoint_locked();
         self.unlock();
+        if let (Ok(made), Some(sink)) = (&result, &self.config.on_checkpoint)
+            && self.news_for_sink
+        {
+            // The newest checkpoint, ours or one another process (the
+            // command line) signed when it finished.
+            let newest = made.clone().or_else(|| {
+                checkpoints(&self.config.dir)
+                    .ok()?
+                    .pop()
+                    .filter(|c| c.seq > self.last_sent_seq)
+            });
+            if let Some(c) = newest {
+                self.last_sent_seq = c.seq;
+                self.news_for_sink = false;
+                // Nobody listening (the server shutting down) is fine.
+                let _ = sink.send(c);
+            }
+        }
         result
     }
 

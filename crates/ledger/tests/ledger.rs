@@ -320,3 +320,31 @@ async fn retention_removes_sealed_segments_and_the_chain_still_verifies() {
         r.problems
     );
 }
+
+#[tokio::test]
+async fn only_news_goes_to_the_checkpoint_sink() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ledger");
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut cfg = config(&dir);
+    cfg.on_checkpoint = Some(tx);
+    cfg.quiet_principal = Some("service:ledger-witness".into());
+    let ledger = Ledger::open(cfg).unwrap();
+    ledger.append(record(1)).await.unwrap();
+    let first = ledger.checkpoint().await.unwrap().unwrap();
+    assert_eq!(rx.try_recv().unwrap(), first);
+    // The witness's own delivery: signed, but not sent again.
+    let quiet = Record {
+        principal: "service:ledger-witness".into(),
+        ..record(2)
+    };
+    ledger.append(quiet).await.unwrap();
+    assert!(ledger.checkpoint().await.unwrap().is_some());
+    assert!(rx.try_recv().is_err());
+    // Another process's entries (and the checkpoint it signed on closing) are news.
+    let other = Ledger::open(config(&dir)).unwrap();
+    other.append(record(3)).await.unwrap();
+    drop(other);
+    assert!(ledger.checkpoint().await.unwrap().is_none());
+    assert_eq!(rx.try_recv().unwrap().seq, 3);
+}

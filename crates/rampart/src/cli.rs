@@ -20,7 +20,7 @@ async fn open_core(config: &Config, mode: OpenMode) -> anyhow::Result<Core> {
         .await
         .context("cannot open the store")?;
     Ok(with_derivers(
-        Core::new(store, config.core_config(), config.recorder()?).await?,
+        Core::new(store, config.core_config(), config.recorder(None)?).await?,
     ))
 }
 

@@ -404,6 +404,9 @@ impl Default for SecuritySection {
     }
 }
 
+/// The service that mails checkpoints to the witness address.
+pub const WITNESS_SERVICE: &str = "ledger-witness";
+
 /// `[ledger]`: the access ledger.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -420,6 +423,8 @@ pub struct LedgerSection {
     /// A file (on another machine's mount, or write-once storage) to which
     /// each new checkpoint is appended as well.
     pub witness_file: Option<PathBuf>,
+    /// An address to which the server mails each new checkpoint.
+    pub witness_address: Option<String>,
 }
 
 impl Default for LedgerSection {
@@ -430,6 +435,7 @@ impl Default for LedgerSection {
             retention_days: 400,
             segment_mb: 64,
             witness_file: None,
+            witness_address: None,
         }
     }
 }
@@ -640,6 +646,10 @@ impl Config {
                 self.ledger.retention_days
             );
         }
+        if let Some(a) = &self.ledger.witness_address {
+            rampart_core::Address::parse(a)
+                .map_err(|e| anyhow::anyhow!("ledger.witness_address = {a:?}: {e}"))?;
+        }
         if !(1..=4096).contains(&self.ledger.segment_mb) {
             bail!(
                 "ledger.segment_mb = {}: expected 1 to 4096",
@@ -841,15 +851,23 @@ impl Config {
 
     /// Where the core records accesses: the ledger, or (for measuring its
     /// cost only) the log.
-    pub fn recorder(&self) -> anyhow::Result<Arc<dyn rampart_core::AccessRecorder>> {
+    pub fn recorder(
+        &self,
+        on_checkpoint: Option<
+            tokio::sync::mpsc::UnboundedSender<rampart_core::rampart_ledger::Checkpoint>,
+        >,
+    ) -> anyhow::Result<Arc<dyn rampart_core::AccessRecorder>> {
         if !self.ledger.enabled {
             tracing::warn!(
                 "[ledger] enabled = false: accesses are NOT recorded in the ledger (meant for benchmarks only)"
             );
             return Ok(Arc::new(rampart_core::LogRecorder));
         }
-        let ledger = rampart_core::rampart_ledger::Ledger::open(self.ledger_config())
-            .with_context(|| {
+        let mut ledger_config = self.ledger_config();
+        ledger_config.on_checkpoint = on_checkpoint;
+        ledger_config.quiet_principal = Some(format!("service:{WITNESS_SERVICE}"));
+        let ledger =
+            rampart_core::rampart_ledger::Ledger::open(ledger_config).with_context(|| {
                 format!("cannot open the ledger in {}", self.ledger_dir().display())
             })?;
         Ok(Arc::new(rampart_core::LedgerRecorder(Arc::new(ledger))))

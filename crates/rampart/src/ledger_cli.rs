@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand, ValueEnum};
+use rampart_core::calendar::{civil_from_days, days_from_civil};
 use rampart_core::rampart_ledger::{self, Ledger, Record};
 use rampart_core::store::{MessageId, OpenMode};
 use rampart_core::{Core, parse_summary};
@@ -108,16 +109,6 @@ const CHANGES: [&str; 9] = [
     "administer",
 ];
 
-/// Days since 1970-01-01 of a civil date (proleptic Gregorian).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
 /// Parses 2026-11-27, 2026-11-27T10:00[:00][Z], or milliseconds since 1970 (UTC).
 pub fn parse_time(s: &str) -> Result<i64, String> {
     let s = s.trim();
@@ -138,7 +129,7 @@ pub fn parse_time(s: &str) -> Result<i64, String> {
     if d.len() != 3 || !(1..=12).contains(&d[1]) || !(1..=31).contains(&d[2]) || t.len() < 2 {
         return Err(bad());
     }
-    let secs = days_from_civil(d[0], d[1], d[2]) * 86_400
+    let secs = days_from_civil(d[0], d[1] as u32, d[2] as u32) * 86_400
         + t[0] * 3600
         + t[1] * 60
         + t.get(2).copied().unwrap_or(0);
@@ -148,17 +139,8 @@ pub fn parse_time(s: &str) -> Result<i64, String> {
 /// A time as `2026-11-27T10:00:00Z`.
 pub fn format_time(ms: i64) -> String {
     let secs = ms.div_euclid(1000);
-    let days = secs.div_euclid(86_400);
+    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
     let rem = secs.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
     format!(
         "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
         rem / 3600,
@@ -294,7 +276,7 @@ impl Audit {
         let store = rampart_store::open(&config.store_config(), OpenMode::MustExist)
             .await
             .context("cannot open the store")?;
-        let core = Core::new(store, config.core_config(), config.recorder()?).await?;
+        let core = Core::new(store, config.core_config(), config.recorder(None)?).await?;
         let operator = crate::operator();
         let addresses: HashMap<i64, String> = core
             .list_principals(&operator, None)

@@ -113,14 +113,19 @@ pub async fn run(prepared: Prepared, first_domain: &str) -> anyhow::Result<()> {
     // Watch for signals before anything is announced, so that a stop
     // request sent as soon as the banner appears still shuts down cleanly.
     let mut signals = Signals::install()?;
+    let (checkpoints_tx, checkpoints_rx) = tokio::sync::mpsc::unbounded_channel();
     let store = rampart_store::open(&config.store_config(), OpenMode::CreateIfMissing)
         .await
         .context("cannot open the store")?;
     let backend = store.backend_name();
     let core = Arc::new(crate::cli::with_derivers(
-        Core::new(store, config.core_config(), config.recorder()?)
-            .await
-            .context("cannot start the core")?,
+        Core::new(
+            store,
+            config.core_config(),
+            config.recorder(Some(checkpoints_tx))?,
+        )
+        .await
+        .context("cannot start the core")?,
     ));
     let bootstrap = core
         .bootstrap(&crate::operator(), first_domain)
@@ -193,6 +198,12 @@ pub async fn run(prepared: Prepared, first_domain: &str) -> anyhow::Result<()> {
     });
     sessions.spawn(sweep_blobs(core.clone(), shutdown.clone()));
     sessions.spawn(index_pending_text(core.clone(), shutdown.clone()));
+    sessions.spawn(mail_checkpoints(
+        core.clone(),
+        config.ledger.witness_address.clone(),
+        config.server.hostname.clone(),
+        checkpoints_rx,
+    ));
     let queue_config = Arc::new(config.queue_config()?);
     sessions.spawn(rampart_smtp::queue::run(
         core.clone(),
@@ -275,6 +286,65 @@ async fn index_pending_text(core: Arc<Core>, shutdown: CancellationToken) {
     if total > 0 {
         tracing::info!("full-text index: added {total} messages stored before it existed");
     }
+}
+
+/// Mails each new ledger checkpoint to the witness address, if one is set.
+async fn mail_checkpoints(
+    core: Arc<Core>,
+    witness: Option<String>,
+    hostname: String,
+    mut checkpoints: tokio::sync::mpsc::UnboundedReceiver<rampart_core::rampart_ledger::Checkpoint>,
+) {
+    while let Some(c) = checkpoints.recv().await {
+        let Some(to) = &witness else { continue };
+        if let Err(e) = mail_checkpoint(&core, to, &hostname, &c).await {
+            tracing::error!("ledger: cannot mail checkpoint {} to {to}: {e}", c.seq);
+        }
+    }
+}
+
+async fn mail_checkpoint(
+    core: &Core,
+    to: &str,
+    hostname: &str,
+    c: &rampart_core::rampart_ledger::Checkpoint,
+) -> anyhow::Result<()> {
+    let address = rampart_core::Address::parse(to)?;
+    let raw = format!(
+        "From: Rampart ledger <postmaster@{hostname}>\r\nTo: <{to}>\r\n\
+         Subject: Rampart ledger checkpoint {node} {seq}\r\nDate: {date}\r\n\
+         Message-ID: <ledger-{node}-{seq}-{at}@{hostname}>\r\nMIME-Version: 1.0\r\n\
+         Content-Type: text/plain; charset=us-ascii\r\n\r\n\
+         A checkpoint of the access ledger of Rampart node {node}. Keep it: with it,\r\n\
+         `rampart ledger verify --checkpoints FILE` proves that no entry up to\r\n\
+         number {seq} was changed or removed since.\r\n\r\n{line}\r\n",
+        node = c.node,
+        seq = c.seq,
+        at = c.at,
+        date = rampart_smtp::rfc5322_date(c.at / 1000),
+        line = c.to_line(),
+    )
+    .into_bytes();
+    let ctx = rampart_core::SessionContext::new(rampart_core::Protocol::Internal, None);
+    let access = rampart_core::Access::service(crate::config::WITNESS_SERVICE, &ctx);
+    match core.resolve_recipient(&address).await? {
+        Some(set) if !set.accounts.is_empty() => {
+            let ids: Vec<_> = set.accounts.iter().map(|p| p.id).collect();
+            core.deliver(&access, &ids, raw).await?;
+        }
+        _ => {
+            core.submit(
+                &access,
+                "",
+                &[],
+                &[rampart_core::store::QueuedAddress::plain(to)],
+                rampart_core::store::DsnRequest::default(),
+                raw,
+            )
+            .await?;
+        }
+    }
+    Ok(())
 }
 
 /// Watches SIGTERM and SIGINT from the moment it is made.

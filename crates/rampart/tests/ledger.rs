@@ -319,3 +319,62 @@ fn crash_during_reads_leaves_every_delivered_message_on_record() {
     let missing: Vec<&String> = got.difference(&recorded).collect();
     assert!(missing.is_empty(), "received without an entry: {missing:?}");
 }
+
+#[test]
+fn checkpoints_reach_the_witness_file_and_address() {
+    let sb = Sandbox::new();
+    let witness = sb.data().join("../witness.log");
+    let config = std::fs::read_to_string(sb.config_path()).unwrap();
+    sb.write_config(&format!(
+        "{config}[ledger]\ncheckpoint_interval_seconds = 1\nwitness_address = \"dpo@example.org\"\nwitness_file = {:?}\n",
+        witness.to_str().unwrap()
+    ));
+    sb.ok(&["init", "--domain", "example.org"], "");
+    sb.ok(
+        &["user", "add", "dpo@example.org", "--generate-password"],
+        "",
+    );
+    let server = sb.serve(&[]);
+    // Something to record: a CLI import, while the server runs.
+    sb.ok(
+        &["mail", "import", "dpo@example.org"],
+        "From x Tue Sep  1 10:00:00 2026\nSubject: hello\n\nhi\n",
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mailed = loop {
+        let texts = mailbox_texts(&sb, "dpo@example.org", rampart_store::MailboxRole::Inbox);
+        if let Some(t) = texts
+            .iter()
+            .find(|t| t.contains("Subject: Rampart ledger checkpoint"))
+        {
+            break t.clone();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no checkpoint mailed: {texts:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(mailed.contains("rampart-ledger-checkpoint v1 "), "{mailed}");
+    server.stop();
+    let filed = std::fs::read_to_string(&witness).unwrap();
+    assert!(filed.lines().count() >= 1, "{filed}");
+    // Both witnesses hold checkpoints the ledger verifies against.
+    let mailed_file = sb.data().join("../mailed.txt");
+    std::fs::write(
+        &mailed_file,
+        mailed
+            .lines()
+            .filter(|l| l.starts_with("rampart-ledger-checkpoint"))
+            .collect::<Vec<_>>()
+            .join("\n"),
+    )
+    .unwrap();
+    for file in [&witness, &mailed_file] {
+        let out = sb.ok(
+            &["ledger", "verify", "--checkpoints", file.to_str().unwrap()],
+            "",
+        );
+        assert!(out.contains("intact"), "{out}");
+    }
+}
