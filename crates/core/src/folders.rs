@@ -333,29 +333,29 @@ impl Core {
     ) -> CoreResult<Vec<(MessageRecord, Option<Vec<u8>>)>> {
         let mailbox = self.owned(access, id).await?;
         let records = self.store.get_messages(id, uids).await?;
-        let bodies = if body {
-            self.read_blobs(&records, |_| true).await?
-        } else {
-            vec![None; records.len()]
-        };
-        let mut out = Vec::with_capacity(records.len());
-        let mut bytes = 0u64;
-        for (record, raw) in records.into_iter().zip(bodies) {
-            bytes += match &raw {
-                Some(r) => r.len() as u64,
-                None => record.summary.len() as u64,
-            };
-            out.push((record, raw));
-        }
-        self.record(
-            access,
-            Event::new(purpose, Some(mailbox.account))
-                .container(mailbox.name)
-                .objects(out.iter().map(|(r, _)| r.message.0).collect())
-                .bytes(bytes),
-        )
-        .await?;
-        Ok(out)
+        // What will be returned is known before the message files are read
+        // (their sizes are in the rows), so the entry is made durable while
+        // they are read; nothing is returned before both are done.
+        let bytes: u64 = records
+            .iter()
+            .map(|r| if body { r.size } else { r.summary.len() as u64 })
+            .sum();
+        let event = Event::new(purpose, Some(mailbox.account))
+            .container(mailbox.name)
+            .objects(records.iter().map(|r| r.message.0).collect())
+            .bytes(bytes);
+        let (bodies, recorded) = tokio::join!(
+            async {
+                if body {
+                    self.read_blobs(&records, |_| true).await
+                } else {
+                    Ok(vec![None; records.len()])
+                }
+            },
+            self.record(access, event)
+        );
+        recorded?;
+        Ok(records.into_iter().zip(bodies?).collect())
     }
 
     /// Reads (and verifies) the blobs of the records `wanted` selects, in

@@ -203,6 +203,7 @@ pub async fn run(prepared: Prepared, first_domain: &str) -> anyhow::Result<()> {
         config.ledger.witness_address.clone(),
         config.server.hostname.clone(),
         checkpoints_rx,
+        shutdown.clone(),
     ));
     let queue_config = Arc::new(config.queue_config()?);
     sessions.spawn(rampart_smtp::queue::run(
@@ -294,8 +295,14 @@ async fn mail_checkpoints(
     witness: Option<String>,
     hostname: String,
     mut checkpoints: tokio::sync::mpsc::UnboundedReceiver<rampart_core::rampart_ledger::Checkpoint>,
+    shutdown: CancellationToken,
 ) {
-    while let Some(c) = checkpoints.recv().await {
+    // The last checkpoint, signed as the server stops, goes to the ledger's
+    // files only: the queue is closing by then.
+    while let Some(c) = tokio::select! {
+        _ = shutdown.cancelled() => None,
+        c = checkpoints.recv() => c,
+    } {
         let Some(to) = &witness else { continue };
         if let Err(e) = mail_checkpoint(&core, to, &hostname, &c).await {
             tracing::error!("ledger: cannot mail checkpoint {} to {to}: {e}", c.seq);
