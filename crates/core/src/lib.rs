@@ -169,6 +169,8 @@ pub struct Core {
     mailbox_changes: tokio::sync::broadcast::Sender<MailboxId>,
     /// Derived data computed for every stored message.
     derivers: Vec<Arc<dyn Deriver>>,
+    /// Where newly stored messages' text goes to be indexed.
+    text_queue: std::sync::Mutex<Option<text::TextQueue>>,
     /// Owners and names of mailboxes seen (see `Core::owned`).
     mailbox_owners: std::sync::Mutex<std::collections::HashMap<MailboxId, folders::OwnedMailbox>>,
 }
@@ -190,6 +192,7 @@ impl Core {
             mailbox_changes: tokio::sync::broadcast::channel(1024).0,
             derivers: Vec::new(),
             mailbox_owners: std::sync::Mutex::new(std::collections::HashMap::new()),
+            text_queue: std::sync::Mutex::new(None),
             store,
             config,
             recorder,

@@ -126,7 +126,88 @@ pub fn indexable_needle(needle: &str) -> Option<String> {
         .then_some(needle)
 }
 
+/// Messages stored since the indexer last ran, with their text.
+pub(crate) type TextQueue = tokio::sync::mpsc::Sender<(MessageId, MessageText)>;
+
+/// Most messages waiting for the indexer in memory; past that they wait in
+/// the store (unindexed) for the indexer's next pass over it.
+const TEXT_QUEUE_LEN: usize = 256;
+/// Messages indexed in one write: small, so that deliveries waiting for the
+/// store's writer meanwhile wait little.
+const TEXT_BATCH: usize = 16;
+
 impl Core {
+    /// Hands the text of newly stored messages to the indexer, if one runs
+    /// (the server's); otherwise, or when it is behind, they stay unindexed
+    /// until its next pass, and searches read them whole meanwhile.
+    pub(crate) fn queue_text(&self, appended: &[rampart_store::Appended], text: MessageText) {
+        let queue = self.text_queue.lock().expect("text queue lock");
+        let Some(queue) = queue.as_ref() else {
+            return;
+        };
+        let mut seen = Vec::new();
+        for a in appended {
+            if !seen.contains(&a.message) {
+                seen.push(a.message);
+                let _ = queue.try_send((a.message, text.clone()));
+            }
+        }
+    }
+
+    /// Runs the full-text indexer until `stop` resolves: indexes newly
+    /// stored messages in small batches after their delivery committed,
+    /// and every `pass` indexes what is left unindexed in the store
+    /// (messages stored before the index existed, by the command line, or
+    /// while the indexer was behind).
+    pub async fn run_text_indexer(
+        &self,
+        pass: std::time::Duration,
+        stop: impl std::future::Future<Output = ()>,
+    ) {
+        let (tx, mut rx) = tokio::sync::mpsc::channel(TEXT_QUEUE_LEN);
+        *self.text_queue.lock().expect("text queue lock") = Some(tx);
+        tokio::pin!(stop);
+        let mut backfill = tokio::time::interval(pass);
+        loop {
+            tokio::select! {
+                _ = &mut stop => break,
+                Some(first) = rx.recv() => {
+                    let mut batch = vec![first];
+                    while batch.len() < TEXT_BATCH {
+                        match rx.try_recv() {
+                            Ok(next) => batch.push(next),
+                            Err(_) => break,
+                        }
+                    }
+                    if let Err(e) = self.store.put_text(batch).await {
+                        tracing::warn!("full-text index: {e}; the next pass retries");
+                    }
+                }
+                _ = backfill.tick() => {
+                    let mut total = 0;
+                    loop {
+                        match self.index_pending_text(TEXT_BATCH).await {
+                            Ok(0) => break,
+                            Ok(n) => total += n,
+                            Err(e) => {
+                                tracing::warn!("full-text index: {e}");
+                                break;
+                            }
+                        }
+                        // New deliveries go first.
+                        if !rx.is_empty() {
+                            break;
+                        }
+                    }
+                    if total > 0 {
+                        tracing::info!("full-text index: added {total} messages stored unindexed");
+                    }
+                }
+            }
+        }
+        *self.text_queue.lock().expect("text queue lock") = None;
+    }
+
     /// Looks a needle up in the full-text index of the caller's mailbox.
     /// None when the index cannot answer it (shorter than three characters,
     /// or holding control characters): the caller reads the messages.

@@ -373,11 +373,61 @@ async fn full_text_search_is_gated_recorded_and_catches_up() {
     let smtp = Access::service("smtp-inbound", &SessionContext::new(Protocol::Smtp, None));
     // Quoted-printable Latin-1: the index holds the decoded text.
     let raw = b"From: Carol <carol@example.net>\r\nSubject: Haushalt\r\nContent-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nDie Stra=DFenbeleuchtung kostet mehr.\r\n".to_vec();
+    // Without an indexer running, a delivered message waits unindexed
+    // (searches read it whole); the indexer takes it after the commit.
     let delivered = f
         .core
+        .deliver(&smtp, &[alice.account().unwrap()], raw.clone())
+        .await
+        .unwrap();
+    let found = f
+        .core
+        .search_text(&alice, inbox.id, store::TextField::All, "haushalt")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.unindexed, vec![delivered[0].uid]);
+    let core = Arc::new(f.core);
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let indexer = {
+        let core = core.clone();
+        tokio::spawn(async move {
+            core.run_text_indexer(std::time::Duration::from_secs(3600), async {
+                let _ = stop_rx.await;
+            })
+            .await
+        })
+    };
+    let indexed = |core: Arc<Core>, who: Access| async move {
+        for _ in 0..200 {
+            let m = core
+                .search_text(&who, inbox.id, store::TextField::All, "haushalt")
+                .await
+                .unwrap()
+                .unwrap();
+            if m.unindexed.is_empty() {
+                return m;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        panic!("not indexed");
+    };
+    // The first pass indexes what was there; a new delivery goes through the queue.
+    assert_eq!(indexed(core.clone(), alice.clone()).await.matched.len(), 1);
+    let again = core
         .deliver(&smtp, &[alice.account().unwrap()], raw)
         .await
         .unwrap();
+    assert_eq!(indexed(core.clone(), alice.clone()).await.matched.len(), 2);
+    stop_tx.send(()).unwrap();
+    indexer.await.unwrap();
+    core.remove_messages(&alice, inbox.id, &[again[0].uid])
+        .await
+        .unwrap();
+    let f = Fixture {
+        core: Arc::into_inner(core).unwrap(),
+        ..f
+    };
     let found = f
         .core
         .search_text(&alice, inbox.id, store::TextField::Body, "STRASSE")

@@ -197,7 +197,13 @@ pub async fn run(prepared: Prepared, first_domain: &str) -> anyhow::Result<()> {
         shutdown: shutdown.clone(),
     });
     sessions.spawn(sweep_blobs(core.clone(), shutdown.clone()));
-    sessions.spawn(index_pending_text(core.clone(), shutdown.clone()));
+    {
+        let (core, shutdown) = (core.clone(), shutdown.clone());
+        sessions.spawn(async move {
+            core.run_text_indexer(TEXT_INDEX_PASS, shutdown.cancelled())
+                .await
+        });
+    }
     sessions.spawn(mail_checkpoints(
         core.clone(),
         config.ledger.witness_address.clone(),
@@ -266,28 +272,9 @@ async fn sweep_blobs(core: Arc<Core>, shutdown: CancellationToken) {
     }
 }
 
-/// Adds messages stored before the full-text index existed to it, in the
-/// background; searches read such messages until then.
-async fn index_pending_text(core: Arc<Core>, shutdown: CancellationToken) {
-    let mut total = 0;
-    loop {
-        let step = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            step = core.index_pending_text(256) => step,
-        };
-        match step {
-            Ok(0) => break,
-            Ok(n) => total += n,
-            Err(e) => {
-                tracing::warn!("full-text indexing stopped after {total} messages: {e}");
-                return;
-            }
-        }
-    }
-    if total > 0 {
-        tracing::info!("full-text index: added {total} messages stored before it existed");
-    }
-}
+/// How often the full-text indexer looks for messages stored unindexed
+/// (by the command line, before the index existed, or while it was behind).
+const TEXT_INDEX_PASS: Duration = Duration::from_secs(30);
 
 /// Mails each new ledger checkpoint to the witness address, if one is set.
 async fn mail_checkpoints(
