@@ -295,7 +295,8 @@ impl Core {
             access,
             Event::new(Operation::ListContainers, Some(mailbox.account))
                 .container(mailbox.name.clone())
-                .objects(vec![id.0]),
+                .objects(vec![id.0])
+                .metadata(),
         )
         .await?;
         Ok((mailbox, status))
@@ -314,7 +315,8 @@ impl Core {
             access,
             Event::new(Operation::ListItems, Some(mailbox.account))
                 .container(mailbox.name.clone())
-                .objects(messages.iter().map(|m| m.message.0).collect()),
+                .objects(messages.iter().map(|m| m.message.0).collect())
+                .metadata(),
         )
         .await?;
         Ok((mailbox, messages))
@@ -567,7 +569,8 @@ impl Core {
                 access,
                 Event::new(Operation::ListItems, Some(mailbox.account))
                     .container(mailbox.name.clone())
-                    .objects(changes.iter().map(|c| c.message.0).collect()),
+                    .objects(changes.iter().map(|c| c.message.0).collect())
+                    .metadata(),
             )
             .await?;
         }

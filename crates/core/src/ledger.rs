@@ -59,4 +59,10 @@ impl AccessRecorder for LedgerRecorder {
             .map(|_| ())
             .map_err(|e| CoreError::Ledger(e.to_string()))
     }
+
+    async fn record_metadata(&self, entry: AccessEntry) -> CoreResult<()> {
+        self.0
+            .append_unconfirmed(to_record(entry))
+            .map_err(|e| CoreError::Ledger(e.to_string()))
+    }
 }

@@ -85,6 +85,12 @@ impl Default for CoreConfig {
 pub trait AccessRecorder: Send + Sync {
     /// Records an entry; the caller releases data only after this returns `Ok`.
     async fn record(&self, entry: AccessEntry) -> CoreResult<()>;
+    /// Records an entry of a response that carries no user data (message
+    /// counts, UID and flag listings): the recorder may return before the
+    /// entry is durable, as long as it keeps the order of entries.
+    async fn record_metadata(&self, entry: AccessEntry) -> CoreResult<()> {
+        self.record(entry).await
+    }
 }
 
 /// Computes derived data of a message when it is stored (a protocol's
@@ -122,6 +128,8 @@ struct Event {
     objects: Vec<i64>,
     bytes: u64,
     outcome: Outcome,
+    /// The response carries no user data: no need to wait for the entry.
+    metadata: bool,
 }
 
 impl Event {
@@ -133,6 +141,7 @@ impl Event {
             objects: Vec::new(),
             bytes: 0,
             outcome: Outcome::Ok,
+            metadata: false,
         }
     }
 
@@ -148,6 +157,13 @@ impl Event {
 
     fn bytes(mut self, n: u64) -> Self {
         self.bytes = n;
+        self
+    }
+
+    /// Marks an access whose response carries no user data (counts, UIDs,
+    /// flags), whose entry need not be durable before the response.
+    fn metadata(mut self) -> Self {
+        self.metadata = true;
         self
     }
 }
@@ -234,19 +250,23 @@ impl Core {
 
     /// Records one access; the caller returns data only after this succeeded.
     async fn record(&self, access: &Access, event: Event) -> CoreResult<()> {
-        self.recorder
-            .record(AccessEntry {
-                at: rampart_store::now_millis(),
-                node: self.config.node.clone(),
-                access: access.clone(),
-                operation: event.operation,
-                owner: event.owner,
-                container: event.container,
-                objects: event.objects,
-                bytes: event.bytes,
-                outcome: event.outcome,
-            })
-            .await
+        let metadata = event.metadata;
+        let entry = AccessEntry {
+            at: rampart_store::now_millis(),
+            node: self.config.node.clone(),
+            access: access.clone(),
+            operation: event.operation,
+            owner: event.owner,
+            container: event.container,
+            objects: event.objects,
+            bytes: event.bytes,
+            outcome: event.outcome,
+        };
+        if metadata {
+            self.recorder.record_metadata(entry).await
+        } else {
+            self.recorder.record(entry).await
+        }
     }
 
     /// Verifies an address and password and issues the [`Access`] for the session.

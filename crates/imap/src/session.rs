@@ -238,13 +238,18 @@ struct FetchJob {
     unknown_cte: bool,
     /// Whether an item needs the parts below the top level.
     deep_mime: bool,
-    /// Whether ENVELOPE, BODYSTRUCTURE or BODY are the only items that need
-    /// the message: they are then served from [`Structure`]s kept in the store.
+    /// Whether ENVELOPE, BODYSTRUCTURE, BODY and header sections are the
+    /// only items that need the message: they are then served from
+    /// [`Structure`]s kept in the store, without reading message files.
     structure_only: bool,
 }
 
 /// The kind under which a message's [`Structure`] is kept.
-const STRUCTURE_KIND: &str = "imap.structure.1";
+const STRUCTURE_KIND: &str = "imap.structure.2";
+
+/// Longest header section kept in a [`Structure`]; longer ones are read from
+/// the message when asked for.
+const MAX_KEPT_HEADER: usize = 32 * 1024;
 
 /// Computes a message's ENVELOPE and BODYSTRUCTURE when it is stored, so
 /// that the first FETCH of them reads no message at all.
@@ -260,12 +265,16 @@ impl rampart_core::Deriver for StructureDeriver {
     }
 }
 
-/// A message's ENVELOPE, BODYSTRUCTURE and BODY as sent, computed once.
+/// A message's ENVELOPE, BODYSTRUCTURE and BODY as sent, and its header
+/// section (what header FETCHes, the commonest, read), computed once.
 #[derive(Debug, Default)]
 struct Structure {
     envelope: Vec<u8>,
     body_structure: Vec<u8>,
     body: Vec<u8>,
+    /// The top-level header with the blank line that ends it; None when
+    /// longer than [`MAX_KEPT_HEADER`].
+    header: Option<Vec<u8>>,
 }
 
 impl Structure {
@@ -275,35 +284,69 @@ impl Structure {
         render::envelope(&mut s.envelope, &m, &m.root);
         render::body_structure(&mut s.body_structure, &m, &m.root, true);
         render::body_structure(&mut s.body, &m, &m.root, false);
+        let header = m.root.header.start..m.root.blank_line.end.max(m.root.header.end);
+        s.header = (header.len() <= MAX_KEPT_HEADER).then(|| raw[header].to_vec());
         s
     }
 
-    /// Three length-prefixed fields.
+    /// Four length-prefixed fields (the header's length is u32::MAX when it
+    /// is not kept).
     fn encode(&self) -> Vec<u8> {
         let mut out = Vec::new();
         for field in [&self.envelope, &self.body_structure, &self.body] {
             out.extend_from_slice(&(field.len() as u32).to_le_bytes());
             out.extend_from_slice(field);
         }
+        match &self.header {
+            Some(h) => {
+                out.extend_from_slice(&(h.len() as u32).to_le_bytes());
+                out.extend_from_slice(h);
+            }
+            None => out.extend_from_slice(&u32::MAX.to_le_bytes()),
+        }
         out
     }
 
     fn decode(mut bytes: &[u8]) -> Option<Self> {
-        let mut fields = Vec::with_capacity(3);
-        for _ in 0..3 {
-            let len = u32::from_le_bytes(bytes.get(..4)?.try_into().ok()?) as usize;
-            fields.push(bytes.get(4..4 + len)?.to_vec());
-            bytes = &bytes[4 + len..];
+        let mut fields = Vec::with_capacity(4);
+        for _ in 0..4 {
+            let len = u32::from_le_bytes(bytes.get(..4)?.try_into().ok()?);
+            bytes = &bytes[4..];
+            if len == u32::MAX {
+                fields.push(None);
+                continue;
+            }
+            let len = len as usize;
+            fields.push(Some(bytes.get(..len)?.to_vec()));
+            bytes = &bytes[len..];
         }
-        let body = fields.pop()?;
-        let body_structure = fields.pop()?;
-        let envelope = fields.pop()?;
+        let header = fields.pop()?;
+        let body = fields.pop()??;
+        let body_structure = fields.pop()??;
+        let envelope = fields.pop()??;
         bytes.is_empty().then_some(Structure {
             envelope,
             body_structure,
             body,
+            header,
         })
     }
+}
+
+/// Whether a FETCH item is a section of the top-level header only.
+fn is_header_section(att: &FetchAtt) -> bool {
+    matches!(
+        att,
+        FetchAtt::Section { name, section, .. }
+            if *name != SectionName::Binary
+                && section.part.is_empty()
+                && matches!(
+                    section.text,
+                    Some(SectionText::Header)
+                        | Some(SectionText::HeaderFields(_))
+                        | Some(SectionText::HeaderFieldsNot(_))
+                )
+    )
 }
 
 /// One IMAP session.
@@ -1987,14 +2030,11 @@ impl Session {
             && atts
                 .iter()
                 .any(|a| matches!(a, FetchAtt::Section { peek: false, .. }));
-        let structure_only = atts.iter().any(|a| {
-            matches!(
-                a,
-                FetchAtt::Envelope | FetchAtt::BodyStructure | FetchAtt::Body
-            )
-        }) && !atts
-            .iter()
-            .any(|a| matches!(a, FetchAtt::Section { .. } | FetchAtt::BinarySize(_)));
+        let structure_only = needs_raw
+            && atts.iter().all(|a| {
+                is_header_section(a)
+                    || !matches!(a, FetchAtt::Section { .. } | FetchAtt::BinarySize(_))
+            });
         let deep_mime = atts.iter().any(|a| match a {
             FetchAtt::BodyStructure | FetchAtt::Body | FetchAtt::BinarySize(_) => true,
             FetchAtt::Section { name, section, .. } => {
@@ -2083,18 +2123,41 @@ impl Session {
                 .await?;
             let mut remember = Vec::new();
             let mut records = Vec::with_capacity(derived.len());
+            let mut unkept_headers = Vec::new();
             for d in derived {
-                let structure = match (d.derived.as_deref().and_then(Structure::decode), d.raw) {
-                    (Some(s), _) => s,
-                    (None, Some(raw)) => {
-                        let s = Structure::compute(&raw);
-                        remember.push((d.record.uid, s.encode()));
-                        s
-                    }
-                    (None, None) => Structure::default(),
-                };
+                let (structure, raw) =
+                    match (d.derived.as_deref().and_then(Structure::decode), d.raw) {
+                        (Some(s), _) => (s, None),
+                        (None, Some(raw)) => {
+                            let s = Structure::compute(&raw);
+                            remember.push((d.record.uid, s.encode()));
+                            (s, Some(raw))
+                        }
+                        (None, None) => (Structure::default(), None),
+                    };
+                // Header sections are rendered from the kept header (a
+                // message of its own: the same header, an empty body).
+                let raw = raw.or_else(|| structure.header.clone());
+                if raw.is_none() && job.atts.iter().any(is_header_section) {
+                    unkept_headers.push(d.record.uid);
+                }
                 structures.insert(d.record.uid, structure);
-                records.push((d.record, None));
+                records.push((d.record, raw));
+            }
+            if !unkept_headers.is_empty() {
+                // Headers too long to keep: read those messages.
+                let mut whole: HashMap<u32, Option<Vec<u8>>> = self
+                    .core
+                    .fetch_messages(&access, id, &unkept_headers, true, job.purpose)
+                    .await?
+                    .into_iter()
+                    .map(|(r, raw)| (r.uid, raw))
+                    .collect();
+                for (record, raw) in &mut records {
+                    if let Some(found) = whole.remove(&record.uid) {
+                        *raw = found;
+                    }
+                }
             }
             if !remember.is_empty()
                 && let Err(e) = self
@@ -2653,5 +2716,45 @@ mod tests {
         );
         let out = b"* 1 EXISTS\r\na1 OK done\r\n";
         assert_eq!(find_tagged(out, "a1"), 12);
+    }
+
+    /// Header sections from a kept header equal those from the message, on
+    /// every message of the corpus.
+    #[test]
+    fn kept_headers_answer_like_the_message() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/corpus");
+        let sections = [
+            SectionText::Header,
+            SectionText::HeaderFields(vec!["From".into(), "Subject".into(), "X-None".into()]),
+            SectionText::HeaderFieldsNot(vec!["Received".into(), "Content-Type".into()]),
+        ];
+        let mut checked = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|e| e != "eml") {
+                continue;
+            }
+            let raw = std::fs::read(&path).unwrap();
+            let kept = Structure::decode(&Structure::compute(&raw).encode()).unwrap();
+            let header = kept.header.expect("short headers are kept");
+            for text in &sections {
+                let section = Section {
+                    part: vec![],
+                    text: Some(text.clone()),
+                };
+                assert_eq!(
+                    Mime::parse_top(&header).section(&section),
+                    Mime::parse_top(&raw).section(&section),
+                    "{} {text:?}",
+                    path.display()
+                );
+            }
+            checked += 1;
+        }
+        assert!(checked >= 30, "{checked} messages");
+        // A header too long to keep is left out, and says so.
+        let long = format!("Subject: {}\r\n\r\nbody\r\n", "x".repeat(MAX_KEPT_HEADER));
+        let s = Structure::decode(&Structure::compute(long.as_bytes()).encode()).unwrap();
+        assert!(s.header.is_none() && !s.envelope.is_empty());
     }
 }

@@ -151,6 +151,14 @@ impl Ledger {
         rx.await.map_err(|_| gone())?
     }
 
+    /// Queues an entry for the next group write without waiting for it
+    /// (for entries of responses that carry no user data). Entries keep
+    /// their order; a crash can lose the last of these.
+    pub fn append_unconfirmed(&self, record: Record) -> Result<()> {
+        let (tx, _) = tokio::sync::oneshot::channel();
+        self.send(Command::Append(Box::new(record), tx))
+    }
+
     /// Signs a checkpoint now if entries were added since the last one;
     /// returns it (None when there was nothing new).
     pub async fn checkpoint(&self) -> Result<Option<Checkpoint>> {
