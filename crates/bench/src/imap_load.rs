@@ -229,9 +229,11 @@ async fn measure(args: &Args, clients: usize, seconds: u64) -> anyhow::Result<()
         c.cmd("SELECT INBOX").await?;
         tasks.push(tokio::spawn(async move {
             let mut ops = 0u64;
+            let mut spent = [Duration::ZERO; 5];
             let mut i = k * 7919;
             while Instant::now() < deadline {
                 let uid = 1 + (i * 2654435761) % 9_900;
+                let started = Instant::now();
                 match i % 5 {
                     0 => c.cmd(&format!("UID FETCH {uid} (BODY.PEEK[])")).await?,
                     1 => {
@@ -249,19 +251,35 @@ async fn measure(args: &Args, clients: usize, seconds: u64) -> anyhow::Result<()
                     3 => c.cmd("NOOP").await?,
                     _ => c.cmd("STATUS INBOX (MESSAGES UNSEEN UIDNEXT)").await?,
                 };
+                spent[i % 5] += started.elapsed();
                 ops += 1;
                 i += 1;
             }
-            anyhow::Ok(ops)
+            anyhow::Ok((ops, spent))
         }));
     }
     let mut ops = 0;
+    let mut spent = [Duration::ZERO; 5];
     for t in tasks {
-        ops += t.await??;
+        let (n, s) = t.await??;
+        ops += n;
+        for (total, d) in spent.iter_mut().zip(s) {
+            *total += d;
+        }
     }
     println!(
         "mixed_clients={clients} mixed_ops={ops} mixed_ops_per_sec={:.0}",
         ops as f64 / seconds as f64
+    );
+    // Each kind is a fifth of the operations.
+    let per = |d: Duration| d.as_secs_f64() * 1000.0 / (ops as f64 / 5.0);
+    println!(
+        "mixed_mean_ms body={:.2} headers={:.2} store={:.2} noop={:.2} status={:.2}",
+        per(spent[0]),
+        per(spent[1]),
+        per(spent[2]),
+        per(spent[3]),
+        per(spent[4])
     );
     Ok(())
 }

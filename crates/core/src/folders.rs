@@ -73,6 +73,10 @@ pub(crate) struct OwnedMailbox {
     pub(crate) name: String,
 }
 
+/// Message files read together up to this many bytes are read on the
+/// calling thread (see `Store::read_small_blobs`).
+const SMALL_READ_BYTES: u64 = 256 * 1024;
+
 impl Core {
     fn own_account(&self, access: &Access) -> CoreResult<PrincipalId> {
         access
@@ -371,6 +375,20 @@ impl Core {
         let wanted: Vec<usize> = (0..records.len())
             .filter(|&i| wanted(&records[i]))
             .collect();
+        if wanted.is_empty() {
+            return Ok(bodies);
+        }
+        let total: u64 = wanted.iter().map(|&i| records[i].size).sum();
+        if total <= SMALL_READ_BYTES {
+            let hashes = wanted.iter().map(|&i| records[i].blob).collect();
+            for (i, raw) in wanted
+                .into_iter()
+                .zip(self.store.read_small_blobs(hashes).await?)
+            {
+                bodies[i] = Some(raw);
+            }
+            return Ok(bodies);
+        }
         // Two groups read side by side (one per core of a small server),
         // each in one trip to the store's blocking pool.
         let groups = if wanted.len() >= 8 { 2 } else { 1 };
@@ -411,32 +429,30 @@ impl Core {
             .await?
             .into_iter()
             .collect();
-        let bodies = self
-            .read_blobs(&records, |r| !cached.contains_key(&r.message))
-            .await?;
-        let mut out = Vec::with_capacity(records.len());
-        let mut bytes = 0u64;
-        for (record, raw) in records.into_iter().zip(bodies) {
-            let derived = cached.remove(&record.message);
-            bytes += derived
-                .as_ref()
-                .or(raw.as_ref())
-                .map_or(0, |d| d.len() as u64);
-            out.push(Derived {
+        // As in `fetch_messages`: the entry is synced while the messages
+        // without derived data are read.
+        let bytes: u64 = records
+            .iter()
+            .map(|r| cached.get(&r.message).map_or(r.size, |d| d.len() as u64))
+            .sum();
+        let event = Event::new(purpose, Some(mailbox.account))
+            .container(mailbox.name)
+            .objects(records.iter().map(|r| r.message.0).collect())
+            .bytes(bytes);
+        let (bodies, recorded) = tokio::join!(
+            self.read_blobs(&records, |r| !cached.contains_key(&r.message)),
+            self.record(access, event)
+        );
+        recorded?;
+        Ok(records
+            .into_iter()
+            .zip(bodies?)
+            .map(|(record, raw)| Derived {
+                derived: cached.remove(&record.message),
                 record,
-                derived,
                 raw,
-            });
-        }
-        self.record(
-            access,
-            Event::new(purpose, Some(mailbox.account))
-                .container(mailbox.name)
-                .objects(out.iter().map(|d| d.record.message.0).collect())
-                .bytes(bytes),
-        )
-        .await?;
-        Ok(out)
+            })
+            .collect())
     }
 
     /// Keeps derived data of `kind` for messages of the caller's mailbox, by
@@ -476,11 +492,14 @@ impl Core {
     ) -> CoreResult<Vec<(u32, u64)>> {
         let mailbox = self.owned(access, id).await?;
         let changed = self.store.store_flags(id, uids, change).await?;
+        // The answer is flags, no user data: the entry goes into the
+        // ledger's next group without the answer waiting for it.
         self.record(
             access,
             Event::new(Operation::Flag, Some(mailbox.account))
                 .container(mailbox.name)
-                .objects(changed.iter().map(|(_, _, m)| m.0).collect()),
+                .objects(changed.iter().map(|(_, _, m)| m.0).collect())
+                .metadata(),
         )
         .await?;
         if !changed.is_empty() {

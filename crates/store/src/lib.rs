@@ -208,6 +208,11 @@ pub trait Store: Send + Sync + 'static {
         }
         Ok(out)
     }
+    /// Reads a few small blobs (the caller knows their total is small);
+    /// backends may read them on the calling thread.
+    async fn read_small_blobs(&self, hashes: Vec<BlobHash>) -> Result<Vec<Vec<u8>>> {
+        self.read_blobs(hashes).await
+    }
     /// How many messages name the blob (0 when none).
     async fn blob_refcount(&self, hash: BlobHash) -> Result<u64>;
     /// Whether the blob's content is still held (named or not).
