@@ -436,6 +436,7 @@ impl Audit {
                     operation: r.operation.clone(),
                     container: mailbox,
                     objects: r.object_count(),
+                    ids: r.objects.clone(),
                     outcome: r.outcome.clone(),
                 };
                 if CHANGES.contains(&op) {
@@ -1020,6 +1021,8 @@ struct OtherReport {
     operation: String,
     container: String,
     objects: u64,
+    /// The ids of what was listed or changed (messages, mailboxes), as ranges.
+    ids: Vec<(i64, i64)>,
     outcome: String,
 }
 
