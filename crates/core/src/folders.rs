@@ -339,29 +339,41 @@ impl Core {
     ) -> CoreResult<Vec<(MessageRecord, Option<Vec<u8>>)>> {
         let mailbox = self.owned(access, id).await?;
         let records = self.store.get_messages(id, uids).await?;
-        // What will be returned is known before the message files are read
-        // (their sizes are in the rows), so the entry is made durable while
-        // they are read; nothing is returned before both are done.
-        let bytes: u64 = records
-            .iter()
-            .map(|r| if body { r.size } else { r.summary.len() as u64 })
-            .sum();
+        let bodies = self
+            .read_recorded(access, mailbox, purpose, &records, |r| {
+                if body {
+                    (r.size, true)
+                } else {
+                    (r.summary.len() as u64, false)
+                }
+            })
+            .await?;
+        Ok(records.into_iter().zip(bodies).collect())
+    }
+
+    /// Records a read of `records` and reads the message files of those
+    /// `returned` says are needed (it gives each record's bytes returned and
+    /// whether its file is read). What goes out is known from the rows, so
+    /// the entry is synced while the files are read; nothing is returned
+    /// before both are done.
+    async fn read_recorded(
+        &self,
+        access: &Access,
+        mailbox: OwnedMailbox,
+        purpose: Operation,
+        records: &[MessageRecord],
+        returned: impl Fn(&MessageRecord) -> (u64, bool),
+    ) -> CoreResult<Vec<Option<Vec<u8>>>> {
         let event = Event::new(purpose, Some(mailbox.account))
             .container(mailbox.name)
             .objects(records.iter().map(|r| r.message.0).collect())
-            .bytes(bytes);
+            .bytes(records.iter().map(|r| returned(r).0).sum());
         let (bodies, recorded) = tokio::join!(
-            async {
-                if body {
-                    self.read_blobs(&records, |_| true).await
-                } else {
-                    Ok(vec![None; records.len()])
-                }
-            },
+            self.read_blobs(records, |r| returned(r).1),
             self.record(access, event)
         );
         recorded?;
-        Ok(records.into_iter().zip(bodies?).collect())
+        bodies
     }
 
     /// Reads (and verifies) the blobs of the records `wanted` selects, in
@@ -429,24 +441,17 @@ impl Core {
             .await?
             .into_iter()
             .collect();
-        // As in `fetch_messages`: the entry is synced while the messages
-        // without derived data are read.
-        let bytes: u64 = records
-            .iter()
-            .map(|r| cached.get(&r.message).map_or(r.size, |d| d.len() as u64))
-            .sum();
-        let event = Event::new(purpose, Some(mailbox.account))
-            .container(mailbox.name)
-            .objects(records.iter().map(|r| r.message.0).collect())
-            .bytes(bytes);
-        let (bodies, recorded) = tokio::join!(
-            self.read_blobs(&records, |r| !cached.contains_key(&r.message)),
-            self.record(access, event)
-        );
-        recorded?;
+        let bodies = self
+            .read_recorded(access, mailbox, purpose, &records, |r| {
+                match cached.get(&r.message) {
+                    Some(d) => (d.len() as u64, false),
+                    None => (r.size, true),
+                }
+            })
+            .await?;
         Ok(records
             .into_iter()
-            .zip(bodies?)
+            .zip(bodies)
             .map(|(record, raw)| Derived {
                 derived: cached.remove(&record.message),
                 record,

@@ -74,6 +74,29 @@ async fn fixture() -> Fixture {
     }
 }
 
+/// A fixture user's session, logged in with the main password.
+async fn login(f: &Fixture, who: &str) -> Access {
+    f.core
+        .authenticate(
+            &ctx(),
+            &format!("{who}@example.org"),
+            &format!("{who}-password-long"),
+        )
+        .await
+        .unwrap()
+}
+
+/// The caller's INBOX.
+async fn inbox_of(f: &Fixture, access: &Access) -> rampart_core::store::Mailbox {
+    f.core
+        .list_mailboxes(access)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|m| m.name == "INBOX")
+        .unwrap()
+}
+
 fn ctx() -> SessionContext {
     SessionContext::new(Protocol::Imap, Some("203.0.113.7".parse().unwrap()))
 }
@@ -134,29 +157,10 @@ async fn authentication_failures_look_alike() {
 #[tokio::test]
 async fn only_the_owner_reads_mail_and_every_read_is_recorded() {
     let f = fixture().await;
-    let alice = f
-        .core
-        .authenticate(&ctx(), "alice@example.org", "alice-password-long")
-        .await
-        .unwrap();
-    let bob = f
-        .core
-        .authenticate(&ctx(), "bob@example.org", "bob-password-long")
-        .await
-        .unwrap();
-    let admin = f
-        .core
-        .authenticate(&ctx(), "root@example.org", "root-password-long")
-        .await
-        .unwrap();
-    let inbox = f
-        .core
-        .list_mailboxes(&alice)
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|m| m.name == "INBOX")
-        .unwrap();
+    let alice = login(&f, "alice").await;
+    let bob = login(&f, "bob").await;
+    let admin = login(&f, "root").await;
+    let inbox = inbox_of(&f, &alice).await;
     let raw = b"From: Carol <carol@example.net>\r\nTo: alice@example.org\r\nSubject: minutes\r\n\r\nsee attached\r\n".to_vec();
     let smtp = Access::service("smtp-inbound", &SessionContext::new(Protocol::Smtp, None));
     let delivered = f
@@ -291,11 +295,7 @@ async fn recipients_expand_through_aliases_and_nested_groups() {
         .await
         .unwrap_err();
     assert!(matches!(err, CoreError::OverQuota(_)), "{err:?}");
-    let alice = f
-        .core
-        .authenticate(&ctx(), "alice@example.org", "alice-password-long")
-        .await
-        .unwrap();
+    let alice = login(&f, "alice").await;
     let inbox = f
         .core
         .find_mailbox(&alice, alice.account().unwrap(), "INBOX")
@@ -352,24 +352,9 @@ async fn bootstrap_happens_once() {
 #[tokio::test]
 async fn full_text_search_is_gated_recorded_and_catches_up() {
     let f = fixture().await;
-    let alice = f
-        .core
-        .authenticate(&ctx(), "alice@example.org", "alice-password-long")
-        .await
-        .unwrap();
-    let bob = f
-        .core
-        .authenticate(&ctx(), "bob@example.org", "bob-password-long")
-        .await
-        .unwrap();
-    let inbox = f
-        .core
-        .list_mailboxes(&alice)
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|m| m.name == "INBOX")
-        .unwrap();
+    let alice = login(&f, "alice").await;
+    let bob = login(&f, "bob").await;
+    let inbox = inbox_of(&f, &alice).await;
     let smtp = Access::service("smtp-inbound", &SessionContext::new(Protocol::Smtp, None));
     // Quoted-printable Latin-1: the index holds the decoded text.
     let raw = b"From: Carol <carol@example.net>\r\nSubject: Haushalt\r\nContent-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nDie Stra=DFenbeleuchtung kostet mehr.\r\n".to_vec();
@@ -545,11 +530,7 @@ async fn app_passwords_log_in_as_such_and_can_be_revoked() {
         .await
         .unwrap();
     assert_eq!(access.auth_method(), AuthMethod::AppPassword);
-    let main = f
-        .core
-        .authenticate(&ctx(), "alice@example.org", "alice-password-long")
-        .await
-        .unwrap();
+    let main = login(&f, "alice").await;
     assert_eq!(main.auth_method(), AuthMethod::Password);
     // Someone else's app password is no key to this account.
     assert!(

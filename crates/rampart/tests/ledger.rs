@@ -47,6 +47,15 @@ fn strings(v: &Value) -> BTreeSet<String> {
         .collect()
 }
 
+/// One string field of every object in a JSON array.
+fn field_of_each(v: &Value, field: &str) -> BTreeSet<String> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o[field].as_str().unwrap().to_owned())
+        .collect()
+}
+
 /// Subjects of every message a report lists as read.
 fn subjects_read(report: &Value) -> BTreeSet<String> {
     report["accounts"]
@@ -127,13 +136,10 @@ fn intruder_report_lists_exactly_what_the_intruder_read() {
         ],
         "",
     ));
-    let listed: BTreeSet<String> = persons
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["address"].as_str().unwrap().to_owned())
-        .collect();
-    assert_eq!(listed, strings(&expected["addresses"]));
+    assert_eq!(
+        field_of_each(&persons, "address"),
+        strings(&expected["addresses"])
+    );
 
     // Both readers of alice's mail, each from its own address.
     let readers = json(&sb.ok(
@@ -147,14 +153,8 @@ fn intruder_report_lists_exactly_what_the_intruder_read() {
         ],
         "",
     ));
-    let clients: BTreeSet<String> = readers
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["client"].as_str().unwrap().to_owned())
-        .collect();
     assert_eq!(
-        clients,
+        field_of_each(&readers, "client"),
         BTreeSet::from(["127.0.0.1".into(), "127.0.0.2".into()])
     );
 

@@ -427,6 +427,16 @@ async fn insert_message(
     Ok(id)
 }
 
+/// An app password from `SELECT id, name, created_at`.
+fn app_password_row(r: &Row, principal: PrincipalId) -> AppPassword {
+    AppPassword {
+        id: r.get(0),
+        principal,
+        name: r.get(1),
+        created_at: r.get(2),
+    }
+}
+
 /// Indexes a message's text unless it is indexed already (or gone).
 async fn index_text(c: &impl GenericClient, id: i64, text: &MessageText) -> Result<()> {
     let state: i16 = if text.complete { 1 } else { 2 };
@@ -739,12 +749,7 @@ impl Store for PostgresStore {
         )
         .await?
         .iter()
-        .map(|r| AppPassword {
-            id: r.get(0),
-            principal,
-            name: r.get(1),
-            created_at: r.get(2),
-        })
+        .map(|r| app_password_row(r, principal))
         .collect())
     }
 
@@ -776,12 +781,7 @@ impl Store for PostgresStore {
             &[&principal.0, &secret_hash],
         )
         .await?
-        .map(|r| AppPassword {
-            id: r.get(0),
-            principal,
-            name: r.get(1),
-            created_at: r.get(2),
-        }))
+        .map(|r| app_password_row(&r, principal)))
     }
 
     async fn add_alias(

@@ -750,14 +750,7 @@ impl Store for SqliteStore {
             let mut stmt = c.prepare_cached(
                 "SELECT id, name, created_at FROM app_passwords WHERE principal_id = ?1 ORDER BY name",
             )?;
-            let rows = stmt.query_map(params![principal.0], |r| {
-                Ok(AppPassword {
-                    id: r.get(0)?,
-                    principal,
-                    name: r.get(1)?,
-                    created_at: r.get(2)?,
-                })
-            })?;
+            let rows = stmt.query_map(params![principal.0], |r| app_password_row(r, principal))?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })
         .await
@@ -792,12 +785,7 @@ impl Store for SqliteStore {
                 "SELECT id, name, created_at FROM app_passwords WHERE principal_id = ?1 AND secret_hash = ?2",
             )?
             .query_row(params![principal.0, secret_hash], |r| {
-                Ok(AppPassword {
-                    id: r.get(0)?,
-                    principal,
-                    name: r.get(1)?,
-                    created_at: r.get(2)?,
-                })
+                app_password_row(r, principal)
             })
             .optional()?)
         })
@@ -1862,6 +1850,19 @@ fn insert_message(
         index_text(tx, id, text)?;
     }
     Ok(id)
+}
+
+/// An app password from `SELECT id, name, created_at`.
+fn app_password_row(
+    r: &rusqlite::Row<'_>,
+    principal: PrincipalId,
+) -> rusqlite::Result<AppPassword> {
+    Ok(AppPassword {
+        id: r.get(0)?,
+        principal,
+        name: r.get(1)?,
+        created_at: r.get(2)?,
+    })
 }
 
 /// Indexes a message's text unless it is indexed already (or gone).
