@@ -1243,18 +1243,24 @@ impl Store for SqliteStore {
         let messages_len = messages.len();
         let kind = kind.to_owned();
         let read = move |c: &mut Connection| {
-            let mut stmt = c.prepare_cached(
-                "SELECT data FROM message_cache WHERE message_id = ?1 AND kind = ?2",
-            )?;
+            // One read transaction for all the lookups: each statement on
+            // its own would take and drop SQLite's file locks again.
+            let tx = c.transaction()?;
             let mut out = Vec::new();
-            for m in messages {
-                if let Some(data) = stmt
-                    .query_row(params![m.0, kind], |r| r.get::<_, Vec<u8>>(0))
-                    .optional()?
-                {
-                    out.push((m, data));
+            {
+                let mut stmt = tx.prepare_cached(
+                    "SELECT data FROM message_cache WHERE message_id = ?1 AND kind = ?2",
+                )?;
+                for m in messages {
+                    if let Some(data) = stmt
+                        .query_row(params![m.0, kind], |r| r.get::<_, Vec<u8>>(0))
+                        .optional()?
+                    {
+                        out.push((m, data));
+                    }
                 }
             }
+            tx.finish()?;
             Ok(out)
         };
         if messages_len < SMALL_READ_ROWS as usize {
