@@ -305,6 +305,9 @@ impl Head {
     }
 }
 
+/// Width of the head record in the lock file.
+const HEAD_WIDTH: usize = 160;
+
 struct Writer {
     config: LedgerConfig,
     key: Ed25519KeyPair,
@@ -312,6 +315,8 @@ struct Writer {
     head: Head,
     /// Set when a failed write could not be undone: no further appends.
     broken: Option<String>,
+    /// The segment being written, open (its first sequence number, file).
+    segment: Option<(u64, File)>,
     last_checkpoint_seq: u64,
     /// Whether entries other than the quiet principal's came since the
     /// last checkpoint sent to `on_checkpoint`.
@@ -341,6 +346,7 @@ impl Writer {
                 lock,
                 head,
                 broken: None,
+                segment: None,
                 last_checkpoint_seq: 0,
                 news_for_sink: false,
                 last_sent_seq: 0,
@@ -446,6 +452,7 @@ impl Writer {
             // Another writer moved on (or the file was damaged): re-read the tail.
             _ => {
                 self.head = recover(&dir)?;
+                self.segment = None;
                 self.news_for_sink = true;
             }
         }
@@ -457,13 +464,11 @@ impl Writer {
     }
 
     fn save_head(&mut self) -> Result<()> {
-        let dir = self.config.dir.clone();
-        let text = self.head.encode();
-        self.lock
-            .set_len(0)
-            .and_then(|_| self.lock.seek(SeekFrom::Start(0)))
-            .and_then(|_| self.lock.write_all(text.as_bytes()))
-            .map_err(|e| LedgerError::io(&dir, e))
+        // Padded to a fixed width, so one write in place replaces it (the
+        // file's size never changes).
+        let text = format!("{:<HEAD_WIDTH$}", self.head.encode().trim_end());
+        std::os::unix::fs::FileExt::write_all_at(&self.lock, text.as_bytes(), 0)
+            .map_err(|e| LedgerError::io(&self.config.dir, e))
     }
 
     /// Writes records as one group; returns the first one's sequence number.
@@ -500,11 +505,25 @@ impl Writer {
             buf.push(b'\n');
         }
         let path = segment_path(&self.config.dir, self.head.segment);
-        let written = OpenOptions::new()
-            .append(true)
-            .open(&path)
-            .and_then(|mut f| f.write_all(&buf).and_then(|_| f.sync_data()));
+        // The segment stays open between groups (reopened when another
+        // writer moved the head or a new segment began).
+        if self
+            .segment
+            .as_ref()
+            .is_none_or(|(n, _)| *n != self.head.segment)
+        {
+            let file = OpenOptions::new()
+                .append(true)
+                .open(&path)
+                .map_err(|e| LedgerError::io(&path, e))?;
+            self.segment = Some((self.head.segment, file));
+        }
+        let written = match self.segment.as_mut() {
+            Some((_, f)) => f.write_all(&buf).and_then(|_| f.sync_data()),
+            None => unreachable!("opened above"),
+        };
         if let Err(e) = written {
+            self.segment = None;
             // Cut back what may have reached the file, so that the chain on
             // disk stays the one in memory; if even that fails, stop.
             let undo = OpenOptions::new()
