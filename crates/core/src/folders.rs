@@ -364,10 +364,14 @@ impl Core {
         records: &[MessageRecord],
         returned: impl Fn(&MessageRecord) -> (u64, bool),
     ) -> CoreResult<Vec<Option<Vec<u8>>>> {
-        let event = Event::new(purpose, Some(mailbox.account))
+        let mut event = Event::new(purpose, Some(mailbox.account))
             .container(mailbox.name)
             .objects(records.iter().map(|r| r.message.0).collect())
             .bytes(records.iter().map(|r| returned(r).0).sum());
+        if purpose == Operation::ListItems {
+            // Flags, sizes and dates only: no user data to wait for.
+            event = event.metadata();
+        }
         let (bodies, recorded) = tokio::join!(
             self.read_blobs(records, |r| returned(r).1),
             self.record(access, event)
