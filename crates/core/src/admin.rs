@@ -545,6 +545,9 @@ impl Core {
                 "only the machine's operator audits the ledger".into(),
             ));
         }
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
         let found = self.store.messages_by_id(ids).await?;
         self.record(
             access,

@@ -367,7 +367,7 @@ impl Audit {
                     session: r.session.clone(),
                     principal: r.principal.clone(),
                     auth: r.auth.clone(),
-                    client: r.client.clone().unwrap_or_default(),
+                    client: r.client.clone().unwrap_or_else(|| "-".into()),
                     protocol: r.protocol.clone(),
                     first: format_time(r.at),
                     ..Default::default()
