@@ -258,7 +258,7 @@ impl Core {
             .iter()
             .map(|d| (d.kind().to_owned(), d.derive(&raw)))
             .collect();
-        let text = SearchableText::new(&raw).to_index(self.config.max_indexed_text_bytes);
+        let text = SearchableText::new(&raw).into_index(self.config.max_indexed_text_bytes);
         let new_message = |blob| NewMessage {
             blob,
             size,

@@ -88,7 +88,7 @@ impl SearchableText {
     }
 
     /// The form the index keeps, cut at `limit` bytes of body (and of headers).
-    pub fn to_index(&self, limit: usize) -> MessageText {
+    pub fn into_index(self, limit: usize) -> MessageText {
         let mut headers = String::new();
         for (n, v) in &self.headers {
             // A newline separates name and value, so that no needle the
@@ -101,7 +101,7 @@ impl SearchableText {
         let complete = headers.len() <= limit && self.body.len() <= limit;
         MessageText {
             headers: cut(headers, limit),
-            body: cut(self.body.clone(), limit),
+            body: cut(self.body, limit),
             complete,
         }
     }
@@ -145,12 +145,18 @@ impl Core {
         let Some(queue) = queue.as_ref() else {
             return;
         };
-        let mut seen = Vec::new();
+        let mut ids: Vec<MessageId> = Vec::new();
         for a in appended {
-            if !seen.contains(&a.message) {
-                seen.push(a.message);
-                let _ = queue.try_send((a.message, text.clone()));
+            if !ids.contains(&a.message) {
+                ids.push(a.message);
             }
+        }
+        // The last one takes the text itself: one copy fewer per delivery.
+        if let Some(last) = ids.pop() {
+            for id in ids {
+                let _ = queue.try_send((id, text.clone()));
+            }
+            let _ = queue.try_send((last, text));
         }
     }
 
@@ -247,7 +253,7 @@ impl Core {
         let entries: Vec<(MessageId, MessageText)> = pending
             .iter()
             .zip(raws)
-            .map(|((id, _), raw)| (*id, SearchableText::new(&raw).to_index(limit)))
+            .map(|((id, _), raw)| (*id, SearchableText::new(&raw).into_index(limit)))
             .collect();
         let n = entries.len();
         self.store.put_text(entries).await?;
@@ -266,10 +272,10 @@ mod tests {
         assert!(t.header_contains("SUBJECT", "schöne grüße"));
         assert!(t.text_contains("anna@example.org"));
         assert!(t.body_contains("hallo welt"));
-        let index = t.to_index(1 << 20);
+        let index = t.clone().into_index(1 << 20);
         assert!(index.complete);
         assert!(index.headers.contains("subject\nschöne grüße\n"));
-        let cut = t.to_index(5);
+        let cut = t.into_index(5);
         assert!(!cut.complete);
         assert!(cut.body.len() <= 5 && cut.headers.len() <= 5);
         // A cut never splits a character.

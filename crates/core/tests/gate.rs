@@ -74,6 +74,20 @@ async fn fixture() -> Fixture {
     }
 }
 
+/// What the full-text index answers for a needle it can take.
+async fn answered(
+    core: &Core,
+    who: &Access,
+    mailbox: rampart_core::store::MailboxId,
+    field: store::TextField,
+    needle: &str,
+) -> store::TextMatches {
+    core.search_text(who, mailbox, field, needle)
+        .await
+        .unwrap()
+        .expect("an indexable needle")
+}
+
 /// A fixture user's session, logged in with the main password.
 async fn login(f: &Fixture, who: &str) -> Access {
     f.core
@@ -365,12 +379,7 @@ async fn full_text_search_is_gated_recorded_and_catches_up() {
         .deliver(&smtp, &[alice.account().unwrap()], raw.clone())
         .await
         .unwrap();
-    let found = f
-        .core
-        .search_text(&alice, inbox.id, store::TextField::All, "haushalt")
-        .await
-        .unwrap()
-        .unwrap();
+    let found = answered(&f.core, &alice, inbox.id, store::TextField::All, "haushalt").await;
     assert_eq!(found.unindexed, vec![delivered[0].uid]);
     let core = Arc::new(f.core);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -385,11 +394,7 @@ async fn full_text_search_is_gated_recorded_and_catches_up() {
     };
     let indexed = |core: Arc<Core>, who: Access| async move {
         for _ in 0..200 {
-            let m = core
-                .search_text(&who, inbox.id, store::TextField::All, "haushalt")
-                .await
-                .unwrap()
-                .unwrap();
+            let m = answered(&core, &who, inbox.id, store::TextField::All, "haushalt").await;
             if m.unindexed.is_empty() {
                 return m;
             }
@@ -413,12 +418,7 @@ async fn full_text_search_is_gated_recorded_and_catches_up() {
         core: Arc::into_inner(core).unwrap(),
         ..f
     };
-    let found = f
-        .core
-        .search_text(&alice, inbox.id, store::TextField::Body, "STRASSE")
-        .await
-        .unwrap()
-        .unwrap();
+    let found = answered(&f.core, &alice, inbox.id, store::TextField::Body, "STRASSE").await;
     assert!(found.matched.is_empty(), "ß is not folded to ss");
     let found = f
         .core
@@ -492,21 +492,25 @@ async fn full_text_search_is_gated_recorded_and_catches_up() {
         )
         .await
         .unwrap();
-    let found = f
-        .core
-        .search_text(&alice, inbox.id, store::TextField::All, "beleuchtung")
-        .await
-        .unwrap()
-        .unwrap();
+    let found = answered(
+        &f.core,
+        &alice,
+        inbox.id,
+        store::TextField::All,
+        "beleuchtung",
+    )
+    .await;
     assert_eq!(found.unindexed, vec![old[0].uid]);
     assert_eq!(f.core.index_pending_text(10).await.unwrap(), 1);
     assert_eq!(f.core.index_pending_text(10).await.unwrap(), 0);
-    let found = f
-        .core
-        .search_text(&alice, inbox.id, store::TextField::All, "beleuchtung")
-        .await
-        .unwrap()
-        .unwrap();
+    let found = answered(
+        &f.core,
+        &alice,
+        inbox.id,
+        store::TextField::All,
+        "beleuchtung",
+    )
+    .await;
     assert!(found.unindexed.is_empty());
     assert_eq!(
         found.matched.iter().map(|(u, _)| *u).collect::<Vec<_>>(),

@@ -187,6 +187,17 @@ fn intruder_report_lists_exactly_what_the_intruder_read() {
     let export = sb.ok(&["ledger", "checkpoint", "--export"], "");
     let export_file = sb.data().join("../checkpoints.txt");
     std::fs::write(&export_file, &export).unwrap();
+    let verify_against_export = || {
+        sb.fails(
+            &[
+                "ledger",
+                "verify",
+                "--checkpoints",
+                export_file.to_str().unwrap(),
+            ],
+            "",
+        )
+    };
     assert!(
         sb.ok(
             &[
@@ -211,30 +222,14 @@ fn intruder_report_lists_exactly_what_the_intruder_read() {
         .unwrap()
         .to_owned();
     std::fs::write(&segment, edited).unwrap();
-    let failure = sb.fails(
-        &[
-            "ledger",
-            "verify",
-            "--checkpoints",
-            export_file.to_str().unwrap(),
-        ],
-        "",
-    );
+    let failure = verify_against_export();
     assert!(failure.contains(&format!("entry {seq} ")), "{failure}");
     // Cut off the end, own checkpoints too: only the export shows it.
     let lines: Vec<&str> = text.lines().collect();
     std::fs::write(&segment, lines[..lines.len() - 5].join("\n") + "\n").unwrap();
     std::fs::remove_file(sb.data().join("ledger/checkpoints.log")).unwrap();
     sb.ok(&["ledger", "verify"], "");
-    let failure = sb.fails(
-        &[
-            "ledger",
-            "verify",
-            "--checkpoints",
-            export_file.to_str().unwrap(),
-        ],
-        "",
-    );
+    let failure = verify_against_export();
     assert!(failure.contains("removed from its end"), "{failure}");
 }
 
