@@ -49,6 +49,19 @@ enum Mode {
         #[arg(long, default_value_t = 20)]
         seconds: u64,
     },
+    /// Only the mixed workload, optionally restricted to some of its
+    /// operations (to see which one a difference comes from).
+    Mixed {
+        /// Concurrent clients.
+        #[arg(long, default_value_t = 16)]
+        clients: usize,
+        /// Seconds it runs.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Comma-separated subset of body,headers,store,noop,status.
+        #[arg(long, default_value = "body,headers,store,noop,status")]
+        only: String,
+    },
     /// Download the whole INBOX (`UID FETCH 1:* (BODY.PEEK[])`) several
     /// times over concurrent connections; print the throughput.
     Download {
@@ -220,21 +233,38 @@ async fn measure(args: &Args, clients: usize, seconds: u64) -> anyhow::Result<()
     c.cmd("SEARCH BODY \"thursday\"").await?;
     println!("search_body_common_seconds={}", secs(t.elapsed()));
     c.cmd("LOGOUT").await.ok();
+    mixed(args, clients, seconds, &OPERATIONS).await
+}
 
-    // Mixed workload: what mail clients do all day.
+/// The mixed workload's operations, in the order its counters use.
+const OPERATIONS: [&str; 5] = ["body", "headers", "store", "noop", "status"];
+
+/// Mixed workload: what mail clients do all day, each kind equally often.
+async fn mixed(args: &Args, clients: usize, seconds: u64, kinds: &[&str]) -> anyhow::Result<()> {
+    let kinds: Vec<usize> = kinds
+        .iter()
+        .map(|k| {
+            OPERATIONS
+                .iter()
+                .position(|o| o == k)
+                .ok_or_else(|| anyhow::anyhow!("unknown operation {k}"))
+        })
+        .collect::<anyhow::Result<_>>()?;
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let mut tasks = Vec::new();
     for k in 0..clients {
         let mut c = Client::connect(args).await?;
         c.cmd("SELECT INBOX").await?;
+        let kinds = kinds.clone();
         tasks.push(tokio::spawn(async move {
-            let mut ops = 0u64;
+            let mut ops = [0u64; 5];
             let mut spent = [Duration::ZERO; 5];
             let mut i = k * 7919;
             while Instant::now() < deadline {
                 let uid = 1 + (i * 2654435761) % 9_900;
+                let kind = kinds[i % kinds.len()];
                 let started = Instant::now();
-                match i % 5 {
+                match kind {
                     0 => c.cmd(&format!("UID FETCH {uid} (BODY.PEEK[])")).await?,
                     1 => {
                         c.cmd(&format!(
@@ -251,36 +281,35 @@ async fn measure(args: &Args, clients: usize, seconds: u64) -> anyhow::Result<()
                     3 => c.cmd("NOOP").await?,
                     _ => c.cmd("STATUS INBOX (MESSAGES UNSEEN UIDNEXT)").await?,
                 };
-                spent[i % 5] += started.elapsed();
-                ops += 1;
+                spent[kind] += started.elapsed();
+                ops[kind] += 1;
                 i += 1;
             }
             anyhow::Ok((ops, spent))
         }));
     }
-    let mut ops = 0;
+    let mut ops = [0u64; 5];
     let mut spent = [Duration::ZERO; 5];
     for t in tasks {
         let (n, s) = t.await??;
-        ops += n;
-        for (total, d) in spent.iter_mut().zip(s) {
-            *total += d;
+        for k in 0..5 {
+            ops[k] += n[k];
+            spent[k] += s[k];
         }
     }
+    let total: u64 = ops.iter().sum();
     println!(
-        "mixed_clients={clients} mixed_ops={ops} mixed_ops_per_sec={:.0}",
-        ops as f64 / seconds as f64
+        "mixed_clients={clients} mixed_ops={total} mixed_ops_per_sec={:.0}",
+        total as f64 / seconds as f64
     );
-    // Each kind is a fifth of the operations.
-    let per = |d: Duration| d.as_secs_f64() * 1000.0 / (ops as f64 / 5.0);
-    println!(
-        "mixed_mean_ms body={:.2} headers={:.2} store={:.2} noop={:.2} status={:.2}",
-        per(spent[0]),
-        per(spent[1]),
-        per(spent[2]),
-        per(spent[3]),
-        per(spent[4])
-    );
+    let means: Vec<String> = (0..5)
+        .filter(|&k| ops[k] > 0)
+        .map(|k| {
+            let mean = spent[k].as_secs_f64() * 1000.0 / ops[k] as f64;
+            format!("{}={mean:.2}", OPERATIONS[k])
+        })
+        .collect();
+    println!("mixed_mean_ms {}", means.join(" "));
     Ok(())
 }
 
@@ -352,6 +381,14 @@ async fn main() -> anyhow::Result<()> {
             connections,
         } => load(&args, messages, connections).await,
         Mode::Measure { clients, seconds } => measure(&args, clients, seconds).await,
+        Mode::Mixed {
+            clients,
+            seconds,
+            ref only,
+        } => {
+            let kinds: Vec<&str> = only.split(',').map(str::trim).collect();
+            mixed(&args, clients, seconds, &kinds).await
+        }
         Mode::Idle { connections } => idle(&args, connections).await,
         Mode::Download {
             connections,

@@ -155,13 +155,8 @@ impl Core {
     ) -> CoreResult<Mailbox> {
         self.require_writer(access, account)?;
         self.store
-            .list_mailboxes(account)
+            .find_mailbox(account, name)
             .await?
-            .into_iter()
-            .find(|m| {
-                m.name == name
-                    || (name.eq_ignore_ascii_case("inbox") && m.role == Some(MailboxRole::Inbox))
-            })
             .ok_or_else(|| CoreError::NotFound {
                 kind: "mailbox",
                 name: name.into(),

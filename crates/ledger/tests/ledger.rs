@@ -348,3 +348,54 @@ async fn only_news_goes_to_the_checkpoint_sink() {
     assert!(ledger.checkpoint().await.unwrap().is_none());
     assert_eq!(rx.try_recv().unwrap().seq, 3);
 }
+
+/// The operations of the entries in the ledger, in order.
+fn operations(dir: &Path) -> Vec<String> {
+    let mut ops = Vec::new();
+    for_each_record(dir, |r| ops.push(r.operation)).unwrap();
+    ops
+}
+
+#[tokio::test]
+async fn unconfirmed_entries_are_written_in_order_and_never_lost_on_close() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ledger");
+    let mut cfg = config(&dir);
+    cfg.unconfirmed_delay = Duration::from_secs(1);
+    let ledger = Ledger::open(cfg).unwrap();
+    let op = |name: &str| Record {
+        operation: name.into(),
+        ..record(0)
+    };
+
+    // Alone, an unconfirmed entry waits for the delay, then is written.
+    ledger.append_unconfirmed(op("status")).unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(operations(&dir).is_empty(), "written before its delay");
+    let mut waited = 0;
+    while operations(&dir).is_empty() && waited < 100 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        waited += 1;
+    }
+    assert_eq!(operations(&dir), ["status"]);
+
+    // Followed by an awaited entry, it is written with it, in order, at once.
+    ledger.append_unconfirmed(op("list-items")).unwrap();
+    let seq = ledger.append(op("read-body")).await.unwrap();
+    assert_eq!(seq, 3);
+    assert_eq!(operations(&dir), ["status", "list-items", "read-body"]);
+
+    // A checkpoint covers the unconfirmed entries queued before it.
+    ledger.append_unconfirmed(op("flags")).unwrap();
+    let c = ledger.checkpoint().await.unwrap().expect("a checkpoint");
+    assert_eq!(c.seq, 4);
+
+    // Closing writes what is still queued.
+    ledger.append_unconfirmed(op("status")).unwrap();
+    drop(ledger);
+    assert_eq!(
+        operations(&dir),
+        ["status", "list-items", "read-body", "flags", "status"]
+    );
+    assert!(verify(&dir, &[]).unwrap().problems.is_empty());
+}

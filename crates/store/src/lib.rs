@@ -181,6 +181,9 @@ pub trait Store: Send + Sync + 'static {
     async fn list_mailboxes(&self, account: PrincipalId) -> Result<Vec<Mailbox>>;
     /// Reads a mailbox by id.
     async fn get_mailbox(&self, id: MailboxId) -> Result<Option<Mailbox>>;
+    /// Finds an account's mailbox by name; "INBOX" in any case also names
+    /// the mailbox with the inbox role. The first by name when both match.
+    async fn find_mailbox(&self, account: PrincipalId, name: &str) -> Result<Option<Mailbox>>;
     /// Renames mailboxes in one transaction (a mailbox and its children);
     /// fails with [`StoreError::AlreadyExists`] if a new name is taken.
     async fn rename_mailboxes(&self, renames: &[(MailboxId, String)]) -> Result<()>;

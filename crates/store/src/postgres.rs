@@ -990,6 +990,21 @@ impl Store for PostgresStore {
         .collect())
     }
 
+    async fn find_mailbox(&self, account: PrincipalId, name: &str) -> Result<Option<Mailbox>> {
+        let c = self.pool.get().await?;
+        let inbox = name.eq_ignore_ascii_case("inbox");
+        Ok(c.query_opt(
+            &format!(
+                "SELECT {MAILBOX_COLUMNS} FROM mailboxes
+                 WHERE account_id = $1 AND (name = $2 OR ($3 AND role = 'inbox'))
+                 ORDER BY name LIMIT 1"
+            ),
+            &[&account.0, &name, &inbox],
+        )
+        .await?
+        .map(|r| mailbox_from(&r)))
+    }
+
     async fn get_mailbox(&self, id: MailboxId) -> Result<Option<Mailbox>> {
         let c = self.pool.get().await?;
         Ok(c.query_opt(

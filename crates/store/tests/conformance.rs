@@ -753,15 +753,20 @@ async fn mailbox_tree_copy_move(h: Harness) {
     assert_eq!((status.messages, status.unseen, status.deleted), (5, 2, 0));
     assert!(status.size > 0);
 
-    // get_messages returns exactly the UIDs asked for that exist, in order.
-    let got = store
-        .get_messages(own_inbox, &[uids[3], 999, uids[1]])
-        .await
-        .unwrap();
-    assert_eq!(
-        got.iter().map(|m| m.uid).collect::<Vec<_>>(),
-        vec![uids[1], uids[3]]
-    );
+    // get_messages returns exactly the UIDs asked for that exist, in order,
+    // whether they lie far apart (looked up one by one) or close together
+    // (one range read).
+    for (asked, expected) in [
+        (vec![uids[3], 999, uids[1]], vec![uids[1], uids[3]]),
+        (
+            vec![uids[4], uids[0], uids[2], uids[2]],
+            vec![uids[0], uids[2], uids[4]],
+        ),
+    ] {
+        let got = store.get_messages(own_inbox, &asked).await.unwrap();
+        assert_eq!(got.iter().map(|m| m.uid).collect::<Vec<_>>(), expected);
+        assert!(got.iter().all(|m| m.mailbox == own_inbox && m.size > 0));
+    }
 
     // A folder with a child; copy keeps the message row, move takes it out.
     let parent = store
@@ -784,6 +789,27 @@ async fn mailbox_tree_copy_move(h: Harness) {
         )
         .await
         .unwrap();
+    // find_mailbox: by exact name, and INBOX in any case by its role;
+    // another account's mailbox of the same name is not found.
+    let find = |account, name: &'static str| {
+        let store = &store;
+        async move {
+            store
+                .find_mailbox(account, name)
+                .await
+                .unwrap()
+                .map(|m| m.id)
+        }
+    };
+    assert_eq!(find(user.id, "Work/2026").await, Some(child.id));
+    assert_eq!(find(user.id, "Work").await, Some(parent.id));
+    assert_eq!(find(user.id, "work").await, None);
+    for name in ["INBOX", "inbox", "InBoX"] {
+        assert_eq!(find(user.id, name).await, Some(own_inbox));
+    }
+    assert_eq!(find(other.id, "Work").await, None);
+    assert_ne!(find(other.id, "INBOX").await, Some(own_inbox));
+    assert!(find(other.id, "INBOX").await.is_some());
     let copied = store
         .copy_messages(own_inbox, &[uids[0], uids[1]], parent.id, false)
         .await
