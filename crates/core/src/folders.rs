@@ -340,7 +340,7 @@ impl Core {
         let mailbox = self.owned(access, id).await?;
         let records = self.store.get_messages(id, uids).await?;
         let bodies = self
-            .read_recorded(access, mailbox, purpose, &records, |r| {
+            .read_recorded(access, mailbox, purpose, &records, |_, r| {
                 if body {
                     (r.size, true)
                 } else {
@@ -352,8 +352,8 @@ impl Core {
     }
 
     /// Records a read of `records` and reads the message files of those
-    /// `returned` says are needed (it gives each record's bytes returned and
-    /// whether its file is read). What goes out is known from the rows, so
+    /// `returned` says are needed (it gives, for each record and its index,
+    /// the bytes returned and whether its file is read). What goes out is known from the rows, so
     /// the entry is synced while the files are read; nothing is returned
     /// before both are done.
     async fn read_recorded(
@@ -362,35 +362,39 @@ impl Core {
         mailbox: OwnedMailbox,
         purpose: Operation,
         records: &[MessageRecord],
-        returned: impl Fn(&MessageRecord) -> (u64, bool),
+        returned: impl Fn(usize, &MessageRecord) -> (u64, bool),
     ) -> CoreResult<Vec<Option<Vec<u8>>>> {
         let mut event = Event::new(purpose, Some(mailbox.account))
             .container(mailbox.name)
             .objects(records.iter().map(|r| r.message.0).collect())
-            .bytes(records.iter().map(|r| returned(r).0).sum());
+            .bytes(
+                records
+                    .iter()
+                    .enumerate()
+                    .map(|(i, r)| returned(i, r).0)
+                    .sum(),
+            );
         if purpose == Operation::ListItems {
             // Flags, sizes and dates only: no user data to wait for.
             event = event.metadata();
         }
         let (bodies, recorded) = tokio::join!(
-            self.read_blobs(records, |r| returned(r).1),
+            self.read_blobs(records, |i| returned(i, &records[i]).1),
             self.record(access, event)
         );
         recorded?;
         bodies
     }
 
-    /// Reads (and verifies) the blobs of the records `wanted` selects, in
+    /// Reads (and verifies) the blobs of the records whose index `wanted` selects, in
     /// parallel: on a full-mailbox download this is where the time goes.
     async fn read_blobs(
         &self,
         records: &[MessageRecord],
-        wanted: impl Fn(&MessageRecord) -> bool,
+        wanted: impl Fn(usize) -> bool,
     ) -> CoreResult<Vec<Option<Vec<u8>>>> {
         let mut bodies: Vec<Option<Vec<u8>>> = vec![None; records.len()];
-        let wanted: Vec<usize> = (0..records.len())
-            .filter(|&i| wanted(&records[i]))
-            .collect();
+        let wanted: Vec<usize> = (0..records.len()).filter(|&i| wanted(i)).collect();
         if wanted.is_empty() {
             return Ok(bodies);
         }
@@ -437,17 +441,15 @@ impl Core {
         purpose: Operation,
     ) -> CoreResult<Vec<Derived>> {
         let mailbox = self.owned(access, id).await?;
-        let records = self.store.get_messages(id, uids).await?;
-        let ids: Vec<_> = records.iter().map(|r| r.message).collect();
-        let mut cached: std::collections::HashMap<_, _> = self
+        let (records, mut cached): (Vec<_>, Vec<_>) = self
             .store
-            .get_cached(&ids, kind)
+            .get_messages_cached(id, uids, kind)
             .await?
             .into_iter()
-            .collect();
+            .unzip();
         let bodies = self
-            .read_recorded(access, mailbox, purpose, &records, |r| {
-                match cached.get(&r.message) {
+            .read_recorded(access, mailbox, purpose, &records, |i, r| {
+                match &cached[i] {
                     Some(d) => (d.len() as u64, false),
                     None => (r.size, true),
                 }
@@ -456,8 +458,9 @@ impl Core {
         Ok(records
             .into_iter()
             .zip(bodies)
-            .map(|(record, raw)| Derived {
-                derived: cached.remove(&record.message),
+            .zip(cached.iter_mut())
+            .map(|((record, raw), derived)| Derived {
+                derived: derived.take(),
                 record,
                 raw,
             })

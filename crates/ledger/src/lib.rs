@@ -88,6 +88,11 @@ pub struct LedgerConfig {
     /// Longest an unconfirmed entry waits for an awaited one to share its
     /// write and fsync with.
     pub unconfirmed_delay: Duration,
+    /// While groups follow each other closely (a busy server), how long an
+    /// awaited entry may wait for others to share its fsync ...
+    pub group_delay: Duration,
+    /// ... unless this many are waiting already.
+    pub group_target: usize,
     /// Receives each new checkpoint that covers new activity (the server
     /// mails it to a witness).
     pub on_checkpoint: Option<tokio::sync::mpsc::UnboundedSender<Checkpoint>>,
@@ -110,6 +115,11 @@ impl LedgerConfig {
             witness_file: None,
             max_batch: 4096,
             unconfirmed_delay: Duration::from_millis(100),
+            // Measured with 16 IMAP clients fetching headers on 2 cores:
+            // groups went from 1.8 to 7 entries, 10,100 -> 12,600 ops/s;
+            // 600 us and 1 ms gained nothing more.
+            group_delay: Duration::from_micros(300),
+            group_target: 8,
             on_checkpoint: None,
             quiet_principal: None,
         }
@@ -143,6 +153,13 @@ struct Queue {
     commands: Vec<Command>,
     /// How many queued commands someone waits for.
     awaited: usize,
+    /// When the first of them came.
+    first_awaited: Option<Instant>,
+    /// Whether a checkpoint or expiry waits (never held back).
+    urgent: bool,
+    /// Whether the writer sleeps on the condition variable (otherwise it
+    /// is writing, and looks at the queue when done: no wake-up needed).
+    writer_waiting: bool,
     /// When the oldest queued unconfirmed entry came.
     oldest_unconfirmed: Option<Instant>,
     /// Set by [`Ledger`]'s drop (the writer signs a last checkpoint and
@@ -154,6 +171,7 @@ struct Shared {
     queue: Mutex<Queue>,
     wake: Condvar,
     max_batch: usize,
+    group_target: usize,
 }
 
 impl Shared {
@@ -192,6 +210,7 @@ impl Ledger {
             queue: Mutex::new(Queue::default()),
             wake: Condvar::new(),
             max_batch: writer.config.max_batch.max(1),
+            group_target: writer.config.group_target.max(1),
         });
         let for_writer = shared.clone();
         let handle = std::thread::Builder::new()
@@ -250,13 +269,21 @@ impl Ledger {
         }
         let wake = if command.awaited() {
             queue.awaited += 1;
-            true
+            queue.urgent |= !matches!(command, Command::Append(..));
+            queue.first_awaited.get_or_insert_with(Instant::now);
+            // A sleeping writer either waits for work (the first awaited
+            // command wakes it) or holds a group open for more (woken once
+            // the group is large enough, not by each arrival).
+            queue.writer_waiting
+                && (queue.awaited == 1
+                    || queue.awaited >= self.shared.group_target
+                    || !matches!(command, Command::Append(..)))
         } else {
             // The first one sets the writer's deadline; later ones wait
             // with it.
             let first = queue.oldest_unconfirmed.is_none();
             queue.oldest_unconfirmed.get_or_insert_with(Instant::now);
-            first || queue.commands.len() + 1 >= self.shared.max_batch
+            queue.writer_waiting && (first || queue.commands.len() + 1 >= self.shared.max_batch)
         };
         queue.commands.push(command);
         drop(queue);
@@ -392,6 +419,49 @@ impl Head {
 /// Width of the head record in the lock file.
 const HEAD_WIDTH: usize = 160;
 
+/// How much zeroed space the writer claims at the end of the segment at a
+/// time. Overwriting claimed space lets fdatasync write just the data, not
+/// also the file's new size (measured on ext4: 96 instead of 140 us per
+/// sync, and one disk write fewer per group).
+const CLAIM_BYTES: u64 = 4 * 1024 * 1024;
+
+/// The segment being written, kept open between groups.
+struct OpenSegment {
+    /// Its first sequence number.
+    first_seq: u64,
+    file: File,
+    /// The file's length: entries, then claimed zeroed space.
+    claimed: u64,
+}
+
+impl OpenSegment {
+    fn open(path: &Path, first_seq: u64) -> std::io::Result<OpenSegment> {
+        let file = OpenOptions::new().write(true).open(path)?;
+        let claimed = file.metadata()?.len();
+        Ok(OpenSegment {
+            first_seq,
+            file,
+            claimed,
+        })
+    }
+
+    /// Writes `buf` at `at` and syncs it, first claiming more zeroed space
+    /// if it would not fit.
+    fn write_synced(&mut self, at: u64, buf: &[u8]) -> std::io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        let end = at + buf.len() as u64;
+        if end > self.claimed {
+            let claim = end.div_ceil(CLAIM_BYTES) * CLAIM_BYTES;
+            let start = self.claimed.max(end);
+            self.file
+                .write_all_at(&vec![0; (claim - start) as usize], start)?;
+            self.claimed = claim;
+        }
+        self.file.write_all_at(buf, at)?;
+        self.file.sync_data()
+    }
+}
+
 struct Writer {
     config: LedgerConfig,
     key: Ed25519KeyPair,
@@ -399,8 +469,8 @@ struct Writer {
     head: Head,
     /// Set when a failed write could not be undone: no further appends.
     broken: Option<String>,
-    /// The segment being written, open (its first sequence number, file).
-    segment: Option<(u64, File)>,
+    /// The segment being written, open.
+    segment: Option<OpenSegment>,
     last_checkpoint_seq: u64,
     /// Whether entries other than the quiet principal's came since the
     /// last checkpoint sent to `on_checkpoint`.
@@ -409,6 +479,8 @@ struct Writer {
     last_sent_seq: u64,
     last_checkpoint: Instant,
     last_expiry: Instant,
+    /// How many waited on the last group written.
+    last_group_awaited: usize,
 }
 
 impl Writer {
@@ -436,6 +508,7 @@ impl Writer {
                 last_sent_seq: 0,
                 last_checkpoint: Instant::now(),
                 last_expiry: Instant::now(),
+                last_group_awaited: 0,
             };
             w.last_checkpoint_seq = last_checkpoint_seq(&w.config.dir);
             w.last_sent_seq = w.last_checkpoint_seq;
@@ -490,14 +563,25 @@ impl Writer {
     fn next_batch(&self, shared: &Shared, tick: Duration) -> (Vec<Command>, bool) {
         let mut queue = shared.queue();
         let started = Instant::now();
+        // Several sessions waited on the last group: hold the next one open
+        // a moment for more, so that they share an fsync (fewer syncs, less
+        // CPU). A lone session never waits for company.
+        let group_delay = if self.last_group_awaited > 1 {
+            self.config.group_delay
+        } else {
+            Duration::ZERO
+        };
         loop {
             let now = Instant::now();
             let unconfirmed_due = queue
                 .oldest_unconfirmed
                 .map(|t| t + self.config.unconfirmed_delay);
+            let group_due = queue.first_awaited.map(|t| t + group_delay);
             if queue.closed
-                || queue.awaited > 0
+                || queue.urgent
+                || queue.awaited >= shared.group_target
                 || queue.commands.len() >= shared.max_batch
+                || group_due.is_some_and(|due| due <= now)
                 || unconfirmed_due.is_some_and(|due| due <= now)
             {
                 break;
@@ -506,20 +590,35 @@ impl Writer {
             if tick_due <= now {
                 break;
             }
-            let due = unconfirmed_due.map_or(tick_due, |u| u.min(tick_due));
+            let due = [unconfirmed_due, group_due]
+                .into_iter()
+                .flatten()
+                .fold(tick_due, Instant::min);
+            queue.writer_waiting = true;
             queue = shared
                 .wake
                 .wait_timeout(queue, due - now)
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
+            queue.writer_waiting = false;
         }
         let n = queue.commands.len().min(shared.max_batch);
         let batch: Vec<Command> = queue.commands.drain(..n).collect();
+        queue.urgent = false;
         if queue.commands.is_empty() {
             queue.awaited = 0;
+            queue.first_awaited = None;
             queue.oldest_unconfirmed = None;
         } else {
+            // Left over from a full group: all due already.
             queue.awaited = queue.commands.iter().filter(|c| c.awaited()).count();
+            queue.urgent = queue
+                .commands
+                .iter()
+                .any(|c| !matches!(c, Command::Append(..)));
+            if queue.awaited == 0 {
+                queue.first_awaited = None;
+            }
             if queue.commands.iter().all(Command::awaited) {
                 queue.oldest_unconfirmed = None;
             }
@@ -553,6 +652,7 @@ impl Writer {
             return;
         }
         let (records, replies): (Vec<Record>, Vec<_>) = appends.into_iter().unzip();
+        self.last_group_awaited = replies.iter().filter(|r| r.is_some()).count();
         match self.write(records) {
             Ok(first) => {
                 for (i, reply) in replies.into_iter().enumerate() {
@@ -640,21 +740,13 @@ impl Writer {
         let path = segment_path(&self.config.dir, self.head.segment);
         // The segment stays open between groups (reopened when another
         // writer moved the head or a new segment began).
-        if self
-            .segment
-            .as_ref()
-            .is_none_or(|(n, _)| *n != self.head.segment)
-        {
-            let file = OpenOptions::new()
-                .append(true)
-                .open(&path)
-                .map_err(|e| LedgerError::io(&path, e))?;
-            self.segment = Some((self.head.segment, file));
-        }
-        let written = match self.segment.as_mut() {
-            Some((_, f)) => f.write_all(&buf).and_then(|_| f.sync_data()),
-            None => unreachable!("opened above"),
+        let segment = match self.segment.take() {
+            Some(s) if s.first_seq == self.head.segment => s,
+            _ => OpenSegment::open(&path, self.head.segment)
+                .map_err(|e| LedgerError::io(&path, e))?,
         };
+        let segment = self.segment.insert(segment);
+        let written = segment.write_synced(self.head.size, &buf);
         if let Err(e) = written {
             self.segment = None;
             // Cut back what may have reached the file, so that the chain on
@@ -675,8 +767,16 @@ impl Writer {
         Ok(first)
     }
 
-    /// Seals the current segment by starting the next one.
+    /// Seals the current segment (without its claimed space) by starting
+    /// the next one.
     fn start_segment(&mut self, now: i64) -> Result<()> {
+        let path = segment_path(&self.config.dir, self.head.segment);
+        self.segment = None;
+        OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .and_then(|f| f.set_len(self.head.size).and_then(|_| f.sync_all()))
+            .map_err(|e| LedgerError::io(&path, e))?;
         let header = SegmentHeader {
             first_seq: self.head.next_seq,
             prev: hex::encode(self.head.hash),
@@ -837,6 +937,9 @@ fn recover(dir: &Path) -> Result<Head> {
             path.display(),
             segment.torn_tail
         );
+    }
+    // Padding goes too: whoever writes next claims its own.
+    if segment.file_len > segment.complete_len {
         OpenOptions::new()
             .write(true)
             .open(path)

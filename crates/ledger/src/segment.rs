@@ -5,6 +5,11 @@
 //! the chain hash before it); every further line is one entry, its JSON and
 //! its chain hash separated by a tab (compact JSON never holds a raw tab).
 //! The chain hash of entry n is BLAKE3(hash of entry n-1 || JSON of entry n).
+//!
+//! The segment being written may end in zero bytes: space the writer
+//! claimed ahead so that syncing an entry does not also have to write the
+//! file's new size. Compact JSON never holds a raw NUL, so they cannot be
+//! mistaken for entries; a sealed segment has none.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -55,10 +60,13 @@ pub struct Segment {
     pub header: SegmentHeader,
     /// Its complete entry lines.
     pub entries: Vec<RawEntry>,
-    /// Bytes after the last newline (a write cut short by a crash).
+    /// Bytes after the last newline, not counting the zero padding (a
+    /// write cut short by a crash).
     pub torn_tail: usize,
     /// Byte length up to the end of the last complete line.
     pub complete_len: u64,
+    /// The file's whole length, zero padding included.
+    pub file_len: u64,
 }
 
 pub(crate) fn segment_path(dir: &Path, first_seq: u64) -> PathBuf {
@@ -91,8 +99,12 @@ pub fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
 /// Reads a whole segment.
 pub fn read_segment(path: &Path) -> Result<Segment> {
     let bytes = fs::read(path).map_err(|e| LedgerError::io(path, e))?;
-    let complete = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-    let torn_tail = bytes.len() - complete;
+    let end = bytes.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+    let complete = bytes[..end]
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
+    let torn_tail = end - complete;
     let text = String::from_utf8_lossy(&bytes[..complete]);
     let mut lines = text.lines().enumerate();
     let header_line = lines
@@ -117,5 +129,6 @@ pub fn read_segment(path: &Path) -> Result<Segment> {
         entries,
         torn_tail,
         complete_len: complete as u64,
+        file_len: bytes.len() as u64,
     })
 }

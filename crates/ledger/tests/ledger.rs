@@ -61,9 +61,11 @@ fn segment(dir: &Path) -> PathBuf {
     segment::list_segments(dir).unwrap().pop().unwrap().1
 }
 
+/// The lines of a segment, without the zeroed space claimed after them.
 fn lines(path: &Path) -> Vec<String> {
     fs::read_to_string(path)
         .unwrap()
+        .trim_end_matches('\0')
         .lines()
         .map(str::to_owned)
         .collect()
@@ -270,8 +272,14 @@ async fn truncation_and_rewrite_are_caught_by_exported_checkpoints() {
 async fn crash_cut_line_is_dropped_on_open() {
     let (_tmp, dir) = ledger_with(5).await;
     let path = segment(&dir);
-    let mut f = fs::OpenOptions::new().append(true).open(&path).unwrap();
-    std::io::Write::write_all(&mut f, b"{\"seq\":6,\"at\":17000").unwrap();
+    // The writer claims zeroed space after the entries; a crash leaves the
+    // start of the next entry there.
+    let bytes = fs::read(&path).unwrap();
+    let data_len = bytes.iter().rposition(|&b| b != 0).unwrap() + 1;
+    assert!(bytes.len() > data_len && bytes[data_len - 1] == b'\n');
+    let f = fs::OpenOptions::new().write(true).open(&path).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&f, b"{\"seq\":6,\"at\":17000", data_len as u64)
+        .unwrap();
     drop(f);
     let r = verify(&dir, &[]).unwrap();
     assert!(r.intact() && r.notes.iter().any(|n| n.contains("bytes of an entry")));
@@ -294,8 +302,13 @@ async fn retention_removes_sealed_segments_and_the_chain_still_verifies() {
         ledger.append(record(i)).await.unwrap();
     }
     ledger.checkpoint().await.unwrap();
-    let segments = segment::list_segments(&dir).unwrap().len();
+    let listed = segment::list_segments(&dir).unwrap();
+    let segments = listed.len();
     assert!(segments >= 6, "{segments} segments");
+    // Sealed segments end with their last entry, without claimed space.
+    for (_, path) in &listed[..segments - 1] {
+        assert_eq!(fs::read(path).unwrap().last(), Some(&b'\n'), "{path:?}");
+    }
     // Two days after the entries' time, all but the segment being written go.
     let removed = ledger
         .expire(1_700_000_000_000 + 2 * 86_400_000)

@@ -212,7 +212,11 @@ fn intruder_report_lists_exactly_what_the_intruder_read() {
     );
     server.stop();
     let segment = only_segment(&sb.data().join("ledger"));
-    let text = std::fs::read_to_string(&segment).unwrap();
+    // Without the zeroed space the writer claims after the entries.
+    let text = std::fs::read_to_string(&segment)
+        .unwrap()
+        .trim_end_matches('\0')
+        .to_owned();
     let edited = text.replacen("127.0.0.2", "127.0.0.9", 1);
     let seq = edited
         .lines()

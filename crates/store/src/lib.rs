@@ -243,6 +243,26 @@ pub trait Store: Send + Sync + 'static {
         messages: &[MessageId],
         kind: &str,
     ) -> Result<Vec<(MessageId, Vec<u8>)>>;
+    /// Messages of a mailbox by UID, as [`Store::get_messages`], each with
+    /// its cached derived data of `kind` when it has some.
+    async fn get_messages_cached(
+        &self,
+        mailbox: MailboxId,
+        uids: &[u32],
+        kind: &str,
+    ) -> Result<Vec<(MessageRecord, Option<Vec<u8>>)>> {
+        let records = self.get_messages(mailbox, uids).await?;
+        let ids: Vec<MessageId> = records.iter().map(|r| r.message).collect();
+        let mut cached: std::collections::HashMap<MessageId, Vec<u8>> =
+            self.get_cached(&ids, kind).await?.into_iter().collect();
+        Ok(records
+            .into_iter()
+            .map(|r| {
+                let data = cached.remove(&r.message);
+                (r, data)
+            })
+            .collect())
+    }
     /// Keeps derived data of `kind` for messages (replacing what was there).
     async fn put_cached(&self, kind: &str, entries: Vec<(MessageId, Vec<u8>)>) -> Result<()>;
     /// Searches the full-text index of a mailbox for a lower-case needle of

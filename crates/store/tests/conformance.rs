@@ -997,6 +997,33 @@ async fn message_cache_follows_messages(h: Harness) {
         got,
         vec![(a.message, b"uno".to_vec()), (b.message, b"two".to_vec())]
     );
+    // With the message rows by UID, near together or far apart; a kind a
+    // message lacks gives None.
+    for asked in [vec![b.uid, a.uid], vec![a.uid, b.uid + 1_000]] {
+        let with = store
+            .get_messages_cached(own_inbox, &asked, "k")
+            .await
+            .unwrap();
+        let plain = store.get_messages(own_inbox, &asked).await.unwrap();
+        assert_eq!(
+            with.iter().map(|(r, _)| r.uid).collect::<Vec<_>>(),
+            plain.iter().map(|r| r.uid).collect::<Vec<_>>()
+        );
+        for (record, data) in &with {
+            let expected: &[u8] = if record.message == a.message {
+                b"uno"
+            } else {
+                b"two"
+            };
+            assert_eq!(data.as_deref(), Some(expected));
+        }
+    }
+    let none = store
+        .get_messages_cached(own_inbox, &[b.uid], "missing.kind")
+        .await
+        .unwrap();
+    assert_eq!(none.len(), 1);
+    assert_eq!(none[0].1, None);
     // Gone with the message; a write for a message that no longer exists is dropped.
     store.expunge(own_inbox, &[a.uid]).await.unwrap();
     assert!(
