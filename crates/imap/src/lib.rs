@@ -218,11 +218,19 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
         while let Some(frame) = framer.next_frame() {
             let mut reply = session.frame(frame).await;
             loop {
-                stream.write_all(&reply.out).await?;
+                if !matches!(reply.next, Next::More) {
+                    stream.write_all(&reply.out).await?;
+                }
                 match reply.next {
                     Next::Command => break,
                     Next::More => {
-                        reply = session.more().await;
+                        // The next part (a FETCH's next batch) is read while
+                        // this one is sent: a full download keeps both the
+                        // disk and the socket busy.
+                        let out = std::mem::take(&mut reply.out);
+                        let (written, next) = tokio::join!(stream.write_all(&out), session.more());
+                        written?;
+                        reply = next;
                     }
                     Next::Close => {
                         stream.flush().await?;

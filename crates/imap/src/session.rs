@@ -2218,6 +2218,14 @@ impl Session {
             }
         }
         let sel = &*sel;
+        // Room for the messages at once: growing a batch of megabytes by
+        // doubling copied it about twice more (seen as memmove in profiles).
+        out.reserve(
+            records
+                .iter()
+                .map(|(_, raw)| raw.as_ref().map_or(0, Vec::len) + 256)
+                .sum(),
+        );
         for (record, raw) in &records {
             let Some(i) = sel.index_of_uid(record.uid) else {
                 continue;
