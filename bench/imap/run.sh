@@ -44,7 +44,8 @@ descendants() { ps -e -o pid=,ppid= | awk -v root="$1" '{ parent[$1] = $2 } END 
 
 ulimit -n "$(ulimit -Hn)"
 cargo build --release -q -p rampart -p rampart-bench
-RAMPART=target/release/rampart
+# RAMPART_BIN runs another build (an A/B comparison).
+RAMPART=${RAMPART_BIN:-target/release/rampart}
 LOAD=target/release/imap-load
 PASSWORD="benchpassword12345"
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r)"

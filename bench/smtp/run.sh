@@ -37,7 +37,8 @@ peak_rss_kb() { awk '/VmHWM/ {s += $2} END {print s + 0}' "$@" 2>/dev/null || ec
 pss_kb() { for p in "$@"; do cat "/proc/$p/smaps_rollup" 2>/dev/null; done | awk '/^Pss:/ {s += $2} END {print s + 0}'; }
 
 cargo build --release -q -p rampart -p rampart-bench
-RAMPART=target/release/rampart
+# RAMPART_BIN runs another build (an A/B comparison).
+RAMPART=${RAMPART_BIN:-target/release/rampart}
 LOAD=target/release/smtp-load
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r)"
 echo "load: $MESSAGES messages over $CONNECTIONS connections"

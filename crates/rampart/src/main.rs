@@ -15,12 +15,6 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::config::Config;
 
-// mimalloc rather than glibc's malloc: with many sessions on a few worker
-// threads, glibc's arena locks and its habit of keeping freed memory showed
-// as ~14% of the server's CPU under the IMAP mixed workload.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// Rampart: mail, calendars, contacts and a web app in one server for small organisations.
 #[derive(Parser, Debug)]
 #[command(name = "rampart", version, about, long_about = None, propagate_version = true)]
