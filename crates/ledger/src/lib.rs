@@ -181,12 +181,16 @@ impl Shared {
     }
 }
 
-/// Marks the queue closed when the writer thread ends, however it ends.
+/// Marks the queue closed when the writer thread ends, however it ends,
+/// and drops what is still queued, so that whoever waits hears "gone"
+/// rather than waiting forever.
 struct ClosedOnDrop(Arc<Shared>);
 
 impl Drop for ClosedOnDrop {
     fn drop(&mut self) {
-        self.0.queue().closed = true;
+        let mut queue = self.0.queue();
+        queue.closed = true;
+        queue.commands.clear();
     }
 }
 
@@ -421,8 +425,8 @@ const HEAD_WIDTH: usize = 160;
 
 /// How much zeroed space the writer claims at the end of the segment at a
 /// time. Overwriting claimed space lets fdatasync write just the data, not
-/// also the file's new size (measured on ext4: 96 instead of 140 us per
-/// sync, and one disk write fewer per group).
+/// also the file's new size (measured on ext4: about 100 instead of 130-140
+/// us per sync of a 420-byte append).
 const CLAIM_BYTES: u64 = 4 * 1024 * 1024;
 
 /// The segment being written, kept open between groups.
