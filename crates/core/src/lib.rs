@@ -185,8 +185,8 @@ pub struct Core {
     mailbox_changes: tokio::sync::broadcast::Sender<MailboxId>,
     /// Derived data computed for every stored message.
     derivers: Vec<Arc<dyn Deriver>>,
-    /// Where newly stored messages' text goes to be indexed.
-    text_queue: std::sync::Mutex<Option<text::TextQueue>>,
+    /// Tells the full-text indexer that messages were stored.
+    text_wakeup: tokio::sync::Notify,
     /// Owners and names of mailboxes seen (see `Core::owned`).
     mailbox_owners: std::sync::Mutex<std::collections::HashMap<MailboxId, folders::OwnedMailbox>>,
 }
@@ -208,7 +208,7 @@ impl Core {
             mailbox_changes: tokio::sync::broadcast::channel(1024).0,
             derivers: Vec::new(),
             mailbox_owners: std::sync::Mutex::new(std::collections::HashMap::new()),
-            text_queue: std::sync::Mutex::new(None),
+            text_wakeup: tokio::sync::Notify::new(),
             store,
             config,
             recorder,

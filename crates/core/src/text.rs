@@ -126,92 +126,84 @@ pub fn indexable_needle(needle: &str) -> Option<String> {
         .then_some(needle)
 }
 
-/// Messages stored since the indexer last ran, with their text.
-pub(crate) type TextQueue = tokio::sync::mpsc::Sender<(MessageId, MessageText)>;
-
-/// Most messages waiting for the indexer in memory; past that they wait in
-/// the store (unindexed) for the indexer's next pass over it.
-const TEXT_QUEUE_LEN: usize = 256;
 /// Messages indexed in one write: small, so that deliveries waiting for the
 /// store's writer meanwhile wait little.
 const TEXT_BATCH: usize = 16;
+/// The indexer starts once deliveries paused this long ...
+const TEXT_QUIET: std::time::Duration = std::time::Duration::from_millis(200);
+/// ... or once the first message it was told of waited this long.
+const TEXT_MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl Core {
-    /// Hands the text of newly stored messages to the indexer, if one runs
-    /// (the server's); otherwise, or when it is behind, they stay unindexed
-    /// until its next pass, and searches read them whole meanwhile.
-    pub(crate) fn queue_text(&self, appended: &[rampart_store::Appended], text: MessageText) {
-        let queue = self.text_queue.lock().expect("text queue lock");
-        let Some(queue) = queue.as_ref() else {
-            return;
-        };
-        let mut ids: Vec<MessageId> = Vec::new();
-        for a in appended {
-            if !ids.contains(&a.message) {
-                ids.push(a.message);
-            }
-        }
-        // The last one takes the text itself: one copy fewer per delivery.
-        if let Some(last) = ids.pop() {
-            for id in ids {
-                let _ = queue.try_send((id, text.clone()));
-            }
-            let _ = queue.try_send((last, text));
-        }
-    }
-
-    /// Runs the full-text indexer until `stop` resolves: indexes newly
-    /// stored messages in small batches after their delivery committed,
-    /// and every `pass` indexes what is left unindexed in the store
-    /// (messages stored before the index existed, by the command line, or
-    /// while the indexer was behind).
+    /// Runs the full-text indexer until `stop` resolves. Stored messages
+    /// are indexed from the store once deliveries pause for [`TEXT_QUIET`]
+    /// (a burst of mail gets the CPU; what it stored is indexed in the gap
+    /// after it), and at the latest [`TEXT_MAX_WAIT`] after the first of
+    /// them, so that under steady load the index keeps up; every `pass`
+    /// the indexer also takes whatever is left (messages stored before the
+    /// index existed, or by the command line). Until a message is indexed,
+    /// searches read it whole, so their answers do not change.
     pub async fn run_text_indexer(
         &self,
         pass: std::time::Duration,
         stop: impl std::future::Future<Output = ()>,
     ) {
-        let (tx, mut rx) = tokio::sync::mpsc::channel(TEXT_QUEUE_LEN);
-        *self.text_queue.lock().expect("text queue lock") = Some(tx);
         tokio::pin!(stop);
         let mut backfill = tokio::time::interval(pass);
         loop {
-            tokio::select! {
+            let (first, pass_due) = tokio::select! {
                 _ = &mut stop => break,
-                Some(first) = rx.recv() => {
-                    let mut batch = vec![first];
-                    while batch.len() < TEXT_BATCH {
-                        match rx.try_recv() {
-                            Ok(next) => batch.push(next),
-                            Err(_) => break,
-                        }
-                    }
-                    if let Err(e) = self.store.put_text(batch).await {
-                        tracing::warn!("full-text index: {e}; the next pass retries");
-                    }
+                _ = self.text_wakeup.notified() => (std::time::Instant::now(), false),
+                _ = backfill.tick() => (std::time::Instant::now(), true),
+            };
+            loop {
+                if pass_due || first.elapsed() >= TEXT_MAX_WAIT {
+                    // Steady load: catch up now, however long that takes.
+                    self.index_all_pending(false).await;
+                    break;
                 }
-                _ = backfill.tick() => {
-                    let mut total = 0;
-                    loop {
-                        match self.index_pending_text(TEXT_BATCH).await {
-                            Ok(0) => break,
-                            Ok(n) => total += n,
-                            Err(e) => {
-                                tracing::warn!("full-text index: {e}");
-                                break;
-                            }
-                        }
-                        // New deliveries go first.
-                        if !rx.is_empty() {
+                tokio::select! {
+                    _ = &mut stop => return,
+                    _ = self.text_wakeup.notified() => continue,
+                    _ = tokio::time::sleep(TEXT_QUIET) => {
+                        // A pause: index until the next delivery comes.
+                        if self.index_all_pending(true).await {
                             break;
                         }
-                    }
-                    if total > 0 {
-                        tracing::info!("full-text index: added {total} messages stored unindexed");
                     }
                 }
             }
         }
-        *self.text_queue.lock().expect("text queue lock") = None;
+    }
+
+    /// Indexes stored messages not yet indexed, a batch per write; with
+    /// `yielding`, stops when another message is stored meanwhile. Returns
+    /// whether none are left.
+    async fn index_all_pending(&self, yielding: bool) -> bool {
+        let mut total = 0;
+        let done = loop {
+            match self.index_pending_text(TEXT_BATCH).await {
+                Ok(0) => break true,
+                Ok(n) => total += n,
+                Err(e) => {
+                    tracing::warn!("full-text index: {e}; the next pass retries");
+                    break true;
+                }
+            }
+            // A message stored meanwhile (its wake-up is waiting): the
+            // deliveries go first.
+            if yielding
+                && tokio::time::timeout(std::time::Duration::ZERO, self.text_wakeup.notified())
+                    .await
+                    .is_ok()
+            {
+                break false;
+            }
+        };
+        if total > 0 {
+            tracing::debug!("full-text index: added {total} messages");
+        }
+        done
     }
 
     /// Looks a needle up in the full-text index of the caller's mailbox.

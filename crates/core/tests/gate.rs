@@ -373,7 +373,7 @@ async fn full_text_search_is_gated_recorded_and_catches_up() {
     // Quoted-printable Latin-1: the index holds the decoded text.
     let raw = b"From: Carol <carol@example.net>\r\nSubject: Haushalt\r\nContent-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nDie Stra=DFenbeleuchtung kostet mehr.\r\n".to_vec();
     // Without an indexer running, a delivered message waits unindexed
-    // (searches read it whole); the indexer takes it after the commit.
+    // (searches read it whole); the indexer takes it once deliveries pause.
     let delivered = f
         .core
         .deliver(&smtp, &[alice.account().unwrap()], raw.clone())
@@ -402,7 +402,8 @@ async fn full_text_search_is_gated_recorded_and_catches_up() {
         }
         panic!("not indexed");
     };
-    // The first pass indexes what was there; a new delivery goes through the queue.
+    // The first pass indexes what was there; a new delivery wakes the
+    // indexer, which takes it after a pause in deliveries.
     assert_eq!(indexed(core.clone(), alice.clone()).await.matched.len(), 1);
     let again = core
         .deliver(&smtp, &[alice.account().unwrap()], raw)

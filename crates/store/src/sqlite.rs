@@ -1384,7 +1384,9 @@ impl Store for SqliteStore {
     async fn unindexed_messages(&self, limit: usize) -> Result<Vec<(MessageId, BlobHash)>> {
         self.with_conn(move |c| {
             let mut stmt = c.prepare_cached(
-                "SELECT id, blob_hash FROM messages WHERE text_state = 0 ORDER BY id LIMIT ?1",
+                // The partial index's own condition, stated: the planner does not
+                // infer it from "= 0" (SQLite scanned every message).
+                "SELECT id, blob_hash FROM messages WHERE text_state != 1 AND text_state = 0 ORDER BY id LIMIT ?1",
             )?;
             let rows = stmt
                 .query_map(params![limit as i64], |r| {
