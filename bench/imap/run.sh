@@ -5,7 +5,8 @@
 #   bench/imap/run.sh [MESSAGES] [IDLE_CONNECTIONS] [MIXED_CLIENTS] [MIXED_SECONDS]
 #
 # For each server: APPEND MESSAGES messages of a realistic size mix (2 KB to
-# 200 KB, one in ten with an attachment) to one INBOX; then time SELECT,
+# 200 KB, one in ten with an attachment) to one INBOX; wait until the server
+# is idle again (Rampart builds its full-text index then); then time SELECT,
 # `UID FETCH 1:* (FLAGS ENVELOPE BODYSTRUCTURE)` (twice: cold and cached),
 # the full `BODY.PEEK[]` download, `SEARCH TEXT`, and a mixed workload of
 # MIXED_CLIENTS concurrent clients (body fetches, header fetches, flag
@@ -39,6 +40,19 @@ cleanup() {
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() { for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; return 1; }
 pss_kb() { for p in "$@"; do cat "/proc/$p/smaps_rollup" 2>/dev/null; done | awk '/^Pss:/ {s += $2} END {print s + 0}'; }
+# CPU time (clock ticks) used so far by the given processes.
+cpu_ticks() { for p in "$@"; do awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null; done | awk '{s += $1} END {print s + 0}'; }
+# Waits until the server's processes use under 5% of a core over a second
+# (Rampart indexes the loaded messages' text once the loading pauses), at
+# most five minutes; prints how long that took.
+settle() {
+    local started=$SECONDS before after
+    for _ in $(seq 1 300); do
+        before=$(cpu_ticks $($1)); sleep 1; after=$(cpu_ticks $($1))
+        [ $((after - before)) -lt 5 ] && break
+    done
+    echo "settled_seconds=$((SECONDS - started))"
+}
 # A process and all its descendants, from one process table listing.
 descendants() { ps -e -o pid=,ppid= | awk -v root="$1" '{ parent[$1] = $2 } END { for (p in parent) { q = p; while (q != "" && q != 0 && q != 1) { if (q == root) { print p; break } q = parent[q] } } }' | tr '\n' ' '; }
 
@@ -58,6 +72,7 @@ run_suite() {
     local name=$1 port=$2 big=$3 small=$4 pids_cmd=$5 restart_cmd=$6
     $LOAD --server "127.0.0.1:$port" --user "$big" --password "$PASSWORD" load --messages "$MESSAGES" | sed "s/^/$name: /"
     $LOAD --server "127.0.0.1:$port" --user "$small" --password "$PASSWORD" load --messages 20 --connections 1 >/dev/null
+    settle "$pids_cmd" | sed "s/^/$name: /"
     $LOAD --server "127.0.0.1:$port" --user "$big" --password "$PASSWORD" measure --clients "$CLIENTS" --seconds "$SECONDS_MIXED" | sed "s/^/$name: /"
     $restart_cmd
     # A few logins at once first, so that working memory every login path

@@ -232,8 +232,8 @@ impl Core {
         Ok(Some(matches))
     }
 
-    /// Indexes up to `batch` messages stored before the index existed (or
-    /// by a process without it); returns how many. Run until it returns 0.
+    /// Indexes up to `batch` stored messages not indexed yet; returns how
+    /// many. Run until it returns 0.
     pub async fn index_pending_text(&self, batch: usize) -> CoreResult<usize> {
         let pending = self.store.unindexed_messages(batch).await?;
         if pending.is_empty() {
