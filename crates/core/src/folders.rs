@@ -353,9 +353,9 @@ impl Core {
 
     /// Records a read of `records` and reads the message files of those
     /// `returned` says are needed (it gives, for each record and its index,
-    /// the bytes returned and whether its file is read). What goes out is known from the rows, so
-    /// the entry is synced while the files are read; nothing is returned
-    /// before both are done.
+    /// the bytes returned and whether its file is read). What goes out is
+    /// known from the rows, so the entry is synced while the files are read;
+    /// nothing is returned before both are done.
     async fn read_recorded(
         &self,
         access: &Access,
@@ -386,8 +386,9 @@ impl Core {
         bodies
     }
 
-    /// Reads (and verifies) the blobs of the records whose index `wanted` selects, in
-    /// parallel: on a full-mailbox download this is where the time goes.
+    /// Reads (and verifies) the blobs of the records whose index `wanted`
+    /// selects, in parallel: on a full-mailbox download this is where the
+    /// time goes.
     async fn read_blobs(
         &self,
         records: &[MessageRecord],
@@ -441,7 +442,7 @@ impl Core {
         purpose: Operation,
     ) -> CoreResult<Vec<Derived>> {
         let mailbox = self.owned(access, id).await?;
-        let (records, mut cached): (Vec<_>, Vec<_>) = self
+        let (records, cached): (Vec<_>, Vec<_>) = self
             .store
             .get_messages_cached(id, uids, kind)
             .await?
@@ -458,9 +459,9 @@ impl Core {
         Ok(records
             .into_iter()
             .zip(bodies)
-            .zip(cached.iter_mut())
+            .zip(cached)
             .map(|((record, raw), derived)| Derived {
-                derived: derived.take(),
+                derived,
                 record,
                 raw,
             })
