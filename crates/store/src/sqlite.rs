@@ -1797,7 +1797,6 @@ tx.execute(
     }
 }
 
-/// Reads the messages of a mailbox with UIDs in `low..=high` that `keep` accepts.
 /// The query behind every `MessageRecord`, with the given condition (a
 /// literal, so that the statement text is built at compile time); with a
 /// parameter number first, also the cached data of the kind it binds.
