@@ -142,6 +142,11 @@ impl Command {
     fn awaited(&self) -> bool {
         !matches!(self, Command::Append(_, None))
     }
+
+    /// Whether it is a checkpoint or expiry, which no group waits for.
+    fn urgent(&self) -> bool {
+        !matches!(self, Command::Append(..))
+    }
 }
 
 /// Commands waiting for the writer thread. A queue under a lock rather than
@@ -273,7 +278,7 @@ impl Ledger {
         }
         let wake = if command.awaited() {
             queue.awaited += 1;
-            queue.urgent |= !matches!(command, Command::Append(..));
+            queue.urgent |= command.urgent();
             queue.first_awaited.get_or_insert_with(Instant::now);
             // A sleeping writer either waits for work (the first awaited
             // command wakes it) or holds a group open for more (woken once
@@ -281,7 +286,7 @@ impl Ledger {
             queue.writer_waiting
                 && (queue.awaited == 1
                     || queue.awaited >= self.shared.group_target
-                    || !matches!(command, Command::Append(..)))
+                    || command.urgent())
         } else {
             // The first one sets the writer's deadline; later ones wait
             // with it.
@@ -620,10 +625,7 @@ impl Writer {
         } else {
             // Left over from a full group: all due already.
             queue.awaited = queue.commands.iter().filter(|c| c.awaited()).count();
-            queue.urgent = queue
-                .commands
-                .iter()
-                .any(|c| !matches!(c, Command::Append(..)));
+            queue.urgent = queue.commands.iter().any(Command::urgent);
             if queue.awaited == 0 {
                 queue.first_awaited = None;
             }
