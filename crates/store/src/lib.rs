@@ -23,7 +23,7 @@ pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 /// The schema version this binary writes and understands.
-pub const SCHEMA_VERSION: i64 = 8;
+pub const SCHEMA_VERSION: i64 = 9;
 
 /// Everything that can go wrong in the store, phrased for the operator.
 #[derive(Debug, thiserror::Error)]
@@ -187,8 +187,32 @@ pub trait Store: Send + Sync + 'static {
     /// Renames mailboxes in one transaction (a mailbox and its children);
     /// fails with [`StoreError::AlreadyExists`] if a new name is taken.
     async fn rename_mailboxes(&self, renames: &[(MailboxId, String)]) -> Result<()>;
-    /// Sets whether the owner subscribes to a mailbox.
-    async fn set_subscribed(&self, id: MailboxId, subscribed: bool) -> Result<()>;
+    /// The names an account subscribes to, existing as mailboxes or not
+    /// (RFC 9051 §6.3.7), sorted.
+    async fn subscriptions(&self, account: PrincipalId) -> Result<Vec<String>>;
+    /// Subscribes an account to a name, or unsubscribes it.
+    async fn set_subscription(&self, account: PrincipalId, name: &str, on: bool) -> Result<()>;
+    /// Claims the messages no session has seen as `\Recent` yet: returns the
+    /// UIDs `[first, end)` that are now recent to the caller alone, and moves
+    /// the mailbox's mark to `end` (RFC 3501 §2.3.2).
+    async fn claim_recent(&self, mailbox: MailboxId) -> Result<(u32, u32)>;
+    /// The UID of the newest message in a mailbox with this Message-ID
+    /// (without angle brackets) received at or after `since` (ms since the epoch).
+    async fn find_by_message_id(
+        &self,
+        mailbox: MailboxId,
+        message_id: &str,
+        since: i64,
+    ) -> Result<Option<u32>>;
+    /// A setting an account chose for itself, if set.
+    async fn account_setting(&self, account: PrincipalId, key: &str) -> Result<Option<String>>;
+    /// Sets (or with `None` clears) a setting of an account.
+    async fn set_account_setting(
+        &self,
+        account: PrincipalId,
+        key: &str,
+        value: Option<&str>,
+    ) -> Result<()>;
     /// Deletes a mailbox with its messages, releasing what no other mailbox holds.
     async fn delete_mailbox(&self, id: MailboxId) -> Result<()>;
     /// A mailbox with the counts of its messages (for IMAP STATUS), in one read.

@@ -249,8 +249,8 @@ pub struct Mailbox {
     pub uid_next: u32,
     /// The highest MODSEQ given in this mailbox (CONDSTORE).
     pub highest_modseq: u64,
-    /// Whether the owner subscribes to it.
-    pub subscribed: bool,
+    /// The first UID that no session has yet seen as `\Recent` (RFC 3501 §2.3.2).
+    pub recent_uid: u32,
 }
 
 /// Counts of a mailbox's messages.
@@ -264,6 +264,8 @@ pub struct MailboxStatus {
     pub deleted: u64,
     /// Total size in bytes.
     pub size: u64,
+    /// Messages no session has yet seen as `\Recent`.
+    pub recent: u64,
 }
 
 /// IMAP system flags, as a bit set.

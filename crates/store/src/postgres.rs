@@ -44,6 +44,7 @@ const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
     include_str!("postgres_schema_6.sql"),
     include_str!("postgres_schema_7.sql"),
     include_str!("postgres_schema_8.sql"),
+    include_str!("postgres_schema_9.sql"),
 ];
 
 impl PostgresStore {
@@ -173,7 +174,7 @@ async fn query_principals(
         .collect()
 }
 
-const MAILBOX_COLUMNS: &str = "id, account_id, name, role, uid_next, highest_modseq, subscribed";
+const MAILBOX_COLUMNS: &str = "id, account_id, name, role, uid_next, highest_modseq, recent_uid";
 
 fn mailbox_from(r: &Row) -> Mailbox {
     let id: i64 = r.get(0);
@@ -186,7 +187,7 @@ fn mailbox_from(r: &Row) -> Mailbox {
         uid_validity: id as u32,
         uid_next: r.get::<_, i64>(4) as u32,
         highest_modseq: r.get::<_, i64>(5) as u64,
-        subscribed: r.get(6),
+        recent_uid: r.get::<_, i64>(6) as u32,
     }
 }
 
@@ -913,20 +914,109 @@ impl Store for PostgresStore {
         Ok(())
     }
 
-    async fn set_subscribed(&self, id: MailboxId, subscribed: bool) -> Result<()> {
+    async fn subscriptions(&self, account: PrincipalId) -> Result<Vec<String>> {
         let c = self.pool.get().await?;
-        let n = c
-            .execute(
-                "UPDATE mailboxes SET subscribed = $2 WHERE id = $1",
-                &[&id.0, &subscribed],
+        Ok(c.query(
+            "SELECT name FROM subscriptions WHERE account_id = $1 ORDER BY name",
+            &[&account.0],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect())
+    }
+
+    async fn set_subscription(&self, account: PrincipalId, name: &str, on: bool) -> Result<()> {
+        let c = self.pool.get().await?;
+        if on {
+            c.execute(
+                "INSERT INTO subscriptions (account_id, name) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                &[&account.0, &name],
             )
             .await?;
-        if n == 0 {
-            return Err(StoreError::NotFound {
-                kind: "mailbox",
-                name: id.to_string(),
-            });
+        } else {
+            c.execute(
+                "DELETE FROM subscriptions WHERE account_id = $1 AND name = $2",
+                &[&account.0, &name],
+            )
+            .await?;
         }
+        Ok(())
+    }
+
+    async fn claim_recent(&self, mailbox: MailboxId) -> Result<(u32, u32)> {
+        let c = self.pool.get().await?;
+        // One statement: the old mark is read under the row lock the update
+        // takes, so two sessions never claim the same UIDs.
+        let r = c
+            .query_opt(
+                "UPDATE mailboxes m SET recent_uid = GREATEST(m.recent_uid, m.uid_next)
+                 FROM (SELECT id, recent_uid FROM mailboxes WHERE id = $1 FOR UPDATE) old
+                 WHERE m.id = old.id
+                 RETURNING old.recent_uid, m.recent_uid",
+                &[&mailbox.0],
+            )
+            .await?
+            .ok_or_else(|| StoreError::NotFound {
+                kind: "mailbox",
+                name: mailbox.to_string(),
+            })?;
+        Ok((r.get::<_, i64>(0) as u32, r.get::<_, i64>(1) as u32))
+    }
+
+    async fn find_by_message_id(
+        &self,
+        mailbox: MailboxId,
+        message_id: &str,
+        since: i64,
+    ) -> Result<Option<u32>> {
+        let c = self.pool.get().await?;
+        Ok(c.query_opt(
+            "SELECT mm.uid FROM messages m
+             JOIN mailbox_messages mm ON mm.message_id = m.id AND mm.mailbox_id = $1
+             WHERE m.account_id = (SELECT account_id FROM mailboxes WHERE id = $1)
+               AND m.message_id_header = $2 AND m.received_at >= $3
+             ORDER BY mm.uid DESC LIMIT 1",
+            &[&mailbox.0, &message_id, &since],
+        )
+        .await?
+        .map(|r| r.get::<_, i64>(0) as u32))
+    }
+
+    async fn account_setting(&self, account: PrincipalId, key: &str) -> Result<Option<String>> {
+        let c = self.pool.get().await?;
+        Ok(c.query_opt(
+            "SELECT value FROM account_settings WHERE account_id = $1 AND key = $2",
+            &[&account.0, &key],
+        )
+        .await?
+        .map(|r| r.get(0)))
+    }
+
+    async fn set_account_setting(
+        &self,
+        account: PrincipalId,
+        key: &str,
+        value: Option<&str>,
+    ) -> Result<()> {
+        let c = self.pool.get().await?;
+        match value {
+            Some(v) => {
+                c.execute(
+                    "INSERT INTO account_settings (account_id, key, value) VALUES ($1, $2, $3)
+                     ON CONFLICT (account_id, key) DO UPDATE SET value = excluded.value",
+                    &[&account.0, &key, &v],
+                )
+                .await?
+            }
+            None => {
+                c.execute(
+                    "DELETE FROM account_settings WHERE account_id = $1 AND key = $2",
+                    &[&account.0, &key],
+                )
+                .await?
+            }
+        };
         Ok(())
     }
 
@@ -957,7 +1047,9 @@ impl Store for PostgresStore {
         let r = c
             .query_opt(
                 &format!(
-                    "SELECT {MAILBOX_COLUMNS}, message_count, unseen_count, deleted_count, total_size
+                    "SELECT {MAILBOX_COLUMNS}, message_count, unseen_count, deleted_count, total_size,
+                            (SELECT count(*) FROM mailbox_messages mm
+                             WHERE mm.mailbox_id = mailboxes.id AND mm.uid >= mailboxes.recent_uid)
                      FROM mailboxes WHERE id = $1"
                 ),
                 &[&id.0],
@@ -974,6 +1066,7 @@ impl Store for PostgresStore {
                 unseen: r.get::<_, i64>(8) as u64,
                 deleted: r.get::<_, i64>(9) as u64,
                 size: r.get::<_, i64>(10) as u64,
+                recent: r.get::<_, i64>(11) as u64,
             },
         ))
     }

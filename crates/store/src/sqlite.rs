@@ -345,6 +345,7 @@ const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
     include_str!("sqlite_schema_6.sql"),
     include_str!("sqlite_schema_7.sql"),
     include_str!("sqlite_schema_8.sql"),
+    include_str!("sqlite_schema_9.sql"),
 ];
 
 const PRINCIPAL_COLUMNS: &str = "p.id, p.kind, p.domain_id, d.name, p.local_part, p.display_name, p.password_hash, \
@@ -389,7 +390,7 @@ fn query_principals(
     rows.map(|r| finish_principal(r?)).collect()
 }
 
-const MAILBOX_COLUMNS: &str = "id, account_id, name, role, uid_next, highest_modseq, subscribed";
+const MAILBOX_COLUMNS: &str = "id, account_id, name, role, uid_next, highest_modseq, recent_uid";
 
 fn mailbox_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Mailbox> {
     let role: Option<String> = r.get(3)?;
@@ -402,7 +403,7 @@ fn mailbox_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Mailbox> {
         uid_validity: id as u32,
         uid_next: r.get::<_, i64>(4)? as u32,
         highest_modseq: r.get::<_, i64>(5)? as u64,
-        subscribed: r.get(6)?,
+        recent_uid: r.get::<_, i64>(6)? as u32,
     })
 }
 
@@ -987,18 +988,116 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn set_subscribed(&self, id: MailboxId, subscribed: bool) -> Result<()> {
-        self.write(move |tx| {
-            let n = tx.execute(
-                "UPDATE mailboxes SET subscribed = ?2 WHERE id = ?1",
-                params![id.0, subscribed],
+    async fn subscriptions(&self, account: PrincipalId) -> Result<Vec<String>> {
+        self.with_conn(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT name FROM subscriptions WHERE account_id = ?1 ORDER BY name",
             )?;
-            if n == 0 {
-                return Err(StoreError::NotFound {
-                    kind: "mailbox",
-                    name: id.to_string(),
-                });
+            let rows = stmt.query_map(params![account.0], |r| r.get(0))?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+        .await
+    }
+
+    async fn set_subscription(&self, account: PrincipalId, name: &str, on: bool) -> Result<()> {
+        let name = name.to_owned();
+        self.write(move |tx| {
+            if on {
+                tx.execute(
+                    "INSERT INTO subscriptions (account_id, name) VALUES (?1, ?2)
+                     ON CONFLICT DO NOTHING",
+                    params![account.0, name],
+                )?;
+            } else {
+                tx.execute(
+                    "DELETE FROM subscriptions WHERE account_id = ?1 AND name = ?2",
+                    params![account.0, name],
+                )?;
             }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn claim_recent(&self, mailbox: MailboxId) -> Result<(u32, u32)> {
+        self.write(move |tx| {
+            let (first, end): (i64, i64) = tx
+                .query_row(
+                    "SELECT recent_uid, uid_next FROM mailboxes WHERE id = ?1",
+                    params![mailbox.0],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?
+                .ok_or_else(|| StoreError::NotFound {
+                    kind: "mailbox",
+                    name: mailbox.to_string(),
+                })?;
+            if end > first {
+                tx.execute(
+                    "UPDATE mailboxes SET recent_uid = ?2 WHERE id = ?1",
+                    params![mailbox.0, end],
+                )?;
+            }
+            Ok((first as u32, end.max(first) as u32))
+        })
+        .await
+    }
+
+    async fn find_by_message_id(
+        &self,
+        mailbox: MailboxId,
+        message_id: &str,
+        since: i64,
+    ) -> Result<Option<u32>> {
+        let message_id = message_id.to_owned();
+        self.with_conn_small(move |c| {
+            Ok(c.prepare_cached(
+                "SELECT mm.uid FROM messages m
+                 JOIN mailbox_messages mm ON mm.message_id = m.id AND mm.mailbox_id = ?1
+                 WHERE m.account_id = (SELECT account_id FROM mailboxes WHERE id = ?1)
+                   AND m.message_id_header = ?2 AND m.received_at >= ?3
+                 ORDER BY mm.uid DESC LIMIT 1",
+            )?
+            .query_row(params![mailbox.0, message_id, since], |r| {
+                r.get::<_, i64>(0)
+            })
+            .optional()?
+            .map(|u| u as u32))
+        })
+        .await
+    }
+
+    async fn account_setting(&self, account: PrincipalId, key: &str) -> Result<Option<String>> {
+        let key = key.to_owned();
+        self.with_conn_small(move |c| {
+            Ok(c.prepare_cached(
+                "SELECT value FROM account_settings WHERE account_id = ?1 AND key = ?2",
+            )?
+            .query_row(params![account.0, key], |r| r.get(0))
+            .optional()?)
+        })
+        .await
+    }
+
+    async fn set_account_setting(
+        &self,
+        account: PrincipalId,
+        key: &str,
+        value: Option<&str>,
+    ) -> Result<()> {
+        let (key, value) = (key.to_owned(), value.map(str::to_owned));
+        self.write(move |tx| {
+            match value {
+                Some(v) => tx.execute(
+                    "INSERT INTO account_settings (account_id, key, value) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (account_id, key) DO UPDATE SET value = excluded.value",
+                    params![account.0, key, v],
+                )?,
+                None => tx.execute(
+                    "DELETE FROM account_settings WHERE account_id = ?1 AND key = ?2",
+                    params![account.0, key],
+                )?,
+            };
             Ok(())
         })
         .await
@@ -1031,7 +1130,9 @@ impl Store for SqliteStore {
         self.with_conn_small(move |c| {
             c.query_row(
                 &format!(
-                    "SELECT {MAILBOX_COLUMNS}, message_count, unseen_count, deleted_count, total_size
+                    "SELECT {MAILBOX_COLUMNS}, message_count, unseen_count, deleted_count, total_size,
+                            (SELECT count(*) FROM mailbox_messages mm
+                             WHERE mm.mailbox_id = mailboxes.id AND mm.uid >= mailboxes.recent_uid)
                      FROM mailboxes WHERE id = ?1"
                 ),
                 params![id.0],
@@ -1043,6 +1144,7 @@ impl Store for SqliteStore {
                             unseen: r.get::<_, i64>(8)? as u64,
                             deleted: r.get::<_, i64>(9)? as u64,
                             size: r.get::<_, i64>(10)? as u64,
+                            recent: r.get::<_, i64>(11)? as u64,
                         },
                     ))
                 },

@@ -716,6 +716,7 @@ async fn dkim_keys_per_domain(h: Harness) {
 /// The mailbox's counters equal a count of its messages.
 async fn assert_status_matches(store: &Arc<dyn Store>, id: MailboxId) {
     let messages = store.list_messages(id).await.unwrap();
+    let mailbox = store.get_mailbox(id).await.unwrap().unwrap();
     let expected = MailboxStatus {
         messages: messages.len() as u64,
         unseen: messages
@@ -727,6 +728,10 @@ async fn assert_status_matches(store: &Arc<dyn Store>, id: MailboxId) {
             .filter(|m| m.flags.contains(SystemFlags::DELETED))
             .count() as u64,
         size: messages.iter().map(|m| m.size).sum(),
+        recent: messages
+            .iter()
+            .filter(|m| m.uid >= mailbox.recent_uid)
+            .count() as u64,
     };
     assert_eq!(
         store.mailbox_status(id).await.unwrap().1,
@@ -894,16 +899,6 @@ async fn mailbox_tree_copy_move(h: Harness) {
     for id in [own_inbox, parent.id, child.id] {
         assert_status_matches(&store, id).await;
     }
-
-    store.set_subscribed(child.id, false).await.unwrap();
-    assert!(
-        !store
-            .get_mailbox(child.id)
-            .await
-            .unwrap()
-            .unwrap()
-            .subscribed
-    );
 
     // Deleting the parent keeps the messages the own_inbox still holds; deleting
     // the child releases the moved message and its quota.
@@ -1232,6 +1227,138 @@ async fn app_passwords(h: Harness) {
     assert!(store.list_app_passwords(bob.id).await.unwrap().is_empty());
 }
 
+async fn subscriptions_recent_settings(h: Harness) {
+    let store = h.store;
+    let (alice, mailboxes) = domain_and_user(&store, "subs", 0).await;
+    let (bob, _) = domain_and_user(&store, "subs2", 0).await;
+    let inbox = inbox(&mailboxes);
+
+    // Subscriptions are names: they need no mailbox and outlive one.
+    assert!(store.subscriptions(alice.id).await.unwrap().is_empty());
+    store
+        .set_subscription(alice.id, "Work/Reports", true)
+        .await
+        .unwrap();
+    store
+        .set_subscription(alice.id, "INBOX", true)
+        .await
+        .unwrap();
+    store
+        .set_subscription(alice.id, "INBOX", true)
+        .await
+        .unwrap();
+    store.set_subscription(bob.id, "Bob", true).await.unwrap();
+    assert_eq!(
+        store.subscriptions(alice.id).await.unwrap(),
+        vec!["INBOX".to_string(), "Work/Reports".to_string()]
+    );
+    let work = store
+        .create_mailbox(
+            alice.id,
+            NewMailbox {
+                name: "Work".into(),
+                role: None,
+            },
+        )
+        .await
+        .unwrap();
+    store.delete_mailbox(work.id).await.unwrap();
+    store
+        .set_subscription(alice.id, "INBOX", false)
+        .await
+        .unwrap();
+    store
+        .set_subscription(alice.id, "Never", false)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.subscriptions(alice.id).await.unwrap(),
+        vec!["Work/Reports".to_string()]
+    );
+    assert_eq!(store.subscriptions(bob.id).await.unwrap(), vec!["Bob"]);
+
+    // \Recent: the first claim gets the new messages, the next none.
+    assert_eq!(store.claim_recent(inbox).await.unwrap(), (1, 1));
+    let mut uids = Vec::new();
+    for body in ["r1", "r2"] {
+        let m = put_message(&store, body).await;
+        uids.push(store.append_message(&[inbox], m).await.unwrap()[0].uid);
+    }
+    assert_eq!(store.mailbox_status(inbox).await.unwrap().1.recent, 2);
+    assert_status_matches(&store, inbox).await;
+    assert_eq!(
+        store.claim_recent(inbox).await.unwrap(),
+        (uids[0], uids[1] + 1)
+    );
+    assert_eq!(store.mailbox_status(inbox).await.unwrap().1.recent, 0);
+    assert_eq!(
+        store.claim_recent(inbox).await.unwrap(),
+        (uids[1] + 1, uids[1] + 1)
+    );
+    assert_status_matches(&store, inbox).await;
+
+    // Message-ID lookup within a time window, newest copy first.
+    let since = now_millis() - 60_000;
+    assert_eq!(
+        store
+            .find_by_message_id(inbox, "r2@test", since)
+            .await
+            .unwrap(),
+        Some(uids[1])
+    );
+    assert_eq!(
+        store
+            .find_by_message_id(inbox, "r2@test", now_millis() + 60_000)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .find_by_message_id(inbox, "nope@test", since)
+            .await
+            .unwrap(),
+        None
+    );
+
+    // Settings are per account and can be cleared.
+    assert_eq!(
+        store.account_setting(alice.id, "sent_copy").await.unwrap(),
+        None
+    );
+    store
+        .set_account_setting(alice.id, "sent_copy", Some("off"))
+        .await
+        .unwrap();
+    store
+        .set_account_setting(alice.id, "sent_copy", Some("on"))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .account_setting(alice.id, "sent_copy")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("on")
+    );
+    assert_eq!(
+        store.account_setting(bob.id, "sent_copy").await.unwrap(),
+        None
+    );
+    store
+        .set_account_setting(alice.id, "sent_copy", None)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.account_setting(alice.id, "sent_copy").await.unwrap(),
+        None
+    );
+    // They go with the account.
+    store.delete_principal(bob.id).await.unwrap();
+    assert!(store.subscriptions(bob.id).await.unwrap().is_empty());
+}
+
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -1272,4 +1399,5 @@ conformance!(
     message_cache_follows_messages,
     full_text_index,
     app_passwords,
+    subscriptions_recent_settings,
 );
