@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rampart_core::Core;
+use rampart_core::io::TimedStream;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::broadcast::error::RecvError;
@@ -46,7 +47,7 @@ pub async fn serve_connection(
     core: Arc<Core>,
     config: Arc<ImapConfig>,
     limiter: Arc<Limiter>,
-    mut stream: TcpStream,
+    stream: TcpStream,
     peer: SocketAddr,
     acceptor: Option<TlsAcceptor>,
     implicit_tls: bool,
@@ -64,6 +65,7 @@ pub async fn serve_connection(
     let refusal = refusal.or(_slot
         .is_none()
         .then_some("* BYE [UNAVAILABLE] Too many connections from your address\r\n"));
+    let write_timeout = config.write_timeout;
     let mut session = Session::new(
         core,
         config,
@@ -72,9 +74,10 @@ pub async fn serve_connection(
         implicit_tls,
         acceptor.is_some() && !implicit_tls,
     );
+    let mut stream = TimedStream::new(stream, write_timeout, "imap", Some(peer));
     if implicit_tls {
         let acceptor = acceptor.ok_or_else(|| std::io::Error::other("no TLS configuration"))?;
-        let mut tls = timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await??;
+        let mut tls = handshake(&acceptor, stream, peer).await?;
         if let Some(text) = refusal {
             tls.write_all(text.as_bytes()).await?;
             return tls.shutdown().await;
@@ -90,12 +93,32 @@ pub async fn serve_connection(
         Outcome::Closed => Ok(()),
         Outcome::StartTls(stream) => {
             let acceptor = acceptor.ok_or_else(|| std::io::Error::other("no TLS configuration"))?;
-            let tls = timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await??;
+            let tls = handshake(&acceptor, stream, peer).await?;
             session.tls_started();
             run(&mut session, tls, &shutdown, false).await?;
             Ok(())
         }
     }
+}
+
+/// The server side of a TLS handshake, bounded in time; a failure is logged
+/// (rate-limited) at the default level.
+async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
+    acceptor: &TlsAcceptor,
+    stream: S,
+    peer: SocketAddr,
+) -> std::io::Result<tokio_rustls::server::TlsStream<S>> {
+    let result = match timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(r) => r,
+        Err(_) => Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "no handshake within the time allowed",
+        )),
+    };
+    if let Err(e) = &result {
+        rampart_core::io::log_tls_failure("imap", peer, e);
+    }
+    result
 }
 
 /// What one read brought.

@@ -310,6 +310,9 @@ pub struct SmtpSection {
     pub idle_timeout_seconds: u64,
     /// Seconds a session may last in all.
     pub session_timeout_seconds: u64,
+    /// Seconds a reply may wait for a client that reads nothing before the
+    /// connection is closed.
+    pub write_timeout_seconds: u64,
     /// Bad commands before the session is closed.
     pub max_errors: usize,
     /// Allow AUTH on submission without TLS for loopback clients (for local tools and tests).
@@ -325,6 +328,7 @@ impl Default for SmtpSection {
             max_data_line_bytes: d.max_data_line,
             idle_timeout_seconds: d.idle_timeout.as_secs(),
             session_timeout_seconds: d.session_timeout.as_secs(),
+            write_timeout_seconds: d.write_timeout.as_secs(),
             max_errors: d.max_errors,
             auth_without_tls_on_loopback: false,
         }
@@ -347,6 +351,9 @@ pub struct ImapSection {
     pub idle_timeout_seconds: u64,
     /// Seconds a client has to log in.
     pub login_timeout_seconds: u64,
+    /// Seconds a response may wait for a client that reads nothing before
+    /// the connection is closed.
+    pub write_timeout_seconds: u64,
     /// Most simultaneous sessions per account.
     pub max_connections_per_user: usize,
     /// Most simultaneous connections per client address.
@@ -367,6 +374,7 @@ impl Default for ImapSection {
             max_search_keys: d.command.max_search_keys,
             idle_timeout_seconds: d.idle_timeout.as_secs(),
             login_timeout_seconds: d.login_timeout.as_secs(),
+            write_timeout_seconds: d.write_timeout.as_secs(),
             max_connections_per_user: d.max_connections_per_user,
             max_connections_per_address: d.max_connections_per_address,
             max_bad_commands: d.max_bad_commands,
@@ -703,6 +711,12 @@ impl Config {
                 3600,
             ),
             (
+                "imap.write_timeout_seconds",
+                i.write_timeout_seconds,
+                1,
+                3600,
+            ),
+            (
                 "imap.max_connections_per_user",
                 i.max_connections_per_user as u64,
                 1,
@@ -746,6 +760,12 @@ impl Config {
                 s.session_timeout_seconds,
                 1,
                 7 * 86_400,
+            ),
+            (
+                "smtp.write_timeout_seconds",
+                s.write_timeout_seconds,
+                1,
+                3600,
             ),
             ("smtp.max_errors", s.max_errors as u64, 1, 1000),
             (
@@ -978,6 +998,7 @@ impl Config {
             auth_without_tls_on_loopback: s.auth_without_tls_on_loopback,
             idle_timeout: Duration::from_secs(s.idle_timeout_seconds),
             session_timeout: Duration::from_secs(s.session_timeout_seconds),
+            write_timeout: Duration::from_secs(s.write_timeout_seconds),
             max_errors: s.max_errors,
             verifier: None,
         }
@@ -995,6 +1016,7 @@ impl Config {
         c.command.max_search_keys = i.max_search_keys;
         c.idle_timeout = Duration::from_secs(i.idle_timeout_seconds);
         c.login_timeout = Duration::from_secs(i.login_timeout_seconds);
+        c.write_timeout = Duration::from_secs(i.write_timeout_seconds);
         c.max_connections_per_user = i.max_connections_per_user;
         c.max_connections_per_address = i.max_connections_per_address;
         c.max_bad_commands = i.max_bad_commands;

@@ -406,6 +406,13 @@ async fn accept_loop(
                 }
             },
         };
+        // Every protocol here writes small responses a client waits for
+        // (a literal's "+", a tagged OK, an SMTP reply): without this,
+        // Nagle's algorithm holds them until the client's delayed ACK, about
+        // 40 ms per exchange.
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!("{service}: TCP_NODELAY not set for {peer}: {e}");
+        }
         let services = services.clone();
         sessions.spawn(async move {
             if let Err(e) = session(service, stream, peer, &services).await {

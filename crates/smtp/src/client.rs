@@ -175,6 +175,11 @@ async fn attempt(
         .await
         .map_err(|_| temporary(format!("timed out connecting to {host}")))?
         .map_err(|e| temporary(format!("cannot connect to {host}: {e}")))?;
+    // Commands are small writes that each wait for a reply: Nagle's
+    // algorithm would hold each back until the peer's delayed ACK.
+    if let Err(e) = tcp.set_nodelay(true) {
+        tracing::debug!("smtp client: TCP_NODELAY not set: {e}");
+    }
     let mut conn = Conn {
         stream: BufReader::new(tcp),
         timeout: io_timeout,

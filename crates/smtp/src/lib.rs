@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rampart_core::Core;
+use rampart_core::io::TimedStream;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout_at};
@@ -54,9 +55,10 @@ pub async fn serve_connection(
         implicit_tls,
         acceptor.is_some() && !implicit_tls,
     );
+    let stream = TimedStream::new(stream, session.config().write_timeout, "smtp", Some(peer));
     if implicit_tls {
         let acceptor = acceptor.ok_or_else(|| std::io::Error::other("no TLS configuration"))?;
-        let tls = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await??;
+        let tls = handshake(&acceptor, stream, peer).await?;
         run(&mut session, tls, deadline, &shutdown, true).await?;
         return Ok(());
     }
@@ -64,12 +66,32 @@ pub async fn serve_connection(
         Outcome::Closed => Ok(()),
         Outcome::StartTls(stream) => {
             let acceptor = acceptor.ok_or_else(|| std::io::Error::other("no TLS configuration"))?;
-            let tls = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await??;
+            let tls = handshake(&acceptor, stream, peer).await?;
             session.tls_started();
             run(&mut session, tls, deadline, &shutdown, false).await?;
             Ok(())
         }
     }
+}
+
+/// The server side of a TLS handshake, bounded in time; a failure is logged
+/// (rate-limited) at the default level.
+async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
+    acceptor: &TlsAcceptor,
+    stream: S,
+    peer: SocketAddr,
+) -> std::io::Result<tokio_rustls::server::TlsStream<S>> {
+    let result = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(r) => r,
+        Err(_) => Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "no handshake within the time allowed",
+        )),
+    };
+    if let Err(e) = &result {
+        rampart_core::io::log_tls_failure("smtp", peer, e);
+    }
+    result
 }
 
 /// Reads more input, minding the idle timeout, the session deadline and shutdown.

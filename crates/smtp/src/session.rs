@@ -44,6 +44,8 @@ pub struct SmtpConfig {
     pub idle_timeout: Duration,
     /// Close any session after this long.
     pub session_timeout: Duration,
+    /// Close a connection whose client reads no reply for this long.
+    pub write_timeout: Duration,
     /// Close a session after this many bad commands.
     pub max_errors: usize,
     /// Authenticates inbound mail (SPF, DKIM, ARC, DMARC); `None` skips it.
@@ -63,6 +65,7 @@ impl SmtpConfig {
             auth_without_tls_on_loopback: false,
             idle_timeout: Duration::from_secs(300),
             session_timeout: Duration::from_secs(1800),
+            write_timeout: Duration::from_secs(30),
             max_errors: 10,
             verifier: None,
         }
