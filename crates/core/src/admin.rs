@@ -178,6 +178,13 @@ impl Core {
                 }
                 other => other.into(),
             })?;
+        // The default mailboxes are subscribed once, here; CREATE later
+        // subscribes nothing by itself (RFC 9051 §6.3.4).
+        for role in MailboxRole::ALL {
+            self.store
+                .set_subscription(principal.id, role.default_name(), true)
+                .await?;
+        }
         self.admin_event(access, format!("user add {address}"), vec![principal.id.0])
             .await?;
         Ok(principal)

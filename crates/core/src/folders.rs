@@ -269,22 +269,30 @@ impl Core {
         Ok(())
     }
 
-    /// Subscribes the caller to one of its mailboxes, or unsubscribes.
-    pub async fn set_subscribed(
-        &self,
-        access: &Access,
-        id: MailboxId,
-        subscribed: bool,
-    ) -> CoreResult<()> {
-        let mailbox = self.own_mailbox(access, id).await?;
-        self.store.set_subscribed(id, subscribed).await?;
+    /// The names the caller subscribes to, whether or not they exist
+    /// (RFC 9051 §6.3.7: a subscription outlives its mailbox).
+    pub async fn subscriptions(&self, access: &Access) -> CoreResult<Vec<String>> {
+        let account = self.own_account(access)?;
+        Ok(self.store.subscriptions(account).await?)
+    }
+
+    /// Subscribes the caller to a mailbox name, or unsubscribes; the name
+    /// need not exist (RFC 9051 §6.3.7).
+    pub async fn set_subscription(&self, access: &Access, name: &str, on: bool) -> CoreResult<()> {
+        let account = self.own_account(access)?;
+        self.store.set_subscription(account, name, on).await?;
         self.record(
             access,
-            Event::new(Operation::Modify, Some(mailbox.account))
-                .container(mailbox.name)
-                .objects(vec![id.0]),
+            Event::new(Operation::Modify, Some(account)).container(name.to_string()),
         )
         .await
+    }
+
+    /// Claims the messages of a mailbox that no session has seen as
+    /// `\Recent` yet, for the caller's session (RFC 3501 §2.3.2).
+    pub async fn claim_recent(&self, access: &Access, id: MailboxId) -> CoreResult<(u32, u32)> {
+        self.owned(access, id).await?;
+        Ok(self.store.claim_recent(id).await?)
     }
 
     /// A mailbox of the caller's with its message counts.

@@ -29,6 +29,10 @@ pub struct MessageSummary {
     /// Date header, seconds since the epoch.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub date: Option<i64>,
+    /// The Date header's zone, minutes east of UTC: with `date`, the day
+    /// the sender wrote (RFC 9051 §6.4.4 SENTON and friends).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub date_zone: Option<i32>,
     /// From.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub from: Vec<AddressSummary>,
@@ -47,6 +51,15 @@ pub struct MessageSummary {
     /// Whether the message has attachments.
     #[serde(default)]
     pub has_attachments: bool,
+}
+
+impl MessageSummary {
+    /// The day (since the epoch) of the Date header in the sender's own
+    /// zone, disregarding time and zone (RFC 9051 §6.4.4).
+    pub fn sent_day(&self) -> Option<i64> {
+        let local = self.date? + i64::from(self.date_zone.unwrap_or(0)) * 60;
+        Some(local.div_euclid(86_400))
+    }
 }
 
 /// Reads a stored summary back; `None` if it is not one.
@@ -99,6 +112,10 @@ pub fn summarize(raw: &[u8]) -> (MessageSummary, Vec<String>) {
     let summary = MessageSummary {
         subject: msg.subject().map(clip),
         date: msg.date().map(|d| d.to_timestamp()),
+        date_zone: msg.date().map(|d| {
+            let minutes = i32::from(d.tz_hour) * 60 + i32::from(d.tz_minute);
+            if d.tz_before_gmt { -minutes } else { minutes }
+        }),
         from: addresses(msg.from()),
         to: addresses(msg.to()),
         cc: addresses(msg.cc()),

@@ -22,6 +22,32 @@ pub struct SearchableText {
     pub body: String,
 }
 
+/// An address header as searched: display names, addresses and, for group
+/// syntax, the group's name (RFC 9051 §6.4.4 searches the field's text).
+fn address_text(a: &mail_parser::Address<'_>) -> String {
+    let one = |addr: &mail_parser::Addr<'_>| {
+        format!(
+            "{} <{}>",
+            addr.name().unwrap_or(""),
+            addr.address().unwrap_or("")
+        )
+    };
+    match a {
+        mail_parser::Address::List(list) => list.iter().map(one).collect::<Vec<_>>().join(", "),
+        mail_parser::Address::Group(groups) => groups
+            .iter()
+            .map(|g| {
+                let members: Vec<String> = g.addresses.iter().map(one).collect();
+                match g.name.as_deref() {
+                    Some(name) => format!("{name}: {};", members.join(", ")),
+                    None => members.join(", "),
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" "),
+    }
+}
+
 impl SearchableText {
     /// Decodes a raw message.
     pub fn new(raw: &[u8]) -> Self {
@@ -36,17 +62,7 @@ impl SearchableText {
             let value = match h.value() {
                 HeaderValue::Text(t) => t.to_string(),
                 HeaderValue::TextList(l) => l.join(" "),
-                HeaderValue::Address(a) => a
-                    .iter()
-                    .map(|addr| {
-                        format!(
-                            "{} <{}>",
-                            addr.name().unwrap_or(""),
-                            addr.address().unwrap_or("")
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                HeaderValue::Address(a) => address_text(a),
                 _ => {
                     let (s, e) = (h.offset_start() as usize, h.offset_end() as usize);
                     String::from_utf8_lossy(raw.get(s..e).unwrap_or_default())

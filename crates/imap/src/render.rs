@@ -41,7 +41,16 @@ pub fn nstring(out: &mut Vec<u8>, bytes: Option<&[u8]>) {
 
 /// The flag list of a message.
 pub fn flags(flags: SystemFlags, keywords: &[String]) -> String {
+    message_flags(flags, keywords, false)
+}
+
+/// A message's flag list, with `\Recent` for an IMAP4rev1 session that
+/// holds it as recent (RFC 3501 §2.3.2).
+pub fn message_flags(flags: SystemFlags, keywords: &[String], recent: bool) -> String {
     let mut parts: Vec<&str> = Vec::new();
+    if recent {
+        parts.push("\\Recent");
+    }
     for (bit, name) in [
         (SystemFlags::SEEN, "\\Seen"),
         (SystemFlags::ANSWERED, "\\Answered"),

@@ -56,6 +56,8 @@ pub struct Candidate<'a> {
     pub uid: u32,
     /// System flags.
     pub flags: SystemFlags,
+    /// Whether the message is `\Recent` to this session (RFC 3501 §2.3.2).
+    pub recent: bool,
     /// Keywords.
     pub keywords: &'a [String],
     /// MODSEQ.
@@ -102,9 +104,10 @@ pub fn matches(key: &SearchKey, c: &Candidate<'_>, scope: Scope) -> bool {
         SearchKey::NoFlag(f) => !c.flags.contains(*f),
         SearchKey::Keyword(k) => c.keywords.iter().any(|w| w.eq_ignore_ascii_case(k)),
         SearchKey::Unkeyword(k) => !c.keywords.iter().any(|w| w.eq_ignore_ascii_case(k)),
-        // Rampart never sets \Recent (RFC 9051 removed it).
-        SearchKey::Recent | SearchKey::New => false,
-        SearchKey::Old => true,
+        // RFC 3501 §6.4.4; a rev2 session never sees \Recent.
+        SearchKey::Recent => c.recent,
+        SearchKey::New => c.recent && !c.flags.contains(SystemFlags::SEEN),
+        SearchKey::Old => !c.recent,
         SearchKey::Header(name, needle) => c.text.is_some_and(|t| {
             let needle = needle.to_lowercase();
             match name.as_str() {
@@ -140,8 +143,8 @@ pub fn matches(key: &SearchKey, c: &Candidate<'_>, scope: Scope) -> bool {
 /// The day of the Date header (in its own zone, as RFC 9051 says), falling
 /// back to INTERNALDATE.
 fn sent_day(c: &Candidate<'_>) -> Option<i64> {
-    match c.summary.and_then(|s| s.date) {
-        Some(secs) => Some(secs.div_euclid(86_400)),
+    match c.summary.and_then(|s| s.sent_day()) {
+        Some(day) => Some(day),
         None => Some(day_of(c.received_at)),
     }
 }
@@ -297,6 +300,7 @@ Sch=F6ne Gr=FC=DFe\r\n";
         let text = SearchableText::new(raw.as_bytes());
         let keywords = vec!["$Important".to_string()];
         let c = Candidate {
+            recent: false,
             seq: 3,
             uid: 30,
             flags: SystemFlags(SystemFlags::SEEN),

@@ -182,12 +182,15 @@ def scenario_mailboxes():
     assert '"Job/2026/Q1"' in text and '"Work' not in text, text
     typ, data = conn.rename("INBOX", "Old")
     assert typ == "NO", data
-    # Subscriptions.
+    # Subscriptions: CREATE and RENAME subscribe nothing (RFC 9051 §6.3.4,
+    # §6.3.9); any name may be subscribed (§6.3.7).
+    assert ok(conn.lsub('""', "Job*")) == [None], "CREATE subscribed"
+    ok(conn.subscribe("Job"), "subscribe")
+    ok(conn.subscribe("Job/2026"), "subscribe")
     ok(conn.unsubscribe("Job/2026"), "unsubscribe")
     lsub = b"\n".join(ok(conn.lsub('""', "Job*"))).decode()
     assert '"Job"' in lsub and '"Job/2026"' not in lsub, lsub
-    typ, data = conn.subscribe("Nope")
-    assert typ == "NO" and b"NONEXISTENT" in data[0], data
+    ok(conn.subscribe("Nope"), "subscribe a name that does not exist")
     # LIST-EXTENDED selection and LIST-STATUS.
     typ, data = conn._simple_command("LIST", "(SUBSCRIBED)", '""', "Job*")
     lines = b"\n".join(conn.untagged_responses.pop("LIST", [])).decode()
@@ -535,7 +538,8 @@ def scenario_thunderbird():
     untagged, tagged = raw.cmd('getquotaroot "INBOX"')
     assert untagged[0] == '* QUOTAROOT "INBOX" ""' and " OK " in tagged, untagged
     untagged, tagged = raw.cmd("UID fetch 1:* (FLAGS)")
-    assert len(untagged) == 3 and all("FLAGS ()" in l for l in untagged), untagged
+    # Delivered since anyone looked: \Recent to this first IMAP4rev1 session.
+    assert len(untagged) == 3 and all("FLAGS (\\Recent)" in l for l in untagged), untagged
     fields = "From To Cc Bcc Subject Date Message-ID Priority X-Priority References Newsgroups In-Reply-To Content-Type Reply-To"
     untagged, tagged = raw.cmd(f"UID fetch 1:3 (UID RFC822.SIZE FLAGS BODY.PEEK[HEADER.FIELDS ({fields})])")
     assert len(untagged) == 3 and "Subject: welcome 0" in untagged[0], untagged

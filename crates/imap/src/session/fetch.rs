@@ -1,0 +1,625 @@
+use super::*;
+
+impl Session {
+    pub(super) async fn start_fetch(
+        &mut self,
+        tag: &str,
+        uid: bool,
+        set: &SequenceSet,
+        atts: Vec<FetchAtt>,
+        changed_since: Option<u64>,
+        vanished: bool,
+    ) -> Reply {
+        if vanished && !self.qresync {
+            return Reply::new(bad(tag, "Enable QRESYNC first"), Next::Command);
+        }
+        let Some(sel) = self.selected.as_ref() else {
+            return Reply::new(bad(tag, "Select a mailbox first"), Next::Command);
+        };
+        let mut indices = match sel.resolve(set, uid) {
+            Ok(i) => i,
+            Err(e) => return Reply::new(bad(tag, &e), Next::Command),
+        };
+        indices.retain(|&i| !sel.msgs[i].expunged);
+        let mut out = Vec::new();
+        if changed_since.is_some() || atts.contains(&FetchAtt::ModSeq) {
+            self.enable_condstore(&mut out);
+        }
+        let sel = self.selected.as_ref().expect("selected above");
+        if let Some(cs) = changed_since {
+            indices.retain(|&i| sel.msgs[i].modseq > cs);
+            if vanished {
+                let (id, max_uid) = (sel.id, sel.max_uid());
+                match self.core.changes_since(self.access(), id, cs).await {
+                    Ok((_, changes)) => {
+                        let sel = self.selected.as_ref().expect("selected above");
+                        let mut gone: Vec<u32> = changes
+                            .iter()
+                            .filter(|c| c.kind == ChangeKind::Expunged)
+                            .map(|c| c.uid)
+                            .filter(|&u| set.contains(u, max_uid) && sel.index_of_uid(u).is_none())
+                            .collect();
+                        gone.sort_unstable();
+                        gone.dedup();
+                        if !gone.is_empty() {
+                            out.extend_from_slice(
+                                format!("* VANISHED (EARLIER) {}\r\n", compact_set(&gone))
+                                    .as_bytes(),
+                            );
+                        }
+                    }
+                    Err(e) => return Reply::new(core_no(tag, &e), Next::Command),
+                }
+            }
+        }
+        let sel = self.selected.as_ref().expect("selected above");
+        let needs_raw = atts.iter().any(|a| {
+            matches!(
+                a,
+                FetchAtt::Envelope
+                    | FetchAtt::BodyStructure
+                    | FetchAtt::Body
+                    | FetchAtt::Section { .. }
+                    | FetchAtt::BinarySize(_)
+            )
+        });
+        let reads_body = atts.iter().any(|a| match a {
+            FetchAtt::Section { section, name, .. } => {
+                *name == SectionName::Binary
+                    || !matches!(
+                        section.text,
+                        Some(SectionText::Header)
+                            | Some(SectionText::HeaderFields(_))
+                            | Some(SectionText::HeaderFieldsNot(_))
+                            | Some(SectionText::Mime)
+                    )
+            }
+            FetchAtt::BinarySize(_) => true,
+            _ => false,
+        });
+        let purpose = if reads_body {
+            Operation::ReadBody
+        } else if needs_raw {
+            Operation::ReadHeader
+        } else {
+            Operation::ListItems
+        };
+        let sets_seen = !sel.read_only
+            && atts
+                .iter()
+                .any(|a| matches!(a, FetchAtt::Section { peek: false, .. }));
+        let structure_only = needs_raw
+            && atts.iter().all(|a| {
+                is_header_section(a)
+                    || !matches!(a, FetchAtt::Section { .. } | FetchAtt::BinarySize(_))
+            });
+        let deep_mime = atts.iter().any(|a| match a {
+            FetchAtt::BodyStructure | FetchAtt::Body | FetchAtt::BinarySize(_) => true,
+            FetchAtt::Section { name, section, .. } => {
+                *name == SectionName::Binary || !section.part.is_empty()
+            }
+            _ => false,
+        });
+        self.fetch = Some(FetchJob {
+            tag: tag.into(),
+            uid,
+            atts,
+            indices,
+            next: 0,
+            needs_raw,
+            purpose,
+            sets_seen,
+            unknown_cte: false,
+            deep_mime,
+            structure_only,
+        });
+        let mut reply = self.more().await;
+        out.append(&mut reply.out);
+        reply.out = out;
+        reply
+    }
+
+    /// The next part of a long response (FETCH in batches).
+    pub async fn more(&mut self) -> Reply {
+        let Some(mut job) = self.fetch.take() else {
+            return Reply::new(Vec::new(), Next::Command);
+        };
+        let mut out = Vec::new();
+        // Whole messages go in small batches (memory); flags and kept
+        // structures in larger ones (fewer round trips to the store).
+        let batch = if job.needs_raw && !job.structure_only {
+            self.config.fetch_batch.max(1)
+        } else {
+            self.config.fetch_batch.max(1) * 8
+        };
+        let end = (job.next + batch).min(job.indices.len());
+        let chunk: Vec<usize> = job.indices[job.next..end].to_vec();
+        job.next = end;
+        if let Err(e) = self.fetch_batch(&mut job, &chunk, &mut out).await {
+            out.extend(core_no(&job.tag, &e));
+            return Reply::new(out, Next::Command);
+        }
+        if job.next < job.indices.len() {
+            self.fetch = Some(job);
+            return Reply::new(out, Next::More);
+        }
+        if job.unknown_cte {
+            out.extend(no(
+                &job.tag,
+                "[UNKNOWN-CTE] A part has an unknown transfer encoding",
+            ));
+        } else {
+            out.extend(ok(&job.tag, "Fetch completed"));
+        }
+        // Updates that arrived meanwhile follow (no EXPUNGE during FETCH).
+        let mut updates = Vec::new();
+        self.sync(&mut updates, job.uid).await;
+        let at = find_tagged(&out, &job.tag);
+        out.splice(at..at, updates);
+        Reply::new(out, Next::Command)
+    }
+
+    pub(super) async fn fetch_batch(
+        &mut self,
+        job: &mut FetchJob,
+        chunk: &[usize],
+        out: &mut Vec<u8>,
+    ) -> Result<(), CoreError> {
+        let access = self.access().clone();
+        let Some(sel) = self.selected.as_ref() else {
+            return Ok(());
+        };
+        let id = sel.id;
+        let uids: Vec<u32> = chunk.iter().map(|&i| sel.msgs[i].uid).collect();
+        let mut structures: HashMap<u32, Structure> = HashMap::new();
+        let records = if job.structure_only {
+            // ENVELOPE and BODYSTRUCTURE come from what was computed before;
+            // only messages never asked about are read and parsed.
+            let derived = self
+                .core
+                .fetch_derived(&access, id, &uids, STRUCTURE_KIND, job.purpose)
+                .await?;
+            let mut remember = Vec::new();
+            let mut records = Vec::with_capacity(derived.len());
+            let mut unkept_headers = Vec::new();
+            for d in derived {
+                let (structure, raw) =
+                    match (d.derived.as_deref().and_then(Structure::decode), d.raw) {
+                        (Some(s), _) => (s, None),
+                        (None, Some(raw)) => {
+                            let s = Structure::compute(&raw);
+                            remember.push((d.record.uid, s.encode()));
+                            (s, Some(raw))
+                        }
+                        (None, None) => (Structure::default(), None),
+                    };
+                // Header sections are rendered from the kept header (a
+                // message of its own: the same header, an empty body).
+                let raw = raw.or_else(|| structure.header.clone());
+                if raw.is_none() && job.atts.iter().any(is_header_section) {
+                    unkept_headers.push(d.record.uid);
+                }
+                structures.insert(d.record.uid, structure);
+                records.push((d.record, raw));
+            }
+            if !unkept_headers.is_empty() {
+                // Headers too long to keep: read those messages.
+                let mut whole: HashMap<u32, Option<Vec<u8>>> = self
+                    .core
+                    .fetch_messages(&access, id, &unkept_headers, true, job.purpose)
+                    .await?
+                    .into_iter()
+                    .map(|(r, raw)| (r.uid, raw))
+                    .collect();
+                for (record, raw) in &mut records {
+                    if let Some(found) = whole.remove(&record.uid) {
+                        *raw = found;
+                    }
+                }
+            }
+            if !remember.is_empty()
+                && let Err(e) = self
+                    .core
+                    .remember(&access, id, STRUCTURE_KIND, remember)
+                    .await
+            {
+                // Only a lost shortcut: the next FETCH computes it again.
+                tracing::debug!(error = %e, "could not keep IMAP structures");
+            }
+            records
+        } else {
+            self.core
+                .fetch_messages(&access, id, &uids, job.needs_raw, job.purpose)
+                .await?
+        };
+        let mut flags_changed: Vec<u32> = Vec::new();
+        if job.sets_seen {
+            let unseen: Vec<u32> = records
+                .iter()
+                .filter(|(r, _)| !r.flags.contains(SystemFlags::SEEN))
+                .map(|(r, _)| r.uid)
+                .collect();
+            if !unseen.is_empty() {
+                let changed = self
+                    .core
+                    .set_flags(
+                        &access,
+                        id,
+                        &unseen,
+                        FlagChange::Add(SystemFlags(SystemFlags::SEEN), vec![]),
+                    )
+                    .await?;
+                if let Some(sel) = self.selected.as_mut() {
+                    for (uid, modseq) in changed {
+                        if let Some(i) = sel.index_of_uid(uid) {
+                            sel.msgs[i].flags.0 |= SystemFlags::SEEN;
+                            sel.msgs[i].modseq = modseq;
+                            flags_changed.push(uid);
+                        }
+                    }
+                }
+            }
+        }
+        let Some(sel) = self.selected.as_mut() else {
+            return Ok(());
+        };
+        // The records are fresher than the view: take their flags, and say so.
+        for (record, _) in &records {
+            if let Some(i) = sel.index_of_uid(record.uid)
+                && sel.msgs[i].modseq < record.modseq
+            {
+                let m = &mut sel.msgs[i];
+                m.flags = record.flags;
+                m.keywords = record.keywords.clone();
+                m.modseq = record.modseq;
+                flags_changed.push(record.uid);
+            }
+        }
+        let sel = &*sel;
+        // Room for the messages at once: growing a batch of megabytes by
+        // doubling copied it about twice more (seen as memmove in profiles).
+        out.reserve(
+            records
+                .iter()
+                .map(|(_, raw)| raw.as_ref().map_or(0, Vec::len) + 256)
+                .sum(),
+        );
+        for (record, raw) in &records {
+            let Some(i) = sel.index_of_uid(record.uid) else {
+                continue;
+            };
+            let m = &sel.msgs[i];
+            // Parsed only when an item needs the structure (not for BODY[]).
+            let parsed: std::cell::OnceCell<Option<Mime<'_>>> = std::cell::OnceCell::new();
+            let mime = || {
+                parsed
+                    .get_or_init(|| {
+                        raw.as_deref().map(|r| {
+                            if job.deep_mime {
+                                Mime::parse(r)
+                            } else {
+                                Mime::parse_top(r)
+                            }
+                        })
+                    })
+                    .as_ref()
+            };
+            out.extend_from_slice(format!("* {} FETCH (", i + 1).as_bytes());
+            let mut first = true;
+            let mut sep = |out: &mut Vec<u8>| {
+                if !first {
+                    out.push(b' ');
+                }
+                first = false;
+            };
+            let mut wrote_flags = false;
+            for att in &job.atts {
+                sep(out);
+                match att {
+                    FetchAtt::Uid => out.extend_from_slice(format!("UID {}", m.uid).as_bytes()),
+                    FetchAtt::Flags => {
+                        wrote_flags = true;
+                        out.extend_from_slice(format!("FLAGS {}", m.flag_list()).as_bytes());
+                    }
+                    FetchAtt::InternalDate => out.extend_from_slice(
+                        format!("INTERNALDATE {}", render::internal_date(m.received_at)).as_bytes(),
+                    ),
+                    FetchAtt::Rfc822Size => {
+                        out.extend_from_slice(format!("RFC822.SIZE {}", m.size).as_bytes())
+                    }
+                    FetchAtt::ModSeq => {
+                        out.extend_from_slice(format!("MODSEQ ({})", m.modseq).as_bytes())
+                    }
+                    FetchAtt::EmailId => out
+                        .extend_from_slice(format!("EMAILID ({})", email_id(m.message)).as_bytes()),
+                    FetchAtt::ThreadId => out.extend_from_slice(
+                        format!("THREADID ({})", thread_id(m.thread)).as_bytes(),
+                    ),
+                    FetchAtt::Envelope => {
+                        out.extend_from_slice(b"ENVELOPE ");
+                        if let Some(st) = structures.get(&m.uid) {
+                            out.extend_from_slice(&st.envelope);
+                        } else if let Some(mm) = mime() {
+                            render::envelope(out, mm, &mm.root);
+                        }
+                    }
+                    FetchAtt::BodyStructure | FetchAtt::Body => {
+                        let extended = *att == FetchAtt::BodyStructure;
+                        out.extend_from_slice(if extended {
+                            b"BODYSTRUCTURE "
+                        } else {
+                            b"BODY "
+                        });
+                        if let Some(st) = structures.get(&m.uid) {
+                            out.extend_from_slice(if extended {
+                                &st.body_structure
+                            } else {
+                                &st.body
+                            });
+                        } else if let Some(mm) = mime() {
+                            render::body_structure(out, mm, &mm.root, extended);
+                        }
+                    }
+                    FetchAtt::BinarySize(part) => {
+                        let size = mime()
+                            .and_then(|mm| mm.binary(part))
+                            .map(|r| r.map(|b| b.len()));
+                        match size {
+                            Some(Ok(n)) => out.extend_from_slice(
+                                format!("BINARY.SIZE[{}] {n}", join_parts(part)).as_bytes(),
+                            ),
+                            Some(Err(_)) => {
+                                job.unknown_cte = true;
+                                out.extend_from_slice(
+                                    format!("BINARY.SIZE[{}] 0", join_parts(part)).as_bytes(),
+                                );
+                            }
+                            None => out.extend_from_slice(
+                                format!("BINARY.SIZE[{}] 0", join_parts(part)).as_bytes(),
+                            ),
+                        }
+                    }
+                    FetchAtt::Section {
+                        name,
+                        section,
+                        partial,
+                        ..
+                    } => {
+                        let Some(whole) = raw.as_deref() else {
+                            continue;
+                        };
+                        let data = if section.part.is_empty() && section.text.is_none() {
+                            Some(Cow::Borrowed(whole))
+                        } else if *name == SectionName::Binary {
+                            let Some(mm) = mime() else { continue };
+                            match mm.binary(&section.part) {
+                                Some(Ok(d)) => Some(Cow::Owned(d)),
+                                Some(Err(_)) => {
+                                    job.unknown_cte = true;
+                                    None
+                                }
+                                None => None,
+                            }
+                        } else {
+                            mime().and_then(|mm| mm.section(section)).map(Cow::Owned)
+                        };
+                        out.extend_from_slice(section_label(*name, section, *partial).as_bytes());
+                        out.push(b' ');
+                        match data {
+                            None => out.extend_from_slice(b"NIL"),
+                            Some(d) => {
+                                let d: &[u8] = match partial {
+                                    Some((o, l)) => {
+                                        let start = (*o as usize).min(d.len());
+                                        let end = start.saturating_add(*l as usize).min(d.len());
+                                        &d[start..end]
+                                    }
+                                    None => &d,
+                                };
+                                if *name == SectionName::Binary && d.contains(&0) {
+                                    out.push(b'~');
+                                    render::literal(out, d);
+                                } else if d.is_empty() {
+                                    out.extend_from_slice(b"\"\"");
+                                } else {
+                                    render::literal(out, d);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            if flags_changed.contains(&m.uid) && !wrote_flags {
+                sep(out);
+                out.extend_from_slice(format!("FLAGS {}", m.flag_list()).as_bytes());
+            }
+            out.extend_from_slice(b")\r\n");
+        }
+        Ok(())
+    }
+}
+
+/// Where the tagged line for `tag` starts in `out` (its end if none).
+pub(super) fn find_tagged(out: &[u8], tag: &str) -> usize {
+    let needle = format!("{tag} ");
+    let mut pos = 0;
+    let mut last = out.len();
+    while pos < out.len() {
+        let end = out[pos..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(out.len(), |p| pos + p + 1);
+        if out[pos..end].starts_with(needle.as_bytes()) {
+            last = pos;
+        }
+        pos = end;
+    }
+    last
+}
+
+pub(super) fn join_parts(part: &[u32]) -> String {
+    part.iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+pub(super) fn section_label(
+    name: SectionName,
+    section: &Section,
+    partial: Option<(u32, u32)>,
+) -> String {
+    let mut label = match name {
+        SectionName::Rfc822 => return "RFC822".into(),
+        SectionName::Rfc822Header => return "RFC822.HEADER".into(),
+        SectionName::Rfc822Text => return "RFC822.TEXT".into(),
+        SectionName::Body => String::from("BODY["),
+        SectionName::Binary => String::from("BINARY["),
+    };
+    label.push_str(&join_parts(&section.part));
+    if let Some(text) = &section.text {
+        if !section.part.is_empty() {
+            label.push('.');
+        }
+        match text {
+            SectionText::Header => label.push_str("HEADER"),
+            SectionText::Text => label.push_str("TEXT"),
+            SectionText::Mime => label.push_str("MIME"),
+            SectionText::HeaderFields(f) => {
+                label.push_str(&format!("HEADER.FIELDS ({})", f.join(" ")))
+            }
+            SectionText::HeaderFieldsNot(f) => {
+                label.push_str(&format!("HEADER.FIELDS.NOT ({})", f.join(" ")))
+            }
+        }
+    }
+    label.push(']');
+    if let Some((o, _)) = partial {
+        label.push_str(&format!("<{o}>"));
+    }
+    label
+}
+
+/// Whether a FETCH item is a section of the top-level header only.
+pub(super) fn is_header_section(att: &FetchAtt) -> bool {
+    matches!(
+        att,
+        FetchAtt::Section { name, section, .. }
+            if *name != SectionName::Binary
+                && section.part.is_empty()
+                && matches!(
+                    section.text,
+                    Some(SectionText::Header)
+                        | Some(SectionText::HeaderFields(_))
+                        | Some(SectionText::HeaderFieldsNot(_))
+                )
+    )
+}
+
+/// A FETCH being answered in steps.
+pub(super) struct FetchJob {
+    tag: String,
+    uid: bool,
+    atts: Vec<FetchAtt>,
+    indices: Vec<usize>,
+    next: usize,
+    needs_raw: bool,
+    purpose: Operation,
+    sets_seen: bool,
+    unknown_cte: bool,
+    /// Whether an item needs the parts below the top level.
+    deep_mime: bool,
+    /// Whether ENVELOPE, BODYSTRUCTURE, BODY and header sections are the
+    /// only items that need the message: they are then served from
+    /// [`Structure`]s kept in the store, without reading message files.
+    structure_only: bool,
+}
+
+/// The kind under which a message's [`Structure`] is kept.
+pub(super) const STRUCTURE_KIND: &str = "imap.structure.2";
+
+/// Longest header section kept in a [`Structure`]; longer ones are read from
+/// the message when asked for.
+pub(super) const MAX_KEPT_HEADER: usize = 32 * 1024;
+
+/// Computes a message's ENVELOPE and BODYSTRUCTURE when it is stored, so
+/// that the first FETCH of them reads no message at all.
+pub struct StructureDeriver;
+
+impl rampart_core::Deriver for StructureDeriver {
+    fn kind(&self) -> &str {
+        STRUCTURE_KIND
+    }
+
+    fn derive(&self, raw: &[u8]) -> Vec<u8> {
+        Structure::compute(raw).encode()
+    }
+}
+
+/// A message's ENVELOPE, BODYSTRUCTURE and BODY as sent, and its header
+/// section (what header FETCHes, the commonest, read), computed once.
+#[derive(Debug, Default)]
+pub(super) struct Structure {
+    pub(super) envelope: Vec<u8>,
+    pub(super) body_structure: Vec<u8>,
+    pub(super) body: Vec<u8>,
+    /// The top-level header with the blank line that ends it; None when
+    /// longer than [`MAX_KEPT_HEADER`].
+    pub(super) header: Option<Vec<u8>>,
+}
+
+impl Structure {
+    pub(super) fn compute(raw: &[u8]) -> Self {
+        let m = Mime::parse(raw);
+        let mut s = Structure::default();
+        render::envelope(&mut s.envelope, &m, &m.root);
+        render::body_structure(&mut s.body_structure, &m, &m.root, true);
+        render::body_structure(&mut s.body, &m, &m.root, false);
+        let header = m.root.header.start..m.root.blank_line.end.max(m.root.header.end);
+        s.header = (header.len() <= MAX_KEPT_HEADER).then(|| raw[header].to_vec());
+        s
+    }
+
+    /// Four length-prefixed fields (the header's length is u32::MAX when it
+    /// is not kept).
+    pub(super) fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        for field in [&self.envelope, &self.body_structure, &self.body] {
+            out.extend_from_slice(&(field.len() as u32).to_le_bytes());
+            out.extend_from_slice(field);
+        }
+        match &self.header {
+            Some(h) => {
+                out.extend_from_slice(&(h.len() as u32).to_le_bytes());
+                out.extend_from_slice(h);
+            }
+            None => out.extend_from_slice(&u32::MAX.to_le_bytes()),
+        }
+        out
+    }
+
+    pub(super) fn decode(mut bytes: &[u8]) -> Option<Self> {
+        let mut fields = Vec::with_capacity(4);
+        for _ in 0..4 {
+            let len = u32::from_le_bytes(bytes.get(..4)?.try_into().ok()?);
+            bytes = &bytes[4..];
+            if len == u32::MAX {
+                fields.push(None);
+                continue;
+            }
+            let len = len as usize;
+            fields.push(Some(bytes.get(..len)?.to_vec()));
+            bytes = &bytes[len..];
+        }
+        let header = fields.pop()?;
+        let body = fields.pop()??;
+        let body_structure = fields.pop()??;
+        let envelope = fields.pop()??;
+        bytes.is_empty().then_some(Structure {
+            envelope,
+            body_structure,
+            body,
+            header,
+        })
+    }
+}
