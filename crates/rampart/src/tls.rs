@@ -2,6 +2,8 @@
 //! on first start (see [`generated`]).
 
 mod generated;
+#[cfg(test)]
+mod tests;
 
 use std::fs;
 use std::io::BufReader;
