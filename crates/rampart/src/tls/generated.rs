@@ -53,10 +53,13 @@ pub struct Names {
 
 impl Names {
     /// The names for `hostname` (already validated by the config): the
-    /// hostname itself, `localhost`, 127.0.0.1 and ::1. A hostname that is
-    /// an IP address literal goes in as an IP address.
+    /// hostname itself, `localhost`, 127.0.0.1 and ::1. An internationalised
+    /// hostname goes in as its A-label (certificates hold ASCII only,
+    /// RFC 5280 §7.2); one that is an IP address literal goes in as an IP
+    /// address.
     pub fn for_hostname(hostname: &str) -> Names {
-        let host = hostname.trim().trim_end_matches('.').to_ascii_lowercase();
+        let host = rampart_core::normalize_domain(hostname)
+            .unwrap_or_else(|_| hostname.trim().trim_end_matches('.').to_ascii_lowercase());
         let mut dns = Vec::new();
         let mut ips = Vec::new();
         match host.parse::<IpAddr>() {

@@ -287,6 +287,21 @@ fn a_hostname_that_is_an_ip_address_goes_in_as_one() {
 }
 
 #[test]
+fn an_internationalised_hostname_goes_in_as_its_a_label() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = OffsetDateTime::now_utc();
+    let files = prepare_at(&config(dir.path(), "Mäil.Example.ORG."), now).unwrap();
+    let leaf = certs(&files.cert);
+    let name = cn(parse(&leaf[0]).subject());
+    // RFC 5891 §4.4: the A-label is "xn--" and the Punycode of the U-label.
+    assert!(
+        name.starts_with("xn--") && name.ends_with(".example.org") && name.is_ascii(),
+        "{name}"
+    );
+    verify(&files, &dir.path().join("tls/ca.pem"), &name, now).unwrap();
+}
+
+#[test]
 fn handshakes_succeed_for_every_name_trusting_ca_pem_or_cert_pem() {
     let dir = tempfile::tempdir().unwrap();
     let files = prepare(&config(dir.path(), HOST)).unwrap();
