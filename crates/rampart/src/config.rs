@@ -52,7 +52,7 @@ pub struct Config {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
-    /// The host name in greetings and the self-signed certificate.
+    /// The host name in greetings and the certificate Rampart makes.
     pub hostname: String,
     /// Where the embedded store, blobs and TLS files live.
     pub data_dir: PathBuf,
@@ -205,7 +205,7 @@ impl ListenConfig {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TlsConfig {
-    /// PEM certificate chain; unset means a self-signed one in DATA/tls/.
+    /// PEM certificate chain; unset means one Rampart makes in DATA/tls/.
     pub cert: Option<PathBuf>,
     /// PEM private key for `cert`.
     pub key: Option<PathBuf>,
@@ -629,9 +629,7 @@ impl Config {
             _ => {}
         }
         if self.tls.cert.is_some() != self.tls.key.is_some() {
-            bail!(
-                "tls.cert and tls.key go together: set both, or neither for a self-signed certificate"
-            );
+            bail!("tls.cert and tls.key go together: set both, or neither for one Rampart makes");
         }
         self.password_params()
             .hash("validate-config")

@@ -72,15 +72,9 @@ pub fn prepare(config: Config) -> anyhow::Result<Prepared> {
     let data_dir = &config.server.data_dir;
     check_data_dir(data_dir)?;
     let files = tls::prepare(&config)?;
-    let tls = tls::load(&files)?;
-    let tls_note = if files.self_signed {
-        format!(
-            "self-signed certificate {} (set [tls] cert and key for a real one)",
-            files.cert.display()
-        )
-    } else {
-        format!("certificate {}", files.cert.display())
-    };
+    let loaded = tls::load(&files)?;
+    let tls = loaded.config.clone();
+    let tls_note = tls_banner(&files, &loaded);
     let bound = bind_all(&config)?;
     privileges::drop_if_root(config.server.run_as.as_deref(), data_dir)?;
     Ok(Prepared {
@@ -89,6 +83,35 @@ pub fn prepare(config: Config) -> anyhow::Result<Prepared> {
         tls,
         tls_note,
     })
+}
+
+/// The banner's TLS lines: which certificate, its SHA-256 fingerprint (to
+/// compare with what a client shows), and how to trust a generated one once.
+fn tls_banner(files: &tls::TlsFiles, loaded: &tls::Loaded) -> String {
+    let until = loaded
+        .valid_until
+        .as_deref()
+        .map(|d| format!(", valid until {d}"))
+        .unwrap_or_default();
+    let mut note = if files.generated {
+        format!(
+            "certificate {} made by Rampart{until} (set [tls] cert and key for a real one)",
+            files.cert.display()
+        )
+    } else {
+        format!("certificate {}{until}", files.cert.display())
+    };
+    note.push_str(&format!("\n  SHA-256 fingerprint {}", loaded.fingerprint));
+    if let Some(event) = &files.event {
+        note.push_str(&format!("\n  {event}"));
+    }
+    if let Some(ca) = &files.ca {
+        note.push_str(&format!(
+            "\n  To trust it once for every service, import {} into Thunderbird (Settings, Privacy & Security, Manage Certificates, Authorities) or the system",
+            ca.display()
+        ));
+    }
+    note
 }
 
 /// Refuses a data directory path that exists but is not a directory.

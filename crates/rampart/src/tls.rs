@@ -1,5 +1,9 @@
-//! The TLS server configuration: the configured certificate, or a
-//! self-signed one made on first start.
+//! The TLS server configuration: the configured certificate, or one made
+//! on first start (see [`generated`]).
+
+mod generated;
+#[cfg(test)]
+mod tests;
 
 use std::fs;
 use std::io::BufReader;
@@ -10,6 +14,7 @@ use anyhow::{Context, bail};
 use rustls::ServerConfig;
 
 use crate::config::Config;
+use generated::{Names, Verdict};
 
 /// Where the certificate and key come from.
 pub struct TlsFiles {
@@ -17,49 +22,139 @@ pub struct TlsFiles {
     pub cert: PathBuf,
     /// The PEM private key.
     pub key: PathBuf,
-    /// Whether Rampart made it itself.
-    pub self_signed: bool,
+    /// The local CA certificate that signed `cert`, when Rampart made both.
+    pub ca: Option<PathBuf>,
+    /// Whether the files are in DATA/tls/ rather than configured in `[tls]`.
+    pub generated: bool,
+    /// What this start did to the files in DATA/tls/, for the banner.
+    pub event: Option<String>,
 }
 
-/// Resolves the certificate files, making a self-signed pair in DATA/tls/
-/// when none is configured and none exists yet.
+/// Resolves the certificate files. Without `[tls]` cert and key, makes a
+/// certificate in DATA/tls/ on first start, and replaces one made earlier
+/// that no longer fits (an earlier Rampart's, another hostname's, or one
+/// expiring within 30 days), keeping the old files as `*.old`. Files the
+/// operator configured or put in DATA/tls/ themselves are never touched.
 pub fn prepare(config: &Config) -> anyhow::Result<TlsFiles> {
+    prepare_at(config, time::OffsetDateTime::now_utc())
+}
+
+/// [`prepare`] as of the time `now`.
+fn prepare_at(config: &Config, now: time::OffsetDateTime) -> anyhow::Result<TlsFiles> {
     if let (Some(cert), Some(key)) = (&config.tls.cert, &config.tls.key) {
         return Ok(TlsFiles {
             cert: cert.clone(),
             key: key.clone(),
-            self_signed: false,
+            ca: None,
+            generated: false,
+            event: None,
         });
     }
     let dir = config.server.data_dir.join("tls");
-    let files = TlsFiles {
+    let mut files = TlsFiles {
         cert: dir.join("cert.pem"),
         key: dir.join("key.pem"),
-        self_signed: true,
+        ca: None,
+        generated: true,
+        event: None,
     };
-    if files.cert.exists() || files.key.exists() {
-        return Ok(files);
+    let ca = dir.join("ca.pem");
+    let names = Names::for_hostname(&config.server.hostname);
+    // Whether the files in DATA/tls/ are Rampart's own, current ones.
+    let ours = if !files.cert.exists() && !files.key.exists() {
+        fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        install(&dir, &files, &ca, &generated::generate(&names, now)?)?;
+        files.event = Some(format!(
+            "made on this start for {}, signed by a new local CA",
+            names.common_name
+        ));
+        true
+    } else if files.cert.exists() && files.key.exists() {
+        let pem = fs::read(&files.cert)
+            .with_context(|| format!("cannot read {}", files.cert.display()))?;
+        match generated::inspect(&pem, &names, now) {
+            Verdict::Fresh => true,
+            Verdict::Foreign => false,
+            Verdict::Stale(reason) => {
+                let made = generated::generate(&names, now)?;
+                for path in [&files.cert, &files.key, &ca] {
+                    if path.exists() {
+                        fs::rename(path, suffixed(path, "old"))
+                            .with_context(|| format!("cannot keep {} as *.old", path.display()))?;
+                    }
+                }
+                install(&dir, &files, &ca, &made)?;
+                files.event = Some(format!(
+                    "replaced the certificate made earlier, as {reason}; the old files are kept as *.old, and users must trust the new ca.pem"
+                ));
+                true
+            }
+        }
+    } else {
+        // One of the pair is missing: `load` says which.
+        false
+    };
+    if ours && ca.exists() {
+        files.ca = Some(ca);
     }
-    fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let mut names = vec![config.server.hostname.clone()];
-    if config.server.hostname != "localhost" {
-        names.push("localhost".into());
-    }
-    let certified = rcgen::generate_simple_self_signed(names)
-        .context("cannot generate a self-signed certificate")?;
-    write_private(&files.key, certified.signing_key.serialize_pem().as_bytes())?;
-    fs::write(&files.cert, certified.cert.pem())
-        .with_context(|| format!("cannot write {}", files.cert.display()))?;
     Ok(files)
 }
 
-fn write_private(path: &Path, data: &[u8]) -> anyhow::Result<()> {
+/// Writes a generated CA, certificate and key into `dir`: each to a `.new`
+/// file first, so that a crash leaves no half-written PEM in place.
+fn install(
+    dir: &Path,
+    files: &TlsFiles,
+    ca: &Path,
+    made: &generated::Generated,
+) -> anyhow::Result<()> {
+    let writes = [
+        (files.key.as_path(), made.key_pem.as_bytes(), 0o600),
+        (ca, made.ca_pem.as_bytes(), 0o644),
+        (files.cert.as_path(), made.chain_pem.as_bytes(), 0o644),
+    ];
+    for (path, data, mode) in writes {
+        let new = suffixed(path, "new");
+        let _ = fs::remove_file(&new);
+        write_file(&new, data, mode)?;
+        hand_to_owner_of(dir, &new)?;
+        fs::rename(&new, path).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// `path` with `.suffix` appended: `cert.pem` becomes `cert.pem.old`.
+fn suffixed(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".");
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// When running as root, gives `path` to the owner of `dir`: after the
+/// first start as root the data directory belongs to `server.run_as`, and
+/// a certificate replaced later must stay readable by that user.
+fn hand_to_owner_of(dir: &Path, path: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    if !nix::unistd::geteuid().is_root() {
+        return Ok(());
+    }
+    let meta = dir.metadata()?;
+    std::os::unix::fs::chown(path, Some(meta.uid()), Some(meta.gid())).with_context(|| {
+        format!(
+            "cannot hand {} to the data directory's owner",
+            path.display()
+        )
+    })
+}
+
+fn write_file(path: &Path, data: &[u8], mode: u32) -> anyhow::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = fs::OpenOptions::new()
         .write(true)
         .create_new(true)
-        .mode(0o600)
+        .mode(mode)
         .open(path)
         .with_context(|| format!("cannot write {}", path.display()))?;
     f.write_all(data)?;
@@ -67,9 +162,36 @@ fn write_private(path: &Path, data: &[u8]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A loaded server configuration and what the banner says about it.
+pub struct Loaded {
+    /// The rustls server configuration.
+    pub config: Arc<ServerConfig>,
+    /// The SHA-256 fingerprint of the server certificate (see [`fingerprint`]).
+    pub fingerprint: String,
+    /// The last day the server certificate is valid (`2027-06-01`), if readable.
+    pub valid_until: Option<String>,
+}
+
+/// The SHA-256 fingerprint of a DER certificate as Thunderbird and
+/// `openssl x509 -fingerprint -sha256` show it: upper-case hex bytes
+/// separated by colons.
+pub fn fingerprint(der: &[u8]) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, der);
+    digest
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
 /// Loads the certificate and key into a rustls server configuration.
-pub fn load(files: &TlsFiles) -> anyhow::Result<Arc<ServerConfig>> {
-    let fix = "fix [tls] cert/key in the config, or remove them to use a self-signed certificate";
+pub fn load(files: &TlsFiles) -> anyhow::Result<Loaded> {
+    let fix = if files.generated {
+        "remove the tls directory in the data directory, and Rampart makes a new certificate"
+    } else {
+        "fix [tls] cert/key in the config, or remove them to use one Rampart makes"
+    };
     let cert_file = fs::File::open(&files.cert).with_context(|| {
         format!(
             "cannot read TLS certificate {}: {fix}",
@@ -100,6 +222,13 @@ pub fn load(files: &TlsFiles) -> anyhow::Result<Arc<ServerConfig>> {
                 files.key.display()
             )
         })?;
+    let fingerprint = fingerprint(&certs[0]);
+    let valid_until = x509_parser::parse_x509_certificate(&certs[0])
+        .ok()
+        .and_then(|(_, c)| {
+            time::OffsetDateTime::from_unix_timestamp(c.validity().not_after.timestamp()).ok()
+        })
+        .map(|t| t.date().to_string());
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -113,7 +242,11 @@ pub fn load(files: &TlsFiles) -> anyhow::Result<Arc<ServerConfig>> {
                 files.key.display()
             )
         })?;
-    Ok(Arc::new(config))
+    Ok(Loaded {
+        config: Arc::new(config),
+        fingerprint,
+        valid_until,
+    })
 }
 
 /// A TLS client configuration that verifies servers against the system's
