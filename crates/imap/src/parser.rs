@@ -16,6 +16,9 @@ pub enum Token {
     Atom(String),
     /// A quoted string or a literal.
     Str(Vec<u8>),
+    /// A literal8 (`~{n}`, RFC 3516 §4.3): binary, so only APPEND's message
+    /// may be one.
+    Literal8(Vec<u8>),
     /// A parenthesised list.
     List(Vec<Token>),
 }
@@ -25,18 +28,22 @@ impl fmt::Debug for Token {
         match self {
             Token::Atom(a) => write!(f, "{a}"),
             Token::Str(s) => write!(f, "{:?}", String::from_utf8_lossy(s)),
+            Token::Literal8(s) => write!(f, "~{:?}", String::from_utf8_lossy(s)),
             Token::List(l) => f.debug_list().entries(l).finish(),
         }
     }
 }
 
 impl Token {
-    /// The token as a string argument (atom or string), if it is one.
+    /// The token as a string argument (atom or string), if it is one: an
+    /// `astring` (RFC 9051 §9) holds no NUL (CHAR8 excludes it) and is
+    /// UTF-8 here; an atom that took a FETCH section with spaces in it is
+    /// not one.
     pub fn as_astring(&self) -> Option<String> {
         match self {
-            Token::Atom(a) => Some(a.clone()),
-            Token::Str(s) => String::from_utf8(s.clone()).ok(),
-            Token::List(_) => None,
+            Token::Atom(a) if a.bytes().all(is_word_char) => Some(a.clone()),
+            Token::Str(s) if !s.contains(&0) => String::from_utf8(s.clone()).ok(),
+            _ => None,
         }
     }
 
@@ -275,8 +282,10 @@ fn tag_of(command: &[u8], more: &[u8]) -> Option<String> {
         .then(|| String::from_utf8_lossy(tag).into_owned())
 }
 
-/// `{N}`, `{N+}` (or `~{N}` for literal8) at the end of a line: the size and
-/// whether it is synchronising; `Err` for a malformed size.
+/// `{N}`, `{N+}` (or `~{N}`, `~{N+}` for literal8) at the end of a line:
+/// the size and whether it is synchronising; `Err` for a malformed size.
+/// LITERAL- uses the same `{N+}` as LITERAL+ (RFC 7888 §5); there is no
+/// `{N-}`, so that is no literal.
 fn literal_at_end(line: &[u8]) -> Option<Result<(usize, bool), ()>> {
     if line.last() != Some(&b'}') {
         return None;
@@ -284,7 +293,7 @@ fn literal_at_end(line: &[u8]) -> Option<Result<(usize, bool), ()>> {
     let open = line.iter().rposition(|&b| b == b'{')?;
     let mut inner = &line[open + 1..line.len() - 1];
     let sync = match inner.last() {
-        Some(b'+') | Some(b'-') => {
+        Some(b'+') => {
             inner = &inner[..inner.len() - 1];
             false
         }
@@ -307,11 +316,29 @@ fn is_tag_char(b: u8) -> bool {
     b > 0x20 && b < 0x7f && !b"(){%*\"\\+".contains(&b)
 }
 
-fn is_atom_char(b: u8) -> bool {
-    // atom-specials minus the ones that appear inside atoms we accept
-    // whole: `\` (flags), `*` and `%` (LIST patterns, sequence sets), `]`.
+/// A byte of a bare word: ASTRING-CHAR and list-wildcards (RFC 9051 §9),
+/// plus `\` (flags) and 8-bit bytes, which the command parser judges
+/// where it matters. `[` is an ATOM-CHAR and `]` an ASTRING-CHAR, so a
+/// mailbox may be named `a[b` or `a]b`.
+fn is_word_char(b: u8) -> bool {
     b > 0x20 && b != 0x7f && !b"(){\"".contains(&b)
 }
+
+/// ATOM-CHAR exactly as RFC 9051 §9 has it: any CHAR but atom-specials
+/// (`(){`, SP, CTL, `%*`, `"\`, `]`).
+pub fn is_atom_char(b: u8) -> bool {
+    b > 0x20 && b < 0x7f && !b"(){%*\"\\]".contains(&b)
+}
+
+/// The FETCH attributes whose `[` opens a section (RFC 9051 §9 `fetch-att`).
+/// Anywhere else `[` and `]` are characters of the word.
+const SECTION_ATTS: [&[u8]; 5] = [
+    b"BODY",
+    b"BODY.PEEK",
+    b"BINARY",
+    b"BINARY.PEEK",
+    b"BINARY.SIZE",
+];
 
 /// Why a command could not be tokenised.
 #[derive(Debug, PartialEq, Eq)]
@@ -433,9 +460,9 @@ impl Reader<'_> {
             Some(b'{') => self.literal().map(Token::Str),
             Some(b'~') if self.input.get(self.pos + 1) == Some(&b'{') => {
                 self.pos += 1;
-                self.literal().map(Token::Str)
+                self.literal().map(Token::Literal8)
             }
-            Some(b) if is_atom_char(b) => self.atom().map(Token::Atom),
+            Some(b) if is_word_char(b) => self.atom().map(Token::Atom),
             Some(_) => Err("Unexpected character".into()),
             None => Err("Missing argument".into()),
         }
@@ -476,7 +503,8 @@ impl Reader<'_> {
             .position(|&b| b == b'}')
             .ok_or("Unterminated literal size")?;
         let mut inner = &self.input[self.pos + 1..self.pos + close];
-        if matches!(inner.last(), Some(b'+') | Some(b'-')) {
+        // RFC 7888 §5: `{n+}` for LITERAL+ and LITERAL- alike.
+        if inner.last() == Some(&b'+') {
             inner = &inner[..inner.len() - 1];
         }
         let size: usize = std::str::from_utf8(inner)
@@ -497,30 +525,58 @@ impl Reader<'_> {
         Ok(self.input[data_start..data_end].to_vec())
     }
 
-    /// An atom, with any `[...]` section (which may hold spaces and lists)
-    /// and `<...>` partial kept in it.
+    /// A bare word: an atom, a number, a sequence set, a flag, a LIST
+    /// pattern, or a FETCH attribute with its `[section]` (which may hold
+    /// spaces, lists and quoted strings) and `<partial>`.
     fn atom(&mut self) -> Result<String, String> {
         let start = self.pos;
-        let mut brackets = 0usize;
         while let Some(b) = self.peek() {
-            match b {
-                b'[' => brackets += 1,
-                b']' if brackets > 0 => brackets -= 1,
-                b'\r' | b'\n' | 0 => return Err("Control character in atom".into()),
-                _ if brackets > 0 => {}
-                _ if !is_atom_char(b) => break,
-                _ => {}
+            if b == b'['
+                && SECTION_ATTS
+                    .iter()
+                    .any(|n| self.input[start..self.pos].eq_ignore_ascii_case(n))
+                && let Some(end) = self.section_end()
+            {
+                // RFC 9051 §6.4.5: BODY[...], BINARY[...]; the `<o.l>`
+                // after the `]` is plain word characters.
+                self.pos = end;
+            } else if is_word_char(b) {
+                self.pos += 1;
+            } else {
+                break;
             }
-            self.pos += 1;
             if self.pos - start > 8192 {
                 return Err("Atom too long".into());
             }
         }
-        if brackets > 0 {
-            return Err("Unterminated '['".into());
-        }
         String::from_utf8(self.input[start..self.pos].to_vec())
             .map_err(|_| "Atom is not UTF-8".to_string())
+    }
+
+    /// Just past the `]` closing the section whose `[` is at `pos`, with
+    /// quoted header names (which may hold `]`) skipped; `None` if the line
+    /// ends first, and then the `[` is an ordinary character.
+    fn section_end(&self) -> Option<usize> {
+        let mut i = self.pos + 1;
+        loop {
+            match *self.input.get(i)? {
+                b']' => return Some(i + 1),
+                b'"' => {
+                    i += 1;
+                    loop {
+                        match *self.input.get(i)? {
+                            b'\\' => i += 2,
+                            b'"' => break,
+                            b'\r' | b'\n' => return None,
+                            _ => i += 1,
+                        }
+                    }
+                    i += 1;
+                }
+                b'\r' | b'\n' | 0 => return None,
+                _ => i += 1,
+            }
+        }
     }
 }
 
