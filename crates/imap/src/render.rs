@@ -119,7 +119,10 @@ fn address_list(out: &mut Vec<u8>, value: Option<&[u8]>) {
     for a in addresses {
         out.push(b'(');
         nstring(out, a.name.as_deref().map(str::as_bytes));
-        out.extend_from_slice(b" NIL ");
+        out.push(b' ');
+        // The adl: an obsolete source route (RFC 9051 §9 address, addr-adl).
+        nstring(out, a.route.as_deref().map(str::as_bytes));
+        out.push(b' ');
         nstring(out, a.mailbox.as_deref().map(str::as_bytes));
         out.push(b' ');
         nstring(out, a.host.as_deref().map(str::as_bytes));

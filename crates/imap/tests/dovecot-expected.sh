@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Records what Dovecot answers for ENVELOPE and BODYSTRUCTURE of every
 # message in tests/corpus, as tests/corpus/NAME.dovecot (two lines:
-# envelope, bodystructure). tests/corpus.rs compares Rampart with these.
+# envelope, bodystructure), followed by one line per section fetch that
+# tests/corpus/sections.txt lists for the message (`NAME: ITEM ITEM ...`),
+# in the form tests/corpus-record.py prints. tests/corpus.rs compares
+# Rampart with these. Messages that contain NUL are appended over IMAP as
+# literal8 (RFC 3516 §4.4), as a client with binary content would.
 # Needs dovecot-imapd (apt-get install dovecot-imapd) and root (a private
 # Dovecot instance under a temporary directory, mail owned by user "mail").
 set -euo pipefail
@@ -10,6 +14,8 @@ WORK=$(mktemp -d)
 chmod 755 "$WORK"
 CONF="$WORK/dovecot.conf"
 trap 'doveadm -c "$CONF" stop >/dev/null 2>&1 || true; rm -rf "$WORK"' EXIT
+PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+RECORD="$(cd .. && pwd)/corpus-record.py"
 mkdir -p "$WORK/run" "$WORK/state" "$WORK/mail"
 chown mail:mail "$WORK/mail"
 cat > "$CONF" <<CONF
@@ -31,13 +37,17 @@ userdb {
 first_valid_uid = 1
 service imap-login {
   inet_listener imap {
-    port = 0
+    port = $PORT
   }
 }
 CONF
 dovecot -c "$CONF"
 for f in *.eml; do
-    doveadm -c "$CONF" save -u corpus -m INBOX < "$f"
+    if python3 -c 'import sys; sys.exit(0 if b"\0" in open(sys.argv[1], "rb").read() else 1)' "$f"; then
+        python3 "$RECORD" "$PORT" append "$f"
+    else
+        doveadm -c "$CONF" save -u corpus -m INBOX < "$f"
+    fi
 done
 dovecot --version > dovecot-version.txt
 i=0
@@ -52,5 +62,11 @@ body = re.search(r"imap\.bodystructure=(.*)$", text, re.S).group(1).rstrip("\n")
 print(env.replace("\r\n", "\\n").replace("\n", "\\n"))
 print(body.replace("\r\n", "\\n").replace("\n", "\\n"))
 ' > "${f%.eml}.dovecot"
+    items=$(sed -n "s/^${f%.eml}: //p" sections.txt)
+    if [ -n "$items" ]; then
+        # One argument per item: the list is split on white space.
+        # shellcheck disable=SC2086
+        python3 "$RECORD" "$PORT" fetch "$i" $items >> "${f%.eml}.dovecot"
+    fi
 done
 echo "recorded $i messages with $(cat dovecot-version.txt)"
