@@ -1,6 +1,6 @@
 //! The base subject of RFC 5256 §2.1, which SORT SUBJECT and both THREAD
 //! algorithms compare, and whether a subject marks a reply or forward
-//! (RFC 5256 §4, REFERENCES step 5).
+//! (RFC 5256 §3, REFERENCES step 5).
 
 /// The base subject of a decoded subject, case-mapped for comparison: the
 /// i;ascii-casemap collation (RFC 4790 §9.2) that RFC 5256 §2.1 compares
@@ -10,7 +10,7 @@ pub fn base_subject(subject: &str) -> String {
 }
 
 /// Whether extracting the base subject removed a `subj-refwd`, a `(fwd)`
-/// trailer or a `[fwd: ...]` wrapper: RFC 5256 §4's "reply or forward".
+/// trailer or a `[fwd: ...]` wrapper: RFC 5256 §3's "reply or forward".
 pub fn is_reply_or_forward(subject: &str) -> bool {
     extract(subject).reply_or_forward
 }
