@@ -10,6 +10,8 @@ pub mod parser;
 pub mod render;
 pub mod search;
 pub mod session;
+pub mod subject;
+pub mod thread;
 pub mod utf7;
 
 use std::net::SocketAddr;

@@ -258,34 +258,8 @@ pub fn uses_modseq(key: &SearchKey) -> bool {
     }
 }
 
-/// The base subject of RFC 5256 §2.1, lower-cased, for SORT and THREAD.
-pub fn base_subject(subject: &str) -> String {
-    let mut s = subject.split_whitespace().collect::<Vec<_>>().join(" ");
-    loop {
-        let before = s.clone();
-        // Trailing "(fwd)" and blobs are dropped, then leading re:/fwd:/fw:.
-        while let Some(rest) = s.strip_suffix("(fwd)") {
-            s = rest.trim_end().to_owned();
-        }
-        let lower = s.to_lowercase();
-        for prefix in ["re:", "fwd:", "fw:", "aw:", "wg:"] {
-            if lower.starts_with(prefix) {
-                s = s[prefix.len()..].trim_start().to_owned();
-                break;
-            }
-        }
-        if let Some(rest) = s.strip_prefix('[')
-            && let Some(end) = rest.find(']')
-            && !rest[end + 1..].trim().is_empty()
-        {
-            s = rest[end + 1..].trim_start().to_owned();
-        }
-        if s == before {
-            break;
-        }
-    }
-    s.to_lowercase()
-}
+/// The base subject of RFC 5256 §2.1, case-mapped, for SORT and THREAD.
+pub use crate::subject::base_subject;
 
 #[cfg(test)]
 mod tests {
@@ -381,8 +355,8 @@ Sch=F6ne Gr=FC=DFe\r\n";
             SearchKey::Uid(SequenceSet::parse("1:3,7", 10).unwrap())
         );
         assert_eq!(
-            base_subject("Re: AW: [list] Fwd: Hello  World (fwd)"),
-            "hello world"
+            base_subject("Re: [list] Fwd: Hello  World (fwd)"),
+            "HELLO WORLD"
         );
     }
 }
