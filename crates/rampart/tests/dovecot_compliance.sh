@@ -9,7 +9,7 @@
 # owned by user "mail"). Each scenario logs in as its own fresh user.
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
-SCRIPT=${COMPLIANCE_SCRIPT:-$HERE/python/imap_compliance.py}
+SCRIPT="$HERE/python/imap_compliance.py"
 if ! command -v dovecot >/dev/null || [ ! -x /usr/lib/dovecot/imap ]; then
     echo "dovecot: not installed (apt-get install dovecot-imapd)" >&2
     exit 2

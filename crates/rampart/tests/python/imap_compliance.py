@@ -487,7 +487,7 @@ def scenario_sort_addresses():
     with part('SEARCH TO a group name'):
         # RFC 9051 §6.4.4: TO matches the envelope structure's TO field, which
         # carries a group's name as the mailbox of its start-of-group address
-        # (§7.5.2 ENVELOPE).
+        # (FETCH ENVELOPE, §7.5.2).
         expect_search(a, 'TO "Aardvarks"', [1])
         expect_search(a, 'TO "yann"', [1])
     with part("SEARCH HEADER matches the field's text, brackets included"):
@@ -633,8 +633,9 @@ def scenario_names_dates():
         assert re.search(r"MESSAGES 0\b", untagged[0]), f"the refused APPEND stored a message: {untagged}"
 
     with part('NFD and NFC names are one mailbox'):
-        # RFC 9051 §5.1 / RFC 6855 §3: mailbox names are compared in NFC, so the
-        # decomposed and the composed spelling of "Café" are one mailbox.
+        # RFC 6855 §3 and RFC 9051 §5.1 want mailbox names in Net-Unicode
+        # (RFC 5198: NFC), so the decomposed and the composed spelling of
+        # "Café" name one mailbox.
         nfd, nfc = "Cafe\u0301", "Caf\u00e9"
         a.ok(f"CREATE {quote(mutf7(nfd))}")
         untagged, tagged = a.cmd(f"SELECT {quote(mutf7(nfc))}")
@@ -694,7 +695,7 @@ def scenario_subscriptions():
         untagged, _ = a.ok('LSUB "" "ren*"')
         assert "ren1" in [e[1] for e in list_entries(untagged, "LSUB")], f"RENAME dropped the old subscription: {untagged}"
 
-    # RFC 5258 §3.5 (and the "Foo"/"Foo/Bar" example of §5): with
+    # RFC 5258 §3.5 (CHILDINFO) and §4 (RECURSIVEMATCH): with
     # RECURSIVEMATCH, a parent that matches "%" but is not itself
     # subscribed is returned because a descendant is, with CHILDINFO
     # ("SUBSCRIBED") and without \Subscribed.
@@ -757,7 +758,7 @@ def scenario_condstore():
     assert sorted(m) == [1, 2, 3], m
     with part("HIGHESTMODSEQ is the highest mod-sequence"):
         # HIGHESTMODSEQ was the highest of all messages then; a later change
-        # gets a greater mod-sequence (RFC 7162 §3.1.1).
+        # gets a greater mod-sequence (RFC 7162 §3.1).
         assert highest, "no HIGHESTMODSEQ to compare"
         assert highest[0] >= max(m[1], m[3]) and m[2] > highest[0], (highest, m)
 
@@ -791,7 +792,7 @@ def scenario_append_literal():
     a = session()
     body = message("literal", body="Line one.\r\nLine two, with {braces} and \"quotes\".\r\n")
     # Raw.append sends "APPEND INBOX {n}", waits for the "+" continuation
-    # (RFC 9051 §7.5), then the octets.
+    # (RFC 9051 §7.6), then the octets.
     untagged, tagged = a.append("INBOX", body, flags="\\Seen")
     assert tagged.split(" ")[1] == "OK", tagged
     a.ok("SELECT INBOX")
@@ -800,7 +801,10 @@ def scenario_append_literal():
     first = a.raw_line()
     rest, tagged = a.until(tag)
     assert " OK " in tagged, tagged
-    assert body in first, f"stored octets differ: {first!r}"
+    m = re.search(rb"BODY\[\] \{(\d+)\}\r\n", first)
+    assert m, first
+    stored = first[m.end() : m.end() + int(m.group(1))]
+    assert stored == body, f"stored octets differ: {stored!r}"
     assert "\\seen" in fetch_flags(a, 1)
     a.close()
 
