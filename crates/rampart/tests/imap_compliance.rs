@@ -1,0 +1,119 @@
+//! IMAP protocol compliance, one test per point: each runs a scenario of
+//! tests/python/imap_compliance.py (a raw-socket client whose expectations
+//! come from the RFCs' own text and examples) against a real server over TLS.
+//! tests/dovecot_compliance.sh runs the same scenarios against Dovecot.
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+
+const USER: &str = "alice@example.org";
+const PASSWORD: &str = "alice's long password";
+
+fn setup() -> (Sandbox, Server) {
+    // Scenario `recent` holds several sessions open at once.
+    let sb = Sandbox::custom("", "[imap]\nmax_connections_per_user = 20\n");
+    let server = sb.serve(&["--domain", "example.org"]);
+    sb.ok(
+        &["user", "add", USER, "--password-stdin"],
+        &format!("{PASSWORD}\n"),
+    );
+    (sb, server)
+}
+
+/// Runs one scenario against a fresh server; panics with the script's
+/// output (every failed point of the scenario) unless it passed.
+fn compliance(scenario: &str) {
+    let (sb, server) = setup();
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/python/imap_compliance.py"
+    );
+    let out = Command::new("python3")
+        .arg(script)
+        .arg(scenario)
+        .arg("localhost") // the self-signed certificate names localhost
+        .arg(server.addr("imaps").port().to_string())
+        .arg(USER)
+        .arg(PASSWORD)
+        .env("COMPLIANCE_CAFILE", sb.data().join("tls/cert.pem"))
+        .env(
+            "COMPLIANCE_SUBMISSION_PORT",
+            server.addr("submission").port().to_string(),
+        )
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success() && stdout.contains(&format!("{scenario}: ok")),
+        "scenario {scenario} failed:\n{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    server.stop();
+}
+
+macro_rules! scenario {
+    ($(#[doc = $doc:literal])* $name:ident) => {
+        $(#[doc = $doc])*
+        #[test]
+        #[cfg_attr(
+            not(rampart_test_python),
+            ignore = "skipped: needs python3 as the IMAP client"
+        )]
+        fn $name() {
+            compliance(stringify!($name));
+        }
+    };
+}
+
+scenario!(
+    /// 1: FLAGS and PERMANENTFLAGS list keywords in use; STORE and APPEND of
+    /// a new keyword send a new FLAGS (RFC 9051 §7.3.5, §6.3.2).
+    keywords
+);
+scenario!(
+    /// 3: THREAD=REFERENCES, THREAD=ORDEREDSUBJECT and SORT SUBJECT base
+    /// subjects under i;ascii-casemap (RFC 5256).
+    thread_sort
+);
+scenario!(
+    /// 4: SORT FROM/TO/CC by the first addr-mailbox, group syntax skipped;
+    /// SEARCH TO matches a group name (RFC 5256 §3, RFC 9051 §6.4.4).
+    sort_addresses
+);
+scenario!(
+    /// 5: SENTON/SENTBEFORE/SENTSINCE use the Date header's own day
+    /// (RFC 9051 §6.4.4).
+    sent_dates
+);
+scenario!(
+    /// 6: \Recent in IMAP4rev1 sessions: claimed by the first session only,
+    /// RECENT/NEW/OLD, STATUS, EXAMINE; none after ENABLE IMAP4rev2.
+    recent
+);
+scenario!(
+    /// 7: `a[b` is a valid name; a missing name is NO; impossible dates are
+    /// refused; NFD and NFC spellings name one mailbox.
+    names_dates
+);
+scenario!(
+    /// 8: subscriptions survive DELETE and RENAME; RECURSIVEMATCH CHILDINFO;
+    /// LSUB % returns an unsubscribed parent as \Noselect (RFC 5258, 3501).
+    subscriptions
+);
+scenario!(
+    /// 10: the first FETCH MODSEQ sends OK [HIGHESTMODSEQ]; ESEARCH MODSEQ
+    /// for MIN/MAX (RFC 7162 §3.1, RFC 4731 §3.2).
+    condstore
+);
+scenario!(
+    /// 12: APPEND through a synchronising literal.
+    append_literal
+);
+scenario!(
+    /// 15: a message submitted over SMTP and then APPENDed to Sent is kept
+    /// once, and APPENDUID names the kept copy.
+    sent_dedup
+);
