@@ -69,7 +69,7 @@ impl Core {
         }
     }
 
-    async fn admin_event(
+    pub(crate) async fn admin_event(
         &self,
         access: &Access,
         what: String,

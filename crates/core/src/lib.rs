@@ -63,6 +63,9 @@ pub struct CoreConfig {
     /// Bytes of a message's decoded header and body text each that the
     /// full-text index keeps; searches read longer messages whole.
     pub max_indexed_text_bytes: usize,
+    /// How long after filing a sent message a client's APPEND of the same
+    /// Message-ID to Sent is answered with the filed copy (zero: never).
+    pub sent_duplicate_window: std::time::Duration,
 }
 
 impl Default for CoreConfig {
@@ -76,6 +79,7 @@ impl Default for CoreConfig {
             guard: GuardConfig::default(),
             hash_threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
             max_indexed_text_bytes: 1024 * 1024,
+            sent_duplicate_window: std::time::Duration::from_secs(24 * 3600),
         }
     }
 }

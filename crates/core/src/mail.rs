@@ -62,6 +62,9 @@ impl MessageSummary {
     }
 }
 
+/// The account setting that turns the server's copy of sent mail off.
+const SENT_COPY_SETTING: &str = "sent_copy";
+
 /// Reads a stored summary back; `None` if it is not one.
 pub fn parse_summary(json: &str) -> Option<MessageSummary> {
     serde_json::from_str(json).ok()
@@ -202,11 +205,15 @@ impl Core {
             .is_some_and(|p| p.id == account))
     }
 
-    /// Files a copy of a message the caller sent in its Sent mailbox, marked \Seen.
-    pub async fn save_sent(&self, access: &Access, raw: Vec<u8>) -> CoreResult<Appended> {
+    /// Files a copy of a message the caller sent in its Sent mailbox, marked
+    /// \Seen, unless the account turned the server's copy off (`None`).
+    pub async fn save_sent(&self, access: &Access, raw: Vec<u8>) -> CoreResult<Option<Appended>> {
         let account = access
             .account()
             .ok_or_else(|| CoreError::Denied("only an account has a Sent mailbox".into()))?;
+        if !self.sent_copy(access).await? {
+            return Ok(None);
+        }
         let sent = self
             .store
             .list_mailboxes(account)
@@ -226,6 +233,72 @@ impl Core {
             None,
         )
         .await
+        .map(Some)
+    }
+
+    /// Whether submission files a copy in the caller's Sent mailbox (the
+    /// per-account setting `sent_copy`, on unless set to `off`).
+    pub async fn sent_copy(&self, access: &Access) -> CoreResult<bool> {
+        let account = access
+            .account()
+            .ok_or_else(|| CoreError::Denied("only an account has settings".into()))?;
+        Ok(self
+            .store
+            .account_setting(account, SENT_COPY_SETTING)
+            .await?
+            .is_none_or(|v| v != "off"))
+    }
+
+    /// Turns the server's copy of sent mail in Sent on or off for an account.
+    pub async fn set_sent_copy(&self, access: &Access, address: &str, on: bool) -> CoreResult<()> {
+        self.require_admin(access).await?;
+        let principal = self.principal_by_address(address).await?;
+        self.store
+            .set_account_setting(principal.id, SENT_COPY_SETTING, (!on).then_some("off"))
+            .await?;
+        self.admin_event(
+            access,
+            format!("user sent-copy {address} {}", if on { "on" } else { "off" }),
+            vec![principal.id.0],
+        )
+        .await
+    }
+
+    /// The copy already in Sent of a message the server filed there
+    /// recently, if `raw` has its Message-ID: a client's own APPEND of
+    /// what it just sent (Thunderbird's default) is then answered with it.
+    async fn filed_sent_copy(&self, target: &Mailbox, raw: &[u8]) -> CoreResult<Option<Appended>> {
+        let window = self.config.sent_duplicate_window;
+        if target.role != Some(MailboxRole::Sent) || window.is_zero() {
+            return Ok(None);
+        }
+        let Some(message_id) = MessageParser::default()
+            .parse_headers(raw)
+            .and_then(|m| m.message_id().map(clip))
+        else {
+            return Ok(None);
+        };
+        let since = rampart_store::now_millis() - window.as_millis() as i64;
+        let Some(uid) = self
+            .store
+            .find_by_message_id(target.id, &message_id, since)
+            .await?
+        else {
+            return Ok(None);
+        };
+        Ok(self
+            .store
+            .get_messages(target.id, &[uid])
+            .await?
+            .into_iter()
+            .next()
+            .map(|r| Appended {
+                mailbox: target.id,
+                message: r.message,
+                uid: r.uid,
+                modseq: r.modseq,
+                thread: r.thread,
+            }))
     }
 
     /// Lists the caller's own mailboxes.
@@ -314,6 +387,9 @@ impl Core {
     ) -> CoreResult<Appended> {
         let target = self.mailbox(mailbox).await?;
         self.require_writer(access, target.account)?;
+        if let Some(filed) = self.filed_sent_copy(&target, &raw).await? {
+            return Ok(filed);
+        }
         let bytes = raw.len() as u64;
         let appended = self
             .store_message(&[mailbox], raw, flags, keywords, received_at)

@@ -59,16 +59,24 @@ impl SearchableText {
         };
         let mut headers = Vec::new();
         for h in message.headers() {
+            let raw_value = || {
+                let (s, e) = (h.offset_start() as usize, h.offset_end() as usize);
+                String::from_utf8_lossy(raw.get(s..e).unwrap_or_default())
+                    .trim()
+                    .to_owned()
+            };
+            // Message-ID-like fields are searched as written, with their
+            // angle brackets (RFC 9051 §6.4.4: a substring of the field).
+            let as_written = matches!(
+                h.name().to_ascii_lowercase().as_str(),
+                "message-id" | "in-reply-to" | "references" | "resent-message-id" | "content-id"
+            );
             let value = match h.value() {
+                _ if as_written => raw_value(),
                 HeaderValue::Text(t) => t.to_string(),
                 HeaderValue::TextList(l) => l.join(" "),
                 HeaderValue::Address(a) => address_text(a),
-                _ => {
-                    let (s, e) = (h.offset_start() as usize, h.offset_end() as usize);
-                    String::from_utf8_lossy(raw.get(s..e).unwrap_or_default())
-                        .trim()
-                        .to_owned()
-                }
+                _ => raw_value(),
             };
             headers.push((h.name().to_ascii_lowercase(), value.to_lowercase()));
         }

@@ -191,6 +191,23 @@ fn uid_key(uids: &[u32]) -> SearchKey {
     SearchKey::Uid(SequenceSet(ranges))
 }
 
+/// The key with `$` (RFC 5182, RFC 9051 §6.4.4.1) replaced by the UIDs
+/// the last SEARCH ... RETURN (SAVE) saved.
+pub fn with_saved(key: SearchKey, saved: &[u32]) -> SearchKey {
+    match key {
+        SearchKey::SeqSet(set) | SearchKey::Uid(set) if set.is_saved() => uid_key(saved),
+        SearchKey::And(keys) => {
+            SearchKey::And(keys.into_iter().map(|k| with_saved(k, saved)).collect())
+        }
+        SearchKey::Or(a, b) => SearchKey::Or(
+            Box::new(with_saved(*a, saved)),
+            Box::new(with_saved(*b, saved)),
+        ),
+        SearchKey::Not(k) => SearchKey::Not(Box::new(with_saved(*k, saved))),
+        other => other,
+    }
+}
+
 /// The key with the index's answers put in: a BODY or TEXT key becomes the
 /// UIDs the index found (plus the key itself, for messages the index does
 /// not cover); a HEADER key is limited to the UIDs whose header text holds

@@ -287,6 +287,10 @@ pub async fn user(config: &Config, command: UserCommand) -> anyhow::Result<()> {
             core.set_disabled(&access, &address, false).await?;
             println!("enabled {address}");
         }
+        UserCommand::SentCopy { address, state } => {
+            core.set_sent_copy(&access, &address, state == "on").await?;
+            println!("server copy in Sent for {address}: {state}");
+        }
         UserCommand::Quota { address, size } => {
             core.set_quota(&access, &address, size).await?;
             println!(

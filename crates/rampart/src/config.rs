@@ -282,6 +282,9 @@ pub struct LimitsConfig {
     pub max_group_depth: usize,
     /// Bytes of a message's decoded header and body text each that the full-text index keeps.
     pub max_indexed_text_bytes: usize,
+    /// How long a client's APPEND to Sent of a message the server filed
+    /// there is answered with the filed copy, seconds (0 = never).
+    pub sent_duplicate_window_seconds: u64,
 }
 
 impl Default for LimitsConfig {
@@ -292,6 +295,7 @@ impl Default for LimitsConfig {
             default_quota_bytes: c.default_quota_bytes,
             max_group_depth: c.max_group_depth,
             max_indexed_text_bytes: c.max_indexed_text_bytes,
+            sent_duplicate_window_seconds: c.sent_duplicate_window.as_secs(),
         }
     }
 }
@@ -904,6 +908,7 @@ impl Config {
             max_message_bytes: self.limits.max_message_bytes,
             max_group_depth: self.limits.max_group_depth,
             max_indexed_text_bytes: self.limits.max_indexed_text_bytes,
+            sent_duplicate_window: Duration::from_secs(self.limits.sent_duplicate_window_seconds),
             guard: rampart_core::GuardConfig {
                 failures_before_ban: self.security.failed_logins_before_ban,
                 window: Duration::from_secs(self.security.failure_window_seconds),

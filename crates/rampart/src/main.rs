@@ -168,6 +168,16 @@ enum UserCommand {
         #[arg(value_parser = cli::parse_size)]
         size: u64,
     },
+    /// Whether mail the user sends is filed in Sent by the server (on by
+    /// default; turn it off for a client that files its own copy and
+    /// should not be deduplicated).
+    SentCopy {
+        /// The user's address.
+        address: String,
+        /// `on` or `off`.
+        #[arg(value_parser = ["on", "off"])]
+        state: String,
+    },
     /// Manage a user's app passwords (one per device or mail client, revocable).
     #[command(subcommand)]
     AppPassword(AppPasswordCommand),

@@ -27,6 +27,12 @@ fn setup() -> (Sandbox, Server) {
 /// output (every failed point of the scenario) unless it passed.
 fn compliance(scenario: &str) {
     let (sb, server) = setup();
+    run_scenario(&sb, &server, scenario);
+    server.stop();
+}
+
+/// Runs one scenario of the script; returns its output.
+fn run_scenario(sb: &Sandbox, server: &Server, scenario: &str) -> String {
     let script = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/python/imap_compliance.py"
@@ -34,7 +40,7 @@ fn compliance(scenario: &str) {
     let out = Command::new("python3")
         .arg(script)
         .arg(scenario)
-        .arg("localhost") // the self-signed certificate names localhost
+        .arg("localhost") // the generated certificate names localhost
         .arg(server.addr("imaps").port().to_string())
         .arg(USER)
         .arg(PASSWORD)
@@ -51,7 +57,7 @@ fn compliance(scenario: &str) {
         "scenario {scenario} failed:\n{stdout}{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    server.stop();
+    stdout
 }
 
 macro_rules! scenario {
@@ -117,3 +123,33 @@ scenario!(
     /// once, and APPENDUID names the kept copy.
     sent_dedup
 );
+
+/// 13: a client that stops reading mid-FETCH is dropped after
+/// `[imap] write_timeout_seconds`, its slot is free again, and the log says so.
+#[test]
+#[cfg_attr(
+    not(rampart_test_python),
+    ignore = "skipped: needs python3 as the IMAP client"
+)]
+fn write_timeout() {
+    let sb = Sandbox::custom(
+        "",
+        "[imap]\nmax_connections_per_user = 1\nwrite_timeout_seconds = 2\n",
+    );
+    let mut server = sb.serve(&["--domain", "example.org"]);
+    sb.ok(
+        &["user", "add", USER, "--password-stdin"],
+        &format!("{PASSWORD}\n"),
+    );
+    let out = run_scenario(&sb, &server, "write_timeout");
+    let mut log = String::new();
+    let stderr = server.child.stderr.take();
+    server.stop();
+    if let Some(mut e) = stderr {
+        std::io::Read::read_to_string(&mut e, &mut log).unwrap();
+    }
+    assert!(
+        log.contains("closing connection: the client read nothing for 2 s"),
+        "{out}\nlog:\n{log}"
+    );
+}

@@ -388,7 +388,10 @@ impl Session {
                         let Some(whole) = raw.as_deref() else {
                             continue;
                         };
-                        let data = if section.part.is_empty() && section.text.is_none() {
+                        let data = if section.part.is_empty()
+                            && section.text.is_none()
+                            && *name != SectionName::Binary
+                        {
                             Some(Cow::Borrowed(whole))
                         } else if *name == SectionName::Binary {
                             let Some(mm) = mime() else { continue };
@@ -421,6 +424,13 @@ impl Session {
                                     render::literal(out, d);
                                 } else if d.is_empty() {
                                     out.extend_from_slice(b"\"\"");
+                                } else if d.contains(&0) {
+                                    // RFC 9051 §4.3: a literal holds no NUL. A
+                                    // message stored before APPEND re-encoded
+                                    // binary parts may; as Dovecot, send 0x80.
+                                    let clean: Vec<u8> =
+                                        d.iter().map(|&b| if b == 0 { 0x80 } else { b }).collect();
+                                    render::literal(out, &clean);
                                 } else {
                                     render::literal(out, d);
                                 }
@@ -536,7 +546,7 @@ pub(super) struct FetchJob {
 }
 
 /// The kind under which a message's [`Structure`] is kept.
-pub(super) const STRUCTURE_KIND: &str = "imap.structure.2";
+pub(super) const STRUCTURE_KIND: &str = "imap.structure.3";
 
 /// Longest header section kept in a [`Structure`]; longer ones are read from
 /// the message when asked for.

@@ -1,4 +1,5 @@
 use super::*;
+use crate::mime;
 
 impl Session {
     pub(super) async fn create(&mut self, tag: &str, name: &str) -> Reply {
@@ -293,6 +294,9 @@ impl Session {
             }
             Err(e) => return Reply::new(core_no(tag, &e), Next::Command),
         };
+        // RFC 9051 §4.3: no literal may carry NUL, so binary parts (from a
+        // literal8 APPEND, RFC 3516) are kept in base64; BINARY[] decodes them.
+        let message = mime::encode_binary_parts(&message).unwrap_or(message);
         match self
             .core
             .append(self.access(), mailbox.id, message, system, keywords, date)

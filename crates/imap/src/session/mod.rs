@@ -218,6 +218,9 @@ struct Selected {
     keywords: Vec<String>,
     /// UID ranges `[first, end)` this session claimed as `\Recent`.
     recent: Vec<(u32, u32)>,
+    /// The UIDs the last `SEARCH RETURN (SAVE)` kept, sorted: what `$`
+    /// names (RFC 9051 §6.4.4.1).
+    saved: Vec<u32>,
 }
 
 impl Selected {
@@ -288,6 +291,14 @@ impl Selected {
     /// Indices named by a set, ascending. Sequence numbers past the end are an error.
     fn resolve(&self, set: &SequenceSet, uid: bool) -> Result<Vec<usize>, String> {
         let mut out = Vec::new();
+        if set.is_saved() {
+            // `$`: the saved UIDs still in the view (expunged ones drop out).
+            return Ok(self
+                .saved
+                .iter()
+                .filter_map(|&u| self.index_of_uid(u))
+                .collect());
+        }
         if uid {
             for (lo, hi) in set.ranges(self.max_uid()) {
                 let start = self.msgs.partition_point(|m| m.uid < lo);

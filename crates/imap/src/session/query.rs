@@ -1,4 +1,5 @@
 use super::*;
+use crate::{mime, thread};
 
 impl Session {
     /// Runs a search over the selected mailbox; returns matching indices.
@@ -13,6 +14,7 @@ impl Session {
             now: rampart_core::store::now_millis(),
         };
         let id = sel.id;
+        let key = &search::with_saved(key.clone(), &sel.saved);
         // The full-text index answers text keys where it can, so that
         // only the messages it does not cover are read.
         let mut lookups = Vec::new();
@@ -90,13 +92,45 @@ impl Session {
         if search::uses_modseq(key) {
             self.enable_condstore(&mut out);
         }
+        let saving = ret.as_ref().is_some_and(|r| r.save);
         let hits = match self.run_search(key).await {
             Ok(h) => h,
-            Err(e) => return Reply::new(core_no(tag, &e), Next::Command),
+            Err(e) => {
+                // RFC 5182 §2.1: a failed SAVE leaves `$` empty.
+                if saving && let Some(sel) = self.selected.as_mut() {
+                    sel.saved.clear();
+                }
+                return Reply::new(core_no(tag, &e), Next::Command);
+            }
         };
+        if let (Some(r), Some(sel)) = (ret.as_ref().filter(|r| r.save), self.selected.as_mut()) {
+            // With only MIN and/or MAX, what is saved is what they return.
+            let kept: Vec<usize> = if (r.min || r.max) && !r.all && !r.count {
+                let mut ends: Vec<usize> =
+                    [r.min.then(|| hits.first()), r.max.then(|| hits.last())]
+                        .into_iter()
+                        .flatten()
+                        .flatten()
+                        .copied()
+                        .collect();
+                ends.dedup();
+                ends
+            } else {
+                hits.clone()
+            };
+            sel.saved = kept.iter().map(|&i| sel.msgs[i].uid).collect();
+        }
         let Some(sel) = self.selected.as_ref() else {
             return Reply::new(bad(tag, "Select a mailbox first"), Next::Command);
         };
+        let only_save = ret
+            .as_ref()
+            .is_some_and(|r| r.save && !r.min && !r.max && !r.all && !r.count);
+        if only_save {
+            // RFC 5182 §2.1: SAVE alone answers no ESEARCH.
+            out.extend(ok(tag, "Search completed, result saved"));
+            return Reply::new(out, Next::Command);
+        }
         let nums: Vec<u32> = hits
             .iter()
             .map(|&i| if uid { sel.msgs[i].uid } else { i as u32 + 1 })
@@ -197,6 +231,55 @@ impl Session {
         Ok(out)
     }
 
+    /// The top-level header of each message, by UID: the one kept with its
+    /// structure where there is one, else read from the message.
+    pub(super) async fn headers(
+        &self,
+        indices: &[usize],
+    ) -> Result<HashMap<u32, Vec<u8>>, CoreError> {
+        let Some(sel) = self.selected.as_ref() else {
+            return Ok(HashMap::new());
+        };
+        let (id, access) = (sel.id, self.access());
+        let mut out = HashMap::with_capacity(indices.len());
+        for chunk in indices.chunks(self.config.fetch_batch.max(1) * 8) {
+            let uids: Vec<u32> = chunk.iter().map(|&i| sel.msgs[i].uid).collect();
+            let mut unkept = Vec::new();
+            for d in self
+                .core
+                .fetch_derived(access, id, &uids, STRUCTURE_KIND, Operation::ReadHeader)
+                .await?
+            {
+                let uid = d.record.uid;
+                match d.derived.as_deref().and_then(Structure::decode) {
+                    Some(Structure {
+                        header: Some(h), ..
+                    }) => {
+                        out.insert(uid, h);
+                    }
+                    _ => match d.raw {
+                        Some(raw) => {
+                            out.insert(uid, header_part(&raw).to_vec());
+                        }
+                        None => unkept.push(uid),
+                    },
+                }
+            }
+            if !unkept.is_empty() {
+                for (record, raw) in self
+                    .core
+                    .fetch_messages(access, id, &unkept, true, Operation::ReadHeader)
+                    .await?
+                {
+                    if let Some(raw) = raw {
+                        out.insert(record.uid, header_part(&raw).to_vec());
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
     pub(super) async fn sort(
         &mut self,
         tag: &str,
@@ -208,44 +291,83 @@ impl Session {
             Ok(x) => x,
             Err(e) => return Reply::new(core_no(tag, &e), Next::Command),
         };
+        let by_address = criteria
+            .iter()
+            .any(|(_, k)| matches!(k, SortKey::From | SortKey::To | SortKey::Cc));
+        let headers = if by_address {
+            match self.headers(&hits).await {
+                Ok(h) => h,
+                Err(e) => return Reply::new(core_no(tag, &e), Next::Command),
+            }
+        } else {
+            HashMap::new()
+        };
         let Some(sel) = self.selected.as_ref() else {
             return Reply::new(bad(tag, "Select a mailbox first"), Next::Command);
         };
         let empty = MessageSummary::default();
-        let first_mailbox = |list: &[rampart_core::AddressSummary]| {
-            list.first()
-                .and_then(|a| a.address.clone())
-                .unwrap_or_default()
-                .to_lowercase()
-        };
-        let mut sorted = hits.clone();
-        sorted.sort_by(|&a, &b| {
-            let (ma, mb) = (&sel.msgs[a], &sel.msgs[b]);
-            let sa = summaries.get(&ma.uid).unwrap_or(&empty);
-            let sb = summaries.get(&mb.uid).unwrap_or(&empty);
+        // Each key is worked out once per message, not per comparison.
+        let keys: Vec<SortKeys> = hits
+            .iter()
+            .map(|&i| {
+                let m = &sel.msgs[i];
+                let s = summaries.get(&m.uid).unwrap_or(&empty);
+                let header = headers.get(&m.uid).map(|h| Mime::parse_top(h));
+                // RFC 5256 §3: the addr-mailbox of the first address,
+                // compared with i;ascii-casemap.
+                let mailbox = |name: &str| {
+                    let value = header
+                        .as_ref()
+                        .and_then(|h| h.field(&h.root, name))
+                        .unwrap_or_default();
+                    crate::subject::casemap(&mime::first_mailbox(&String::from_utf8_lossy(&value)))
+                };
+                SortKeys {
+                    subject: crate::subject::base_subject(s.subject.as_deref().unwrap_or("")),
+                    date: s.date.unwrap_or(m.received_at / 1000),
+                    from: if by_address {
+                        mailbox("From")
+                    } else {
+                        String::new()
+                    },
+                    to: if by_address {
+                        mailbox("To")
+                    } else {
+                        String::new()
+                    },
+                    cc: if by_address {
+                        mailbox("Cc")
+                    } else {
+                        String::new()
+                    },
+                }
+            })
+            .collect();
+        let mut order: Vec<usize> = (0..hits.len()).collect();
+        order.sort_by(|&a, &b| {
+            let (ma, mb) = (&sel.msgs[hits[a]], &sel.msgs[hits[b]]);
+            let (ka, kb) = (&keys[a], &keys[b]);
             for &(reverse, k) in criteria {
                 let ord = match k {
                     SortKey::Arrival => ma.received_at.cmp(&mb.received_at),
                     SortKey::Size => ma.size.cmp(&mb.size),
-                    SortKey::Date => sa
-                        .date
-                        .unwrap_or(ma.received_at / 1000)
-                        .cmp(&sb.date.unwrap_or(mb.received_at / 1000)),
-                    SortKey::Subject => search::base_subject(sa.subject.as_deref().unwrap_or(""))
-                        .cmp(&search::base_subject(sb.subject.as_deref().unwrap_or(""))),
-                    SortKey::From => first_mailbox(&sa.from).cmp(&first_mailbox(&sb.from)),
-                    SortKey::To => first_mailbox(&sa.to).cmp(&first_mailbox(&sb.to)),
-                    SortKey::Cc => first_mailbox(&sa.cc).cmp(&first_mailbox(&sb.cc)),
+                    SortKey::Date => ka.date.cmp(&kb.date),
+                    SortKey::Subject => ka.subject.cmp(&kb.subject),
+                    SortKey::From => ka.from.cmp(&kb.from),
+                    SortKey::To => ka.to.cmp(&kb.to),
+                    SortKey::Cc => ka.cc.cmp(&kb.cc),
                 };
                 let ord = if reverse { ord.reverse() } else { ord };
                 if ord != std::cmp::Ordering::Equal {
                     return ord;
                 }
             }
-            a.cmp(&b)
+            // RFC 5256 §3: ties keep mailbox order, REVERSE or not.
+            hits[a].cmp(&hits[b])
         });
         let mut line = String::from("* SORT");
-        for i in sorted {
+        for o in order {
+            let i = hits[o];
             let n = if uid { sel.msgs[i].uid } else { i as u32 + 1 };
             line.push_str(&format!(" {n}"));
         }
@@ -255,6 +377,7 @@ impl Session {
         Reply::new(out, Next::Command)
     }
 
+    /// THREAD (RFC 5256): the threads of the messages that match.
     pub(super) async fn thread(
         &mut self,
         tag: &str,
@@ -266,62 +389,72 @@ impl Session {
             Ok(x) => x,
             Err(e) => return Reply::new(core_no(tag, &e), Next::Command),
         };
+        let headers = match algorithm {
+            ThreadAlgorithm::References => match self.headers(&hits).await {
+                Ok(h) => h,
+                Err(e) => return Reply::new(core_no(tag, &e), Next::Command),
+            },
+            ThreadAlgorithm::OrderedSubject => HashMap::new(),
+        };
         let Some(sel) = self.selected.as_ref() else {
             return Reply::new(bad(tag, "Select a mailbox first"), Next::Command);
         };
         let empty = MessageSummary::default();
-        let date = |i: usize| {
-            let m = &sel.msgs[i];
-            summaries
-                .get(&m.uid)
-                .unwrap_or(&empty)
-                .date
-                .unwrap_or(m.received_at / 1000)
-        };
-        // Group: by base subject, or by the thread the store assigned from
-        // References and In-Reply-To.
-        let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
-        let mut index: HashMap<String, usize> = HashMap::new();
-        for &i in &hits {
-            let k = match algorithm {
-                ThreadAlgorithm::OrderedSubject => search::base_subject(
-                    summaries
-                        .get(&sel.msgs[i].uid)
-                        .and_then(|s| s.subject.as_deref())
-                        .unwrap_or(""),
-                ),
-                ThreadAlgorithm::References => sel.msgs[i].thread.to_string(),
-            };
-            let g = *index.entry(k.clone()).or_insert_with(|| {
-                groups.push((k, Vec::new()));
-                groups.len() - 1
-            });
-            groups[g].1.push(i);
-        }
-        for (_, members) in &mut groups {
-            members.sort_by_key(|&i| (date(i), i));
-        }
-        groups.sort_by_key(|(_, members)| (date(members[0]), members[0]));
-        let num = |i: usize| if uid { sel.msgs[i].uid } else { i as u32 + 1 };
-        let mut line = String::from("* THREAD ");
-        for (_, members) in &groups {
-            line.push('(');
-            line.push_str(&num(members[0]).to_string());
-            match &members[1..] {
-                [] => {}
-                [one] => line.push_str(&format!(" {}", num(*one))),
-                rest => {
-                    line.push(' ');
-                    for &c in rest {
-                        line.push_str(&format!("({})", num(c)));
-                    }
+        let messages: Vec<thread::ThreadMessage> = hits
+            .iter()
+            .map(|&i| {
+                let m = &sel.msgs[i];
+                let s = summaries.get(&m.uid).unwrap_or(&empty);
+                let header = headers.get(&m.uid).map(|h| Mime::parse_top(h));
+                let field = |name: &str| {
+                    header
+                        .as_ref()
+                        .and_then(|h| h.field(&h.root, name))
+                        .map(|v| String::from_utf8_lossy(&v).into_owned())
+                };
+                thread::ThreadMessage {
+                    id: if uid { m.uid } else { i as u32 + 1 },
+                    message_id: s.message_id.clone(),
+                    in_reply_to: field("In-Reply-To"),
+                    references: field("References"),
+                    subject: s.subject.clone().unwrap_or_default(),
+                    date: s.date.unwrap_or(m.received_at / 1000),
                 }
-            }
-            line.push(')');
+            })
+            .collect();
+        let threads = match algorithm {
+            ThreadAlgorithm::References => thread::references(&messages),
+            ThreadAlgorithm::OrderedSubject => thread::ordered_subject(&messages),
+        };
+        let list = thread::render(&threads);
+        let mut out = Vec::with_capacity(list.len() + 64);
+        out.extend_from_slice(b"* THREAD");
+        if !list.is_empty() {
+            out.push(b' ');
+            out.extend_from_slice(list.as_bytes());
         }
-        line.push_str("\r\n");
-        let mut out = line.into_bytes();
+        out.extend_from_slice(b"\r\n");
         out.extend(ok(tag, "Thread completed"));
         Reply::new(out, Next::Command)
     }
+}
+
+/// The SORT keys of one message (RFC 5256 §3).
+struct SortKeys {
+    subject: String,
+    date: i64,
+    from: String,
+    to: String,
+    cc: String,
+}
+
+/// The header of a message, up to and with the blank line that ends it.
+fn header_part(raw: &[u8]) -> &[u8] {
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|p| p + 4)
+        .or_else(|| raw.windows(2).position(|w| w == b"\n\n").map(|p| p + 2))
+        .unwrap_or(raw.len());
+    &raw[..end]
 }

@@ -48,6 +48,7 @@ impl Session {
             expunged_pending: 0,
             keywords: Vec::new(),
             recent: Vec::new(),
+            saved: Vec::new(),
         };
         let in_use: Vec<String> = selected
             .msgs

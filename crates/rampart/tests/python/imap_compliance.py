@@ -22,6 +22,7 @@ import smtplib
 import socket
 import ssl
 import sys
+import time
 
 scenario, HOST, PORT, USER, PASSWORD = sys.argv[1:6]
 PORT = int(PORT)
@@ -854,6 +855,61 @@ def scenario_sent_dedup():
         assert appended_uid == existing[0], f"APPENDUID {appended_uid}, the kept copy is UID {existing[0]}"
     a.close()
 
+def scenario_write_timeout():
+    """13: a client that stops reading in the middle of a large FETCH is
+    disconnected once a write has made no progress for the server's write
+    timeout, and its connection slot is free again. Run against a server
+    allowing one connection per user, with a short write timeout."""
+    a = session()
+    line = b"x" * 998 + b"\r\n"
+    for i in range(24):
+        a.append_ok("INBOX", message(f"big {i}", body=(line * 500).decode()))
+    a.close()
+    # A reader with a small receive window that asks for everything (about
+    # 12 MB, more than the socket buffers hold) and then reads nothing.
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.settimeout(30)
+    sock.connect((HOST, PORT))
+    if CAFILE:
+        sock = tls_context().wrap_socket(sock, server_hostname=HOST)
+    stalled = Raw.__new__(Raw)
+    stalled.sock, stalled.file, stalled.n, stalled.caps = sock, sock.makefile("rb"), 0, set()
+    stalled.greeting = stalled.line()
+    stalled.login()
+    stalled.ok("SELECT INBOX")
+    stalled.send(b"w1 FETCH 1:* BODY[]\r\n")
+    with part("the stalled client holds the only slot"):
+        try:
+            Raw().login()
+            held = False
+        except AssertionError:
+            held = True
+        assert held, "a second login succeeded while the first connection was open"
+    with part("the slot is free again after the timeout"):
+        freed = None
+        for _ in range(240):
+            try:
+                freed = Raw().login()
+                break
+            except (AssertionError, OSError):
+                time.sleep(0.25)
+        assert freed is not None, "no login succeeded within a minute"
+        freed.ok("NOOP")
+        freed.close()
+    with part("the stalled connection was closed before the FETCH completed"):
+        data = b""
+        try:
+            while True:
+                chunk = sock.recv(1 << 20)
+                if not chunk:
+                    break
+                data += chunk
+        except (OSError, ssl.SSLError):
+            pass
+        assert b"\r\nw1 OK" not in data, "the whole FETCH was delivered"
+        assert len(data) < 24 * 500 * 1000, f"{len(data)} bytes arrived"
+
 
 SCENARIOS = {
     "keywords": scenario_keywords,
@@ -866,6 +922,7 @@ SCENARIOS = {
     "condstore": scenario_condstore,
     "append_literal": scenario_append_literal,
     "sent_dedup": scenario_sent_dedup,
+    "write_timeout": scenario_write_timeout,
 }
 
 if __name__ == "__main__":
