@@ -22,6 +22,7 @@
 set -euo pipefail
 [ -n "${BENCH_TRACE:-}" ] && set -x
 cd "$(dirname "$0")/../.."
+source bench/imap/common.sh
 MESSAGES=${1:-10000}
 IDLE=${2:-5000}
 CLIENTS=${3:-16}
@@ -37,8 +38,6 @@ cleanup() {
     [ -n "${BENCH_KEEP:-}" ] || rm -rf "$WORK"
 }
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; return 1; }
 pss_kb() { for p in "$@"; do cat "/proc/$p/smaps_rollup" 2>/dev/null; done | awk '/^Pss:/ {s += $2} END {print s + 0}'; }
 # CPU time (clock ticks) used so far by the given processes.
 cpu_ticks() { for p in "$@"; do awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null; done | awk '{s += $1} END {print s + 0}'; }
@@ -106,26 +105,7 @@ SERVERS=${BENCH_SERVERS:-rampart dovecot}
 # --- Rampart -------------------------------------------------------------
 if [[ " $SERVERS " == *" rampart "* ]]; then
 R_PORT=$(free_port)
-cat > "$WORK/rampart.toml" <<EOF
-[server]
-hostname = "bench.localhost"
-[listen]
-smtp = []
-submission = []
-submissions = []
-imap = ["127.0.0.1:$R_PORT"]
-imaps = []
-https = []
-admin = []
-[imap]
-auth_without_tls_on_loopback = true
-max_connections_per_user = 100000
-max_connections_per_address = 100000
-[dns]
-source = "static"
-[log]
-level = "warn"
-EOF
+rampart_config "$R_PORT"
 R="$RAMPART --config $WORK/rampart.toml --data $WORK/rampart-data"
 $R init --domain bench.example >/dev/null
 echo "$PASSWORD" | $R user add bench@bench.example --password-stdin --quota 0 >/dev/null
@@ -150,53 +130,12 @@ fi
 [[ " $SERVERS " == *" dovecot "* ]] || exit 0
 
 # --- Dovecot -------------------------------------------------------------
-if ! command -v dovecot >/dev/null || [ ! -x /usr/lib/dovecot/imap ]; then
+if ! have_dovecot; then
     echo "dovecot: not installed (apt-get install dovecot-imapd); no comparison"
     exit 0
 fi
 D_PORT=$(free_port)
-DOVECOT_CONF="$WORK/dovecot/dovecot.conf"
-mkdir -p "$WORK/dovecot/run" "$WORK/dovecot/state" "$WORK/maildir"
-chown mail:mail "$WORK/maildir"
-cat > "$DOVECOT_CONF" <<EOF
-base_dir = $WORK/dovecot/run
-state_dir = $WORK/dovecot/state
-log_path = $WORK/dovecot/log
-protocols = imap
-ssl = no
-disable_plaintext_auth = no
-listen = 127.0.0.1
-mail_location = maildir:$WORK/maildir/%n
-mail_fsync = optimized
-mail_max_userip_connections = 100000
-default_process_limit = 10000
-default_client_limit = 20000
-default_vsz_limit = 0
-passdb {
-  driver = static
-  args = password=$PASSWORD
-}
-userdb {
-  driver = static
-  args = uid=mail gid=mail home=$WORK/maildir/%n
-}
-first_valid_uid = 1
-service anvil {
-  client_limit = 30000
-}
-service imap {
-  process_limit = 10000
-}
-service imap-login {
-  process_limit = 10000
-  inet_listener imap {
-    address = 127.0.0.1
-    port = $D_PORT
-  }
-}
-EOF
-dovecot -c "$DOVECOT_CONF"
-wait_port "$D_PORT"
+start_dovecot "$D_PORT"
 dovecot_pids() { descendants "$(cat "$WORK/dovecot/run/master.pid")"; }
 echo "dovecot: $(dovecot --version)"
 restart_dovecot() {
