@@ -503,3 +503,100 @@ fn atom_number(v: &Val) -> Option<u32> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn uid_fetch(mb: &mut Mailbox, seq: u32, uid: u32, rep: &mut Report) {
+        mb.fetch(
+            seq,
+            &[("UID".into(), Val::Atom(uid.to_string()))],
+            Kind::Fetch,
+            rep,
+        );
+    }
+
+    #[test]
+    fn expunge_renumbers_as_in_rfc_9051_example() {
+        // RFC 9051 §6.4.3: messages 3, 4, 7 and 11 had \Deleted set:
+        // "* 3 EXPUNGE", "* 3 EXPUNGE", "* 5 EXPUNGE", "* 8 EXPUNGE".
+        let mut rep = Report::new(0, 0);
+        let mut mb = Mailbox::new("own0");
+        mb.exists(11, &mut rep);
+        for n in 1..=11 {
+            uid_fetch(&mut mb, n, n * 10, &mut rep);
+        }
+        for n in [3, 3, 5, 8] {
+            mb.expunge(n, Kind::Expunge, &mut rep);
+        }
+        let uids: Vec<u32> = mb.msgs.iter().filter_map(|m| m.uid).collect();
+        assert_eq!(uids, [10, 20, 50, 60, 80, 90, 100]);
+        assert_eq!(rep.total(), 0);
+        // A fifth one would name a sequence number no longer there.
+        mb.expunge(8, Kind::Expunge, &mut rep);
+        assert_eq!(rep.counts["EXPUNGE of a nonexistent sequence number"], 1);
+        // An expunged message's UID may not come back (RFC 9051 §2.3.1.1).
+        mb.exists(8, &mut rep);
+        uid_fetch(&mut mb, 8, 110, &mut rep);
+        assert_eq!(rep.counts["UID of an expunged message reused"], 1);
+    }
+
+    #[test]
+    fn uids_must_ascend_and_fetch_stay_within_exists() {
+        let mut rep = Report::new(0, 0);
+        let mut mb = Mailbox::new("own0");
+        mb.exists(3, &mut rep);
+        uid_fetch(&mut mb, 1, 5, &mut rep);
+        uid_fetch(&mut mb, 2, 5, &mut rep);
+        assert_eq!(rep.counts["UID going backwards or duplicated"], 1);
+        uid_fetch(&mut mb, 4, 9, &mut rep);
+        assert_eq!(rep.counts["FETCH for a sequence number > EXISTS"], 1);
+        mb.exists(2, &mut rep);
+        assert_eq!(rep.counts["EXISTS decreased without EXPUNGE"], 1);
+    }
+
+    #[test]
+    fn keywords_need_a_flags_response_first() {
+        // RFC 9051 §7.3.5: FLAGS lists the flags applicable to the mailbox.
+        let mut rep = Report::new(0, 0);
+        let mut mb = Mailbox::new("own0");
+        mb.flags(&["\\Seen".into(), "$Junk".into()]);
+        mb.exists(1, &mut rep);
+        let flags = |f: &[&str]| {
+            vec![(
+                "FLAGS".to_string(),
+                Val::List(f.iter().map(|s| Val::Atom(s.to_string())).collect()),
+            )]
+        };
+        mb.fetch(1, &flags(&["\\Seen", "$junk"]), Kind::Fetch, &mut rep);
+        assert_eq!(rep.total(), 0);
+        mb.fetch(1, &flags(&["$Junk", "kw1"]), Kind::Fetch, &mut rep);
+        assert_eq!(rep.counts["keyword used without being in FLAGS"], 1);
+        mb.flags(&["\\Seen".into(), "$Junk".into(), "kw1".into()]);
+        mb.fetch(1, &flags(&["$Junk", "kw1"]), Kind::Fetch, &mut rep);
+        assert_eq!(rep.total(), 1);
+        mb.code(&Code::PermanentFlags(vec!["\\Seen".into()]), &mut rep);
+        assert_eq!(rep.counts["PERMANENTFLAGS lacking \\*"], 1);
+    }
+
+    #[test]
+    fn a_lost_own_keyword_is_reported() {
+        let mut rep = Report::new(0, 0);
+        let mut mb = Mailbox::new("own0");
+        mb.flags(&["own0".into()]);
+        mb.exists(1, &mut rep);
+        let with = vec![(
+            "FLAGS".to_string(),
+            Val::List(vec![Val::Atom("own0".into())]),
+        )];
+        let without = vec![("FLAGS".to_string(), Val::List(vec![]))];
+        mb.store_own_begins(0, true);
+        mb.fetch(1, &with, Kind::Store, &mut rep);
+        mb.store_own_ends(true);
+        mb.fetch(1, &with, Kind::Noop, &mut rep);
+        assert_eq!(rep.total(), 0);
+        mb.fetch(1, &without, Kind::Noop, &mut rep);
+        assert_eq!(rep.counts["flag change lost"], 1);
+    }
+}

@@ -633,3 +633,39 @@ mod tests {
         assert!(parse(&raw(&[b"* 3 FETCH (UID)"])).is_err());
     }
 }
+
+#[cfg(test)]
+mod reading {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_literal_swallowing_the_tagged_response_is_reported() {
+        // The server announced 40 octets but sent 5, then its tagged OK.
+        let wire: &[u8] =
+            b"* 1 FETCH (BODY[] {40}\r\nHello)\r\nt7 OK FETCH done\r\n..............\r\n";
+        let mut r = wire;
+        let mut odd = Vec::new();
+        let raw = read_response(&mut r, "t7", &mut odd).await.unwrap();
+        assert_eq!(raw.segs.len(), 3);
+        assert_eq!(odd.len(), 1);
+        assert_eq!(odd[0].kind, "tagged response before its literal data ends");
+    }
+
+    #[tokio::test]
+    async fn a_well_formed_literal_reads_whole() {
+        let wire: &[u8] = b"* 1 FETCH (BODY[] {5}\r\nHello)\r\nt7 OK done\r\n";
+        let mut r = wire;
+        let mut odd = Vec::new();
+        let raw = read_response(&mut r, "t7", &mut odd).await.unwrap();
+        assert!(odd.is_empty());
+        assert!(matches!(parse(&raw), Ok(Resp::Fetch(1, _))));
+        let raw = read_response(&mut r, "t7", &mut odd).await.unwrap();
+        assert!(matches!(
+            parse(&raw),
+            Ok(Resp::Tagged {
+                status: Status::Ok,
+                ..
+            })
+        ));
+    }
+}
