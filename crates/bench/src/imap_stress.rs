@@ -4,7 +4,8 @@
 //! (with keywords) and NOOP for D seconds, keep a model of the mailbox from
 //! the server's responses as RFC 9051 requires a client to, and report every
 //! response that breaks the protocol. Prints one summary line per client and
-//! `protocol_errors=N`; exits 1 when N > 0.
+//! `protocol_errors=N`; exits 1 when N > 0. It deletes and adds messages:
+//! point it at a throwaway account.
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -583,6 +584,7 @@ struct ClientResult {
     line: String,
     errors: u64,
     ops: u64,
+    kinds: std::collections::BTreeMap<&'static str, u64>,
 }
 
 async fn run_client(args: Args, id: usize, deadline: Instant) -> ClientResult {
@@ -594,6 +596,7 @@ async fn run_client(args: Args, id: usize, deadline: Instant) -> ClientResult {
                 line: format!("client={id} ops=0 protocol_errors=1 \"connection failed\"=1"),
                 errors: 1,
                 ops: 0,
+                kinds: [("connection failed", 1)].into(),
             };
         }
     };
@@ -612,6 +615,7 @@ async fn run_client(args: Args, id: usize, deadline: Instant) -> ClientResult {
         line: s.summary(),
         errors: s.rep.total(),
         ops: o.fetch + o.store + o.append + o.expunge + o.noop,
+        kinds: s.rep.counts.clone(),
     }
 }
 
@@ -628,18 +632,25 @@ async fn main() -> ExitCode {
         .collect();
     let mut total = 0;
     let mut ops = 0;
+    let mut kinds = std::collections::BTreeMap::new();
     for t in tasks {
         match t.await {
             Ok(r) => {
                 println!("{}", r.line);
                 total += r.errors;
                 ops += r.ops;
+                for (k, n) in r.kinds {
+                    *kinds.entry(k).or_insert(0) += n;
+                }
             }
             Err(e) => {
                 println!("a client panicked: {e}");
                 total += 1;
             }
         }
+    }
+    for (k, n) in &kinds {
+        println!("errors of kind \"{k}\": {n}");
     }
     println!("total ops={ops} protocol_errors={total}");
     if total > 0 {
