@@ -2,7 +2,7 @@
 # IMAP benchmark: Rampart beside Dovecot, on the same machine and the same
 # data, driven by the same client (crates/bench, `imap-load`).
 #
-#   bench/imap/run.sh [MESSAGES] [IDLE_CONNECTIONS] [MIXED_CLIENTS] [MIXED_SECONDS]
+#   bench/imap/run.sh [MESSAGES] [IDLE_CONNECTIONS] [MIXED_CLIENTS] [MIXED_SECONDS] [BULK_MESSAGES]
 #
 # For each server: APPEND MESSAGES messages of a realistic size mix (2 KB to
 # 200 KB, one in ten with an attachment) to one INBOX; wait until the server
@@ -16,18 +16,28 @@
 # and with them. The restart (and four logins before measuring) keeps what
 # an allocator retained from the earlier steps out of the per-connection
 # figure.
+# Besides: one client's APPEND latency (200 small messages, each with a
+# synchronising literal: command, `+`, message, tagged OK; p50 and p99);
+# and on a mailbox of BULK_MESSAGES small (1 KB) messages (default 100,000;
+# 0 skips; fewer for a CI-size run) the times of `STORE 1:* +FLAGS (\Seen)`,
+# `UID COPY 1:* Other`, and `STORE 1:* +FLAGS (\Deleted)` with EXPUNGE.
+# The end is a table of the figures, Rampart beside Dovecot with the ratio.
 # Dovecot runs only when installed (apt-get install dovecot-imapd), as a
 # private instance under a temporary directory, with its default
 # one-process-per-connection layout and limits raised for the idle test.
 set -euo pipefail
 [ -n "${BENCH_TRACE:-}" ] && set -x
 cd "$(dirname "$0")/../.."
+source bench/imap/common.sh
 MESSAGES=${1:-10000}
 IDLE=${2:-5000}
 CLIENTS=${3:-16}
 SECONDS_MIXED=${4:-20}
+BULK=${5:-100000}
 WORK=$(mktemp -d /tmp/rampart-imap-bench.XXXXXX)
 chmod 755 "$WORK"
+# Everything printed also goes to a file the final table reads.
+exec > >(tee "$WORK/all.out")
 trap 'cleanup' EXIT
 PIDS=()
 cleanup() {
@@ -37,8 +47,6 @@ cleanup() {
     [ -n "${BENCH_KEEP:-}" ] || rm -rf "$WORK"
 }
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; return 1; }
 pss_kb() { for p in "$@"; do cat "/proc/$p/smaps_rollup" 2>/dev/null; done | awk '/^Pss:/ {s += $2} END {print s + 0}'; }
 # CPU time (clock ticks) used so far by the given processes.
 cpu_ticks() { for p in "$@"; do awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null; done | awk '{s += $1} END {print s + 0}'; }
@@ -57,13 +65,15 @@ settle() {
 descendants() { ps -e -o pid=,ppid= | awk -v root="$1" '{ parent[$1] = $2 } END { for (p in parent) { q = p; while (q != "" && q != 0 && q != 1) { if (q == root) { print p; break } q = parent[q] } } }' | tr '\n' ' '; }
 
 ulimit -n "$(ulimit -Hn)"
-cargo build --release -q -p rampart -p rampart-bench
+# BENCH_NO_BUILD=1 skips the build (then RAMPART_BIN and LOAD_BIN may name
+# the binaries, e.g. debug builds for a quick check of the script).
+[ -n "${BENCH_NO_BUILD:-}" ] || cargo build --release -q -p rampart -p rampart-bench
 # RAMPART_BIN runs another build (an A/B comparison).
 RAMPART=${RAMPART_BIN:-target/release/rampart}
-LOAD=target/release/imap-load
+LOAD=${LOAD_BIN:-target/release/imap-load}
 PASSWORD="benchpassword12345"
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r)"
-echo "data: $MESSAGES messages; mixed workload: $CLIENTS clients for ${SECONDS_MIXED}s; idle: $IDLE connections"
+echo "data: $MESSAGES messages; mixed workload: $CLIENTS clients for ${SECONDS_MIXED}s; idle: $IDLE connections; bulk: $BULK small messages"
 
 # Runs the whole sequence against one server; $1 = name, $2 = port, $3 and
 # $4 = the two users, $5 = how to list the server's processes, $6 = how to
@@ -72,8 +82,15 @@ run_suite() {
     local name=$1 port=$2 big=$3 small=$4 pids_cmd=$5 restart_cmd=$6
     $LOAD --server "127.0.0.1:$port" --user "$big" --password "$PASSWORD" load --messages "$MESSAGES" | sed "s/^/$name: /"
     $LOAD --server "127.0.0.1:$port" --user "$small" --password "$PASSWORD" load --messages 20 --connections 1 >/dev/null
+    if [ "$BULK" -gt 0 ]; then
+        $LOAD --server "127.0.0.1:$port" --user "$big" --password "$PASSWORD" load --messages "$BULK" --mailbox Bulk --small | sed -E "s/([a-z_]+=)/bulk_\1/g; s/^/$name: /"
+    fi
     settle "$pids_cmd" | sed "s/^/$name: /"
+    $LOAD --server "127.0.0.1:$port" --user "$big" --password "$PASSWORD" append-latency --messages 200 | sed "s/^/$name: /"
     $LOAD --server "127.0.0.1:$port" --user "$big" --password "$PASSWORD" measure --clients "$CLIENTS" --seconds "$SECONDS_MIXED" | sed "s/^/$name: /"
+    if [ "$BULK" -gt 0 ]; then
+        $LOAD --server "127.0.0.1:$port" --user "$big" --password "$PASSWORD" bulk | sed "s/^/$name: /"
+    fi
     $restart_cmd
     # A few logins at once first, so that working memory every login path
     # allocates once (Rampart's argon2 threads: 19 MiB each) is in "before".
@@ -106,26 +123,7 @@ SERVERS=${BENCH_SERVERS:-rampart dovecot}
 # --- Rampart -------------------------------------------------------------
 if [[ " $SERVERS " == *" rampart "* ]]; then
 R_PORT=$(free_port)
-cat > "$WORK/rampart.toml" <<EOF
-[server]
-hostname = "bench.localhost"
-[listen]
-smtp = []
-submission = []
-submissions = []
-imap = ["127.0.0.1:$R_PORT"]
-imaps = []
-https = []
-admin = []
-[imap]
-auth_without_tls_on_loopback = true
-max_connections_per_user = 100000
-max_connections_per_address = 100000
-[dns]
-source = "static"
-[log]
-level = "warn"
-EOF
+rampart_config "$R_PORT"
 R="$RAMPART --config $WORK/rampart.toml --data $WORK/rampart-data"
 $R init --domain bench.example >/dev/null
 echo "$PASSWORD" | $R user add bench@bench.example --password-stdin --quota 0 >/dev/null
@@ -147,56 +145,13 @@ echo "rampart: database_mb=$(du -cm "$WORK"/rampart-data/rampart.db* | tail -1 |
 kill "$R_PID"; wait "$R_PID" || true
 fi
 
-[[ " $SERVERS " == *" dovecot "* ]] || exit 0
-
+if [[ " $SERVERS " == *" dovecot "* ]]; then
 # --- Dovecot -------------------------------------------------------------
-if ! command -v dovecot >/dev/null || [ ! -x /usr/lib/dovecot/imap ]; then
+if ! have_dovecot; then
     echo "dovecot: not installed (apt-get install dovecot-imapd); no comparison"
-    exit 0
-fi
+else
 D_PORT=$(free_port)
-DOVECOT_CONF="$WORK/dovecot/dovecot.conf"
-mkdir -p "$WORK/dovecot/run" "$WORK/dovecot/state" "$WORK/maildir"
-chown mail:mail "$WORK/maildir"
-cat > "$DOVECOT_CONF" <<EOF
-base_dir = $WORK/dovecot/run
-state_dir = $WORK/dovecot/state
-log_path = $WORK/dovecot/log
-protocols = imap
-ssl = no
-disable_plaintext_auth = no
-listen = 127.0.0.1
-mail_location = maildir:$WORK/maildir/%n
-mail_fsync = optimized
-mail_max_userip_connections = 100000
-default_process_limit = 10000
-default_client_limit = 20000
-default_vsz_limit = 0
-passdb {
-  driver = static
-  args = password=$PASSWORD
-}
-userdb {
-  driver = static
-  args = uid=mail gid=mail home=$WORK/maildir/%n
-}
-first_valid_uid = 1
-service anvil {
-  client_limit = 30000
-}
-service imap {
-  process_limit = 10000
-}
-service imap-login {
-  process_limit = 10000
-  inet_listener imap {
-    address = 127.0.0.1
-    port = $D_PORT
-  }
-}
-EOF
-dovecot -c "$DOVECOT_CONF"
-wait_port "$D_PORT"
+start_dovecot "$D_PORT"
 dovecot_pids() { descendants "$(cat "$WORK/dovecot/run/master.pid")"; }
 echo "dovecot: $(dovecot --version)"
 restart_dovecot() {
@@ -206,3 +161,43 @@ restart_dovecot() {
     wait_port "$D_PORT"
 }
 run_suite dovecot "$D_PORT" bench idle dovecot_pids restart_dovecot
+fi
+fi
+
+# --- The table -----------------------------------------------------------
+sleep 0.5
+# The last value of KEY a server's lines gave; $1 = server, $2 = key.
+figure() { grep "^$1: " "$WORK/all.out" | grep -oE "(^| )$2=[0-9.]+" | tail -1 | cut -d= -f2 || true; }
+# One row: label, key, scale (1000 makes seconds milliseconds), unit, better.
+row() {
+    local r d
+    r=$(figure rampart "$2"); d=$(figure dovecot "$2")
+    [ -n "$r$d" ] || return 0
+    awk -v label="$1" -v r="$r" -v d="$d" -v scale="$3" -v unit="$4" -v better="$5" 'BEGIN {
+        rs = (r == "") ? "-" : show(r * scale) " " unit
+        ds = (d == "") ? "-" : show(d * scale) " " unit
+        ratio = (r == "" || d == "" || d == 0) ? "-" : sprintf("**%.2f**", r / d)
+        printf "| %s | %s | %s | %s | %s |\n", label, rs, ds, ratio, better
+    }
+    function show(v) { return sprintf(v >= 100 ? "%.0f" : v >= 10 ? "%.1f" : "%.2f", v) }'
+}
+echo
+echo "| figure | Rampart | Dovecot | ratio (Rampart/Dovecot) | better is |"
+echo "|---|---|---|---|---|"
+row "APPEND $MESSAGES messages (4 connections)" appends_per_sec 1 msgs/s higher
+row "APPEND latency, one client, synchronising literal, p50" append_latency_p50_ms 1 ms lower
+row "APPEND latency, p99" append_latency_p99_ms 1 ms lower
+row "SELECT INBOX" select_seconds 1000 ms lower
+row '`UID FETCH 1:* (FLAGS ENVELOPE BODYSTRUCTURE)`, first time' fetch_envelope_bodystructure_seconds 1000 ms lower
+row "the same, second time" fetch_envelope_bodystructure_again_seconds 1000 ms lower
+row 'full `UID FETCH 1:* BODY.PEEK[]` download, one client' download_mb_per_sec 1 MB/s higher
+row '`SEARCH TEXT "message 4242"`' search_text_seconds 1000 ms lower
+row '`SEARCH BODY "thursday"`' search_body_common_seconds 1000 ms lower
+row "mixed workload, $CLIENTS clients" mixed_ops_per_sec 1 ops/s higher
+row "APPEND $BULK small messages (4 connections)" bulk_appends_per_sec 1 msgs/s higher
+row "SELECT of the $BULK" bulk_select_seconds 1000 ms lower
+row "\`STORE 1:* +FLAGS (\\Seen)\` on $BULK" bulk_store_seen_seconds 1000 ms lower
+row "\`UID COPY 1:* Other\` of $BULK" bulk_uid_copy_seconds 1000 ms lower
+row "\`STORE 1:* +FLAGS (\\Deleted)\` + \`EXPUNGE\` of $BULK" bulk_delete_expunge_seconds 1000 ms lower
+row "memory per idle IDLE connection" per_idle_connection_kb 1 KB lower
+row "memory with $IDLE idle connections (PSS)" idle_pss_with_kb 0.001 MB lower

@@ -38,6 +38,33 @@ enum Mode {
         /// Concurrent connections.
         #[arg(long, default_value_t = 4)]
         connections: usize,
+        /// Mailbox to load (created when missing).
+        #[arg(long, default_value = "INBOX")]
+        mailbox: String,
+        /// Small (~1 KB) messages instead of the benchmark's size mix.
+        #[arg(long)]
+        small: bool,
+    },
+    /// One client APPENDs small messages one at a time with a
+    /// synchronising literal; print the latency's p50 and p99.
+    AppendLatency {
+        /// How many.
+        #[arg(long, default_value_t = 200)]
+        messages: usize,
+        /// Mailbox they go to (created when missing).
+        #[arg(long, default_value = "Latency")]
+        mailbox: String,
+    },
+    /// Whole-mailbox operations on a loaded mailbox: `STORE 1:* +FLAGS
+    /// (\Seen)`, `UID COPY 1:* Other`, `STORE 1:* +FLAGS (\Deleted)` and
+    /// EXPUNGE; print each one's time.
+    Bulk {
+        /// The loaded mailbox (emptied by the EXPUNGE).
+        #[arg(long, default_value = "Bulk")]
+        mailbox: String,
+        /// Where UID COPY copies to (created when missing).
+        #[arg(long, default_value = "Other")]
+        target: String,
     },
     /// Time SELECT, FETCH of envelopes and structures, full download,
     /// SEARCH TEXT, and a mixed workload.
@@ -114,6 +141,14 @@ impl Client {
     }
 
     async fn until(&mut self, tag: &str) -> anyhow::Result<u64> {
+        let (bytes, status) = self.until_any(tag).await?;
+        anyhow::ensure!(status.starts_with("OK"), "command failed: {tag} {status}");
+        Ok(bytes)
+    }
+
+    /// Reads to the tagged response; returns the bytes read and the
+    /// tagged response's text after the tag (`OK ...`, `NO ...`).
+    async fn until_any(&mut self, tag: &str) -> anyhow::Result<(u64, String)> {
         let mut bytes = 0u64;
         let mut line = Vec::new();
         let mut literal = Vec::new();
@@ -130,22 +165,34 @@ impl Client {
                 continue;
             }
             if line.starts_with(tag.as_bytes()) && line.get(tag.len()) == Some(&b' ') {
-                let text = String::from_utf8_lossy(&line);
-                anyhow::ensure!(
-                    text[tag.len() + 1..].starts_with("OK"),
-                    "command failed: {text}"
-                );
-                return Ok(bytes);
+                let text = String::from_utf8_lossy(&line[tag.len() + 1..]);
+                return Ok((bytes, text.trim_end().to_string()));
             }
         }
     }
 
-    async fn append(&mut self, data: &[u8]) -> anyhow::Result<()> {
+    /// Sends a command whose failure (NO) is fine, such as CREATE of a
+    /// mailbox that may exist; returns whether it succeeded.
+    async fn cmd_may_fail(&mut self, command: &str) -> anyhow::Result<bool> {
         self.n += 1;
         let tag = format!("b{}", self.n);
         self.r
             .get_mut()
-            .write_all(format!("{tag} APPEND INBOX {{{}}}\r\n", data.len()).as_bytes())
+            .write_all(format!("{tag} {command}\r\n").as_bytes())
+            .await?;
+        let (_, status) = self.until_any(&tag).await?;
+        anyhow::ensure!(!status.starts_with("BAD"), "{command}: {status}");
+        Ok(status.starts_with("OK"))
+    }
+
+    /// APPEND with a synchronising literal (RFC 9051 §4.3): the command
+    /// line, the server's `+`, then the message and the tagged OK.
+    async fn append_to(&mut self, mailbox: &str, data: &[u8]) -> anyhow::Result<()> {
+        self.n += 1;
+        let tag = format!("b{}", self.n);
+        self.r
+            .get_mut()
+            .write_all(format!("{tag} APPEND {mailbox} {{{}}}\r\n", data.len()).as_bytes())
             .await?;
         let mut cont = String::new();
         self.r.read_line(&mut cont).await?;
@@ -168,15 +215,42 @@ fn secs(d: Duration) -> String {
     format!("{:.3}", d.as_secs_f64())
 }
 
-async fn load(args: &Args, messages: usize, connections: usize) -> anyhow::Result<()> {
+/// A small message (~1 KB): what the bulk and latency figures use, so that
+/// they measure per-message work rather than bytes.
+fn small_message(i: usize) -> Vec<u8> {
+    let mut m = format!(
+        "From: Load <load@bench.example>\r\nTo: <rcpt@bench.example>\r\nSubject: small message {i}\r\n\
+         Message-ID: <small-{i}@bench.example>\r\nDate: Fri, 27 Nov 2026 10:00:00 +0000\r\n\
+         MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+    );
+    while m.len() < 1000 {
+        m.push_str("A short note about the meeting on Thursday.\r\n");
+    }
+    m.into_bytes()
+}
+
+async fn load(
+    args: &Args,
+    messages: usize,
+    connections: usize,
+    mailbox: &str,
+    small: bool,
+) -> anyhow::Result<()> {
+    if !mailbox.eq_ignore_ascii_case("INBOX") {
+        let mut c = Client::connect(args).await?;
+        c.cmd_may_fail(&format!("CREATE {mailbox}")).await?;
+        c.cmd("LOGOUT").await.ok();
+    }
     let started = Instant::now();
     let mut tasks = Vec::new();
     for k in 0..connections {
         let ids: Vec<usize> = (0..messages).filter(|i| i % connections == k).collect();
         let mut c = Client::connect(args).await?;
+        let mailbox = mailbox.to_string();
         tasks.push(tokio::spawn(async move {
             for i in ids {
-                c.append(&message(i)).await?;
+                let data = if small { small_message(i) } else { message(i) };
+                c.append_to(&mailbox, &data).await?;
             }
             anyhow::Ok(())
         }));
@@ -189,6 +263,62 @@ async fn load(args: &Args, messages: usize, connections: usize) -> anyhow::Resul
         secs(started.elapsed()),
         messages as f64 / started.elapsed().as_secs_f64()
     );
+    Ok(())
+}
+
+/// The value at quantile `q` (0..=1) of sorted durations, in milliseconds.
+fn quantile_ms(sorted: &[Duration], q: f64) -> f64 {
+    let at = ((sorted.len() as f64 - 1.0) * q).round() as usize;
+    sorted[at].as_secs_f64() * 1000.0
+}
+
+async fn append_latency(args: &Args, messages: usize, mailbox: &str) -> anyhow::Result<()> {
+    anyhow::ensure!(messages > 0, "--messages must be at least 1");
+    let mut c = Client::connect(args).await?;
+    c.cmd_may_fail(&format!("CREATE {mailbox}")).await?;
+    let mut took = Vec::with_capacity(messages);
+    for i in 0..messages {
+        let data = small_message(1_000_000 + i);
+        let t = Instant::now();
+        c.append_to(mailbox, &data).await?;
+        took.push(t.elapsed());
+    }
+    c.cmd("LOGOUT").await.ok();
+    took.sort();
+    let mean = took.iter().sum::<Duration>().as_secs_f64() * 1000.0 / messages as f64;
+    println!(
+        "append_latency_messages={messages} append_latency_p50_ms={:.2} append_latency_p99_ms={:.2} append_latency_mean_ms={mean:.2}",
+        quantile_ms(&took, 0.5),
+        quantile_ms(&took, 0.99)
+    );
+    Ok(())
+}
+
+async fn bulk(args: &Args, mailbox: &str, target: &str) -> anyhow::Result<()> {
+    let mut c = Client::connect(args).await?;
+    c.cmd_may_fail(&format!("CREATE {target}")).await?;
+    let t = Instant::now();
+    c.cmd(&format!("SELECT {mailbox}")).await?;
+    println!("bulk_select_seconds={}", secs(t.elapsed()));
+    let t = Instant::now();
+    c.cmd("STORE 1:* +FLAGS (\\Seen)").await?;
+    println!("bulk_store_seen_seconds={}", secs(t.elapsed()));
+    let t = Instant::now();
+    c.cmd(&format!("UID COPY 1:* {target}")).await?;
+    println!("bulk_uid_copy_seconds={}", secs(t.elapsed()));
+    let t = Instant::now();
+    c.cmd("STORE 1:* +FLAGS (\\Deleted)").await?;
+    let stored = t.elapsed();
+    let t = Instant::now();
+    c.cmd("EXPUNGE").await?;
+    let expunged = t.elapsed();
+    println!(
+        "bulk_store_deleted_seconds={} bulk_expunge_seconds={} bulk_delete_expunge_seconds={}",
+        secs(stored),
+        secs(expunged),
+        secs(stored + expunged)
+    );
+    c.cmd("LOGOUT").await.ok();
     Ok(())
 }
 
@@ -387,7 +517,17 @@ async fn main() -> anyhow::Result<()> {
         Mode::Load {
             messages,
             connections,
-        } => load(&args, messages, connections).await,
+            ref mailbox,
+            small,
+        } => load(&args, messages, connections, mailbox, small).await,
+        Mode::AppendLatency {
+            messages,
+            ref mailbox,
+        } => append_latency(&args, messages, mailbox).await,
+        Mode::Bulk {
+            ref mailbox,
+            ref target,
+        } => bulk(&args, mailbox, target).await,
         Mode::Measure { clients, seconds } => measure(&args, clients, seconds).await,
         Mode::Mixed {
             clients,
