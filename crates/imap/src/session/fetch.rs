@@ -263,7 +263,17 @@ impl Session {
         let Some(sel) = self.selected.as_mut() else {
             return Ok(());
         };
-        // The records are fresher than the view: take their flags, and say so.
+        // The records are fresher than the view: take their flags, and say
+        // so, announcing first any keyword the session has not seen.
+        let fresher: Vec<&String> = records
+            .iter()
+            .filter(|(r, _)| {
+                sel.index_of_uid(r.uid)
+                    .is_some_and(|i| sel.msgs[i].modseq < r.modseq)
+            })
+            .flat_map(|(r, _)| &r.keywords)
+            .collect();
+        sel.announce_keywords(out, fresher);
         for (record, _) in &records {
             if let Some(i) = sel.index_of_uid(record.uid)
                 && sel.msgs[i].modseq < record.modseq
