@@ -290,14 +290,24 @@ impl Core {
             self.record(&Access::service("login", ctx), event).await?;
             return Err(CoreError::Banned);
         }
-        let delay = self.guard.delay(ctx.client, address);
+        let parsed = Address::parse(address).ok();
+        let principal = match &parsed {
+            Some(a) => self.store.find_principal(&a.local_part, &a.domain).await?,
+            None => None,
+        };
+        // Failures count against the account however its name was typed
+        // (case, spaces, a trailing dot, an alias), so that rotating
+        // spellings starts no guesser from zero; unknown names count by
+        // their normalised form.
+        let guard_key = match (&principal, &parsed) {
+            (Some(p), _) => format!("account:{}", p.id),
+            (None, Some(a)) => format!("name:{a}"),
+            (None, None) => format!("raw:{}", address.trim()),
+        };
+        let delay = self.guard.delay(ctx.client, &guard_key);
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
         }
-        let principal = match Address::parse(address) {
-            Ok(a) => self.store.find_principal(&a.local_part, &a.domain).await?,
-            Err(_) => None,
-        };
         let candidate = principal.filter(|p| {
             p.kind == rampart_store::PrincipalKind::User && !p.disabled && p.password_hash.is_some()
         });
@@ -316,21 +326,21 @@ impl Core {
         } else {
             let hash = candidate
                 .as_ref()
-                .and_then(|p| p.password_hash.clone())
+                .and_then(|p| p.password_hash.as_ref().map(|h| h.expose().to_owned()))
                 .unwrap_or_else(|| self.dummy_hash.clone());
             let ok = self.hashers.verify(password.to_owned(), hash).await?;
             (ok, AuthMethod::Password)
         };
         match candidate {
             Some(p) if verified => {
-                self.guard.succeeded(address);
+                self.guard.succeeded(ctx.client, &guard_key);
                 let access = Access::for_account(p.id, p.address(), ctx, method);
                 self.record(&access, Event::new(Operation::LoginSuccess, Some(p.id)))
                     .await?;
                 Ok(access)
             }
             other => {
-                if self.guard.failed(ctx.client, address) {
+                if self.guard.failed(ctx.client, &guard_key) {
                     tracing::warn!(
                         "banned {} after repeated failed logins",
                         ctx.client.map(|ip| ip.to_string()).unwrap_or_default()

@@ -26,6 +26,14 @@ struct Fixture {
 }
 
 async fn fixture() -> Fixture {
+    fixture_with(GuardConfig {
+        delay_per_failure: std::time::Duration::from_millis(1),
+        ..GuardConfig::default()
+    })
+    .await
+}
+
+async fn fixture_with(guard: GuardConfig) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let store = store::open(
         &StoreConfig::Sqlite {
@@ -43,10 +51,7 @@ async fn fixture() -> Fixture {
             iterations: 1,
             parallelism: 1,
         },
-        guard: GuardConfig {
-            delay_per_failure: std::time::Duration::from_millis(1),
-            ..GuardConfig::default()
-        },
+        guard,
         ..CoreConfig::default()
     };
     let core = Core::new(store, config, entries.clone()).await.unwrap();
@@ -113,6 +118,40 @@ async fn inbox_of(f: &Fixture, access: &Access) -> rampart_core::store::Mailbox 
 
 fn ctx() -> SessionContext {
     SessionContext::new(Protocol::Imap, Some("203.0.113.7".parse().unwrap()))
+}
+
+/// Failed logins count against the account however its name is typed, so
+/// that a guesser rotating spellings (and client addresses) is slowed all
+/// the same (issue 12, point 13). A sleep never ends early, so the lower
+/// bound below is exact, not a timing threshold.
+#[tokio::test]
+async fn failed_logins_count_per_account_however_spelt() {
+    let step = std::time::Duration::from_millis(200);
+    let f = fixture_with(GuardConfig {
+        delay_per_failure: step,
+        max_delay: step * 10,
+        ..GuardConfig::default()
+    })
+    .await;
+    let spellings = ["bob@example.org.", " BOB@example.org", "Bob@Example.ORG.."];
+    for (i, name) in spellings.iter().enumerate() {
+        let from = SessionContext::new(
+            Protocol::Imap,
+            Some(format!("198.51.100.{i}").parse().unwrap()),
+        );
+        assert!(matches!(
+            f.core.authenticate(&from, name, "wrong guess").await,
+            Err(CoreError::AuthFailed)
+        ));
+    }
+    // A fourth address and spelling waits for the account's three failures.
+    let fresh = SessionContext::new(Protocol::Imap, Some("198.51.100.9".parse().unwrap()));
+    let started = std::time::Instant::now();
+    let _ = f
+        .core
+        .authenticate(&fresh, "bob@example.org", "wrong again")
+        .await;
+    assert!(started.elapsed() >= step * 3, "{:?}", started.elapsed());
 }
 
 #[tokio::test]
@@ -569,4 +608,22 @@ async fn app_passwords_log_in_as_such_and_can_be_revoked() {
             .count(),
         2
     );
+}
+
+/// No password hash or password reaches a log line through `Debug`.
+#[tokio::test]
+async fn secrets_never_print() {
+    let f = fixture().await;
+    let principals = f.core.list_principals(&f.operator, None).await.unwrap();
+    assert!(principals.iter().any(|p| p.password_hash.is_some()));
+    let printed = format!("{principals:?}");
+    assert!(!printed.contains("argon2"), "{printed}");
+    let new = NewUser {
+        address: "carol@example.org".into(),
+        display_name: None,
+        password: "carol-secret-password".into(),
+        quota_bytes: None,
+        is_admin: false,
+    };
+    assert!(!format!("{new:?}").contains("carol-secret"));
 }
