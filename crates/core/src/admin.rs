@@ -5,7 +5,8 @@
 use std::collections::BTreeSet;
 
 use rampart_store::{
-    Alias, Domain, MailboxRole, NewMailbox, NewPrincipal, Principal, PrincipalKind, PrincipalUpdate,
+    Alias, Domain, MailboxRole, NewMailbox, NewPrincipal, PasswordHash, Principal, PrincipalKind,
+    PrincipalUpdate,
 };
 
 use crate::auth::check_new_password;
@@ -15,7 +16,7 @@ use crate::{
 };
 
 /// What is needed to add a user.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct NewUser {
     /// The primary address.
     pub address: String,
@@ -30,7 +31,7 @@ pub struct NewUser {
 }
 
 /// The outcome of first-start set-up.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Bootstrap {
     /// The first domain.
     pub domain: String,
@@ -38,6 +39,29 @@ pub struct Bootstrap {
     pub admin_address: String,
     /// The administrator's password: shown once, never stored in clear.
     pub admin_password: String,
+}
+
+// Passwords never reach a log line or a panic message through Debug.
+impl std::fmt::Debug for NewUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewUser")
+            .field("address", &self.address)
+            .field("display_name", &self.display_name)
+            .field("password", &"..")
+            .field("quota_bytes", &self.quota_bytes)
+            .field("is_admin", &self.is_admin)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for Bootstrap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bootstrap")
+            .field("domain", &self.domain)
+            .field("admin_address", &self.admin_address)
+            .field("admin_password", &"..")
+            .finish()
+    }
 }
 
 /// The accounts an address delivers to, after alias and group expansion.
@@ -190,8 +214,10 @@ impl Core {
         Ok(principal)
     }
 
-    async fn hash_password(&self, password: String) -> CoreResult<String> {
-        self.hashers.hash(self.config.passwords, password).await
+    async fn hash_password(&self, password: String) -> CoreResult<PasswordHash> {
+        Ok(PasswordHash::new(
+            self.hashers.hash(self.config.passwords, password).await?,
+        ))
     }
 
     /// Lists users and groups, of one domain or of all.

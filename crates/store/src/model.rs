@@ -78,6 +78,29 @@ impl PrincipalKind {
     }
 }
 
+/// An Argon2id PHC string. Its `Debug` prints nothing of it, so that no log
+/// line or panic message carries a hash to crack offline.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PasswordHash(String);
+
+impl PasswordHash {
+    /// Wraps a PHC string.
+    pub fn new(phc: String) -> Self {
+        PasswordHash(phc)
+    }
+
+    /// The PHC string, for verifying a password and for storing it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for PasswordHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PasswordHash(..)")
+    }
+}
+
 /// A user or group.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Principal {
@@ -94,7 +117,7 @@ pub struct Principal {
     /// Name shown to people.
     pub display_name: String,
     /// Argon2id PHC string; `None` for groups and for accounts that cannot log in.
-    pub password_hash: Option<String>,
+    pub password_hash: Option<PasswordHash>,
     /// Storage quota in bytes; 0 means unlimited.
     pub quota_bytes: u64,
     /// Bytes of messages held now.
@@ -126,7 +149,7 @@ pub struct NewPrincipal {
     /// Name shown to people.
     pub display_name: String,
     /// Argon2id PHC string.
-    pub password_hash: Option<String>,
+    pub password_hash: Option<PasswordHash>,
     /// Storage quota in bytes; 0 means unlimited.
     pub quota_bytes: u64,
     /// Administrator flag.
@@ -139,7 +162,7 @@ pub struct NewPrincipal {
 #[derive(Clone, Debug, Default)]
 pub struct PrincipalUpdate {
     /// New password hash.
-    pub password_hash: Option<String>,
+    pub password_hash: Option<PasswordHash>,
     /// New disabled state.
     pub disabled: Option<bool>,
     /// New quota in bytes.

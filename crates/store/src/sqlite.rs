@@ -361,7 +361,7 @@ fn principal_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Principal, String)>
             domain: r.get(3)?,
             local_part: r.get(4)?,
             display_name: r.get(5)?,
-            password_hash: r.get(6)?,
+            password_hash: r.get::<_, Option<String>>(6)?.map(PasswordHash::new),
             quota_bytes: r.get::<_, i64>(7)? as u64,
             used_bytes: r.get::<_, i64>(8)? as u64,
             disabled: r.get(9)?,
@@ -639,7 +639,7 @@ impl Store for SqliteStore {
                     new.domain_id.0,
                     new.local_part,
                     new.display_name,
-                    new.password_hash,
+                    new.password_hash.as_ref().map(PasswordHash::expose),
                     new.quota_bytes as i64,
                     new.is_admin,
                     now_millis()
@@ -708,7 +708,7 @@ impl Store for SqliteStore {
                  WHERE id = ?1",
                 params![
                     id.0,
-                    update.password_hash,
+                    update.password_hash.as_ref().map(PasswordHash::expose),
                     update.disabled,
                     update.quota_bytes.map(|q| q as i64),
                     update.display_name

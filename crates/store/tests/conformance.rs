@@ -72,7 +72,7 @@ async fn domain_and_user(
             domain_id: domain.id,
             local_part: local.into(),
             display_name: local.into(),
-            password_hash: Some("$argon2id$dummy".into()),
+            password_hash: Some(PasswordHash::new("$argon2id$dummy".into())),
             quota_bytes: quota,
             is_admin: false,
             mailboxes: MailboxRole::ALL
