@@ -153,3 +153,23 @@ fn write_timeout() {
         "{out}\nlog:\n{log}"
     );
 }
+
+/// 15: `rampart user sent-copy ADDRESS off` stops the server's Sent copy;
+/// the client's own APPEND is then kept.
+#[test]
+#[cfg_attr(
+    not(rampart_test_python),
+    ignore = "skipped: needs python3 as the IMAP client"
+)]
+fn sent_copy_off() {
+    let (sb, server) = setup();
+    let out = sb.ok(&["user", "sent-copy", USER, "off"], "");
+    assert!(out.contains("off"), "{out}");
+    run_scenario(&sb, &server, "sent_copy_off");
+    server.stop();
+}
+
+scenario!(
+    /// SEARCHRES: SEARCH RETURN (SAVE) and `$` (RFC 5182, RFC 9051 §6.4.4.1).
+    searchres
+);

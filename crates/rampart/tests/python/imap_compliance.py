@@ -854,6 +854,67 @@ def scenario_sent_dedup():
         # mailbox; when the server keeps the copy it already had, that one's.
         assert appended_uid == existing[0], f"APPENDUID {appended_uid}, the kept copy is UID {existing[0]}"
     a.close()
+def scenario_sent_copy_off():
+    """15: with the server's Sent copy turned off for the user (rampart user
+    sent-copy ADDRESS off), submission files nothing and the client's own
+    APPEND is stored as usual."""
+    assert SUBMISSION_PORT, "COMPLIANCE_SUBMISSION_PORT not set"
+    raw = message("client files it", sender=f"Alice <{USER}>", to=f"Alice <{USER}>",
+                  headers="Message-ID: <own-copy@compliance.test>\r\n")
+    with smtplib.SMTP(HOST, int(SUBMISSION_PORT), timeout=30) as s:
+        s.starttls(context=tls_context())
+        s.login(USER, PASSWORD)
+        assert s.sendmail(USER, [USER], raw) == {}
+    a = session()
+    with part("submission filed nothing"):
+        untagged, _ = a.ok('EXAMINE "Sent"')
+        assert exists_count(untagged) == 0, untagged
+    with part("the client's APPEND is stored"):
+        _, tagged = a.append_ok('"Sent"', raw, flags="\\Seen")
+        untagged, _ = a.ok('EXAMINE "Sent"')
+        assert exists_count(untagged) == 1, untagged
+    a.close()
+
+
+def scenario_searchres():
+    """SEARCHRES (RFC 5182, RFC 9051 §6.4.4.1): SEARCH RETURN (SAVE) keeps the
+    result for `$` and answers no ESEARCH; with MIN or MAX only those are
+    kept; `$` works in FETCH, STORE, SEARCH and UID commands; expunged
+    messages drop out of it."""
+    a = session()
+    for i in range(1, 6):
+        a.append_ok("INBOX", message(f"m{i}"), flags="\\Flagged" if i in (2, 3, 5) else None)
+    a.ok("SELECT INBOX")
+    with part("SAVE alone returns no ESEARCH"):
+        untagged, _ = a.ok("SEARCH RETURN (SAVE) FLAGGED")
+        assert not any(l.startswith("* ESEARCH") or l.startswith("* SEARCH") for l in untagged), untagged
+    with part("FETCH $"):
+        untagged, _ = a.ok("FETCH $ (UID)")
+        seqs = sorted(int(l.split()[1]) for l in untagged if " FETCH " in l)
+        assert seqs == [2, 3, 5], untagged
+    with part("SEARCH $ combined with other keys"):
+        expect = [3, 5]
+        untagged, _ = a.ok("SEARCH $ NOT 2")
+        assert numbers(untagged, "SEARCH") == expect, untagged
+    with part("STORE $"):
+        a.ok("STORE $ +FLAGS.SILENT (\\Deleted)")
+        untagged, _ = a.ok("SEARCH DELETED")
+        assert numbers(untagged, "SEARCH") == [2, 3, 5], untagged
+        a.ok("STORE $ -FLAGS.SILENT (\\Deleted)")
+    with part("SAVE with MIN keeps only the lowest"):
+        untagged, _ = a.ok("SEARCH RETURN (SAVE MIN) FLAGGED")
+        assert any("MIN 2" in l for l in untagged), untagged
+        untagged, _ = a.ok("FETCH $ (UID)")
+        assert [int(l.split()[1]) for l in untagged if " FETCH " in l] == [2], untagged
+    with part("expunged messages leave $"):
+        a.ok("SEARCH RETURN (SAVE) FLAGGED")
+        a.ok("STORE 2 +FLAGS.SILENT (\\Deleted)")
+        a.ok("EXPUNGE")
+        untagged, _ = a.ok("FETCH $ (FLAGS)")
+        # Former 3 and 5 are now 2 and 4.
+        assert sorted(int(l.split()[1]) for l in untagged if " FETCH " in l) == [2, 4], untagged
+    a.close()
+
 
 def scenario_write_timeout():
     """13: a client that stops reading in the middle of a large FETCH is
@@ -923,6 +984,8 @@ SCENARIOS = {
     "append_literal": scenario_append_literal,
     "sent_dedup": scenario_sent_dedup,
     "write_timeout": scenario_write_timeout,
+    "sent_copy_off": scenario_sent_copy_off,
+    "searchres": scenario_searchres,
 }
 
 if __name__ == "__main__":
