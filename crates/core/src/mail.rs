@@ -396,12 +396,15 @@ impl Core {
             .await?
             .pop()
             .ok_or_else(|| CoreError::Invalid("append stored nothing".into()))?;
+        // The answer (APPENDUID) releases no user data, so it need not wait
+        // for the entry to be durable; the entry keeps its place in order.
         self.record(
             access,
             Event::new(Operation::Create, Some(target.account))
                 .container(target.name)
                 .objects(vec![appended.message.0])
-                .bytes(bytes),
+                .bytes(bytes)
+                .metadata(),
         )
         .await?;
         self.announce(mailbox);
