@@ -6,7 +6,7 @@
 use std::sync::{Arc, OnceLock};
 
 use libfuzzer_sys::fuzz_target;
-use rampart_core::store::{OpenMode, StoreConfig};
+use rampart_store::{OpenMode, StoreConfig};
 use rampart_core::{Access, Core, CoreConfig, LogRecorder, NewUser, PasswordParams};
 use rampart_imap::parser::Framer;
 use rampart_imap::{ImapConfig, Limiter, Next, Session};
@@ -28,7 +28,7 @@ fn world() -> &'static World {
             .unwrap();
         let dir = tempfile::tempdir().unwrap();
         let core = runtime.block_on(async {
-            let store = rampart_core::store::open(
+            let store = rampart_store::open(
                 &StoreConfig::Sqlite {
                     data_dir: dir.path().to_path_buf(),
                     pool_size: 2,

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use rampart_core::rampart_ledger::{parse_checkpoints, verify};
+use rampart_ledger::{parse_checkpoints, verify};
 
 fuzz_target!(|data: &[u8]| {
     // First byte: where the checkpoint text starts.

@@ -39,8 +39,39 @@ pub use folders::{Derived, MAX_MAILBOX_DEPTH, MAX_MAILBOX_NAME_BYTES, check_mail
 pub use guard::{Guard, GuardConfig};
 pub use ledger::{LedgerRecorder, to_record};
 pub use mail::{AddressSummary, MessageSummary, parse_summary, summarize};
-pub use rampart_ledger;
-pub use rampart_store as store;
+/// The stored data's types, as protocols see them. The store itself (its
+/// trait, backends and `open`) is not reachable through core: protocol code
+/// gets at data only through [`Core`]'s calls (rule R2).
+///
+/// The data types are here:
+/// ```
+/// use rampart_core::model::{MailboxId, SystemFlags};
+/// let _ = (MailboxId(1), SystemFlags::default());
+/// ```
+/// The store is not (these must not compile):
+/// ```compile_fail
+/// use rampart_core::model::Store;
+/// ```
+/// ```compile_fail
+/// let _ = rampart_core::store::open;
+/// ```
+/// ```compile_fail
+/// use rampart_core::rampart_ledger::Ledger;
+/// ```
+/// ```compile_fail
+/// fn reach(core: &rampart_core::Core) {
+///     let _ = core.store();
+/// }
+/// ```
+pub mod model {
+    pub use rampart_store::{
+        Alias, AppPassword, Appended, BlobHash, Change, ChangeKind, DeliveryStatus, DkimKey,
+        Domain, DomainId, DsnRequest, FlagChange, Mailbox, MailboxId, MailboxRole, MailboxStatus,
+        MessageId, MessageRecord, Principal, PrincipalId, PrincipalKind, QueueEntry, QueueId,
+        QueueOutcome, QueuedAddress, QueuedRecipient, SystemFlags, TextField, TextMatches, notify,
+        now_millis,
+    };
+}
 pub use text::{MIN_INDEXED_NEEDLE_CHARS, SearchableText, indexable_needle};
 
 /// Settings of the core, taken from the config file.
@@ -238,9 +269,15 @@ impl Core {
         let _ = self.mailbox_changes.send(mailbox);
     }
 
-    /// The store under the core; for the binary's maintenance tasks only.
-    pub fn store(&self) -> &Arc<dyn Store> {
-        &self.store
+    /// Releases blobs no message has referred to for `grace`; returns how
+    /// many went (the binary's periodic sweep).
+    pub async fn sweep_blobs(&self, grace: std::time::Duration) -> CoreResult<u64> {
+        Ok(self.store.sweep_blobs(grace).await?)
+    }
+
+    /// The name of the storage backend, for the start-up banner.
+    pub fn backend_name(&self) -> &'static str {
+        self.store.backend_name()
     }
 
     /// Whether connections from this address are refused (too many failed logins).

@@ -3,8 +3,8 @@
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use rampart_core::store::{OpenMode, StoreConfig, SystemFlags};
 use rampart_core::*;
+use rampart_store::{OpenMode, StoreConfig, SystemFlags};
 
 /// Keeps every entry, as the ledger will.
 #[derive(Default)]
@@ -20,6 +20,8 @@ impl AccessRecorder for Collect {
 
 struct Fixture {
     core: Core,
+    /// The store under the core, for planting rows an older version wrote.
+    store: Arc<dyn rampart_store::Store>,
     entries: Arc<Collect>,
     operator: Access,
     _dir: tempfile::TempDir,
@@ -35,7 +37,7 @@ async fn fixture() -> Fixture {
 
 async fn fixture_with(guard: GuardConfig) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let store = store::open(
+    let store = rampart_store::open(
         &StoreConfig::Sqlite {
             data_dir: dir.path().join("data"),
             pool_size: 4,
@@ -54,7 +56,9 @@ async fn fixture_with(guard: GuardConfig) -> Fixture {
         guard,
         ..CoreConfig::default()
     };
-    let core = Core::new(store, config, entries.clone()).await.unwrap();
+    let core = Core::new(store.clone(), config, entries.clone())
+        .await
+        .unwrap();
     let operator = Access::local_operator("tester".into());
     core.add_domain(&operator, "example.org").await.unwrap();
     for (who, admin) in [("alice", false), ("bob", false), ("root", true)] {
@@ -73,6 +77,7 @@ async fn fixture_with(guard: GuardConfig) -> Fixture {
     }
     Fixture {
         core,
+        store,
         entries,
         operator,
         _dir: dir,
@@ -83,10 +88,10 @@ async fn fixture_with(guard: GuardConfig) -> Fixture {
 async fn answered(
     core: &Core,
     who: &Access,
-    mailbox: rampart_core::store::MailboxId,
-    field: store::TextField,
+    mailbox: rampart_store::MailboxId,
+    field: model::TextField,
     needle: &str,
-) -> store::TextMatches {
+) -> model::TextMatches {
     core.search_text(who, mailbox, field, needle)
         .await
         .unwrap()
@@ -106,7 +111,7 @@ async fn login(f: &Fixture, who: &str) -> Access {
 }
 
 /// The caller's INBOX.
-async fn inbox_of(f: &Fixture, access: &Access) -> rampart_core::store::Mailbox {
+async fn inbox_of(f: &Fixture, access: &Access) -> rampart_store::Mailbox {
     f.core
         .list_mailboxes(access)
         .await
@@ -418,7 +423,7 @@ async fn full_text_search_is_gated_recorded_and_catches_up() {
         .deliver(&smtp, &[alice.account().unwrap()], raw.clone())
         .await
         .unwrap();
-    let found = answered(&f.core, &alice, inbox.id, store::TextField::All, "haushalt").await;
+    let found = answered(&f.core, &alice, inbox.id, model::TextField::All, "haushalt").await;
     assert_eq!(found.unindexed, vec![delivered[0].uid]);
     let core = Arc::new(f.core);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -433,7 +438,7 @@ async fn full_text_search_is_gated_recorded_and_catches_up() {
     };
     let indexed = |core: Arc<Core>, who: Access| async move {
         for _ in 0..200 {
-            let m = answered(&core, &who, inbox.id, store::TextField::All, "haushalt").await;
+            let m = answered(&core, &who, inbox.id, model::TextField::All, "haushalt").await;
             if m.unindexed.is_empty() {
                 return m;
             }
@@ -458,14 +463,14 @@ async fn full_text_search_is_gated_recorded_and_catches_up() {
         core: Arc::into_inner(core).unwrap(),
         ..f
     };
-    let found = answered(&f.core, &alice, inbox.id, store::TextField::Body, "STRASSE").await;
+    let found = answered(&f.core, &alice, inbox.id, model::TextField::Body, "STRASSE").await;
     assert!(found.matched.is_empty(), "ß is not folded to ss");
     let found = f
         .core
         .search_text(
             &alice,
             inbox.id,
-            store::TextField::Body,
+            model::TextField::Body,
             "STRAßENBELEUCHTUNG",
         )
         .await
@@ -479,7 +484,7 @@ async fn full_text_search_is_gated_recorded_and_catches_up() {
     // Too short for the index: the caller reads the messages.
     assert!(
         f.core
-            .search_text(&alice, inbox.id, store::TextField::All, "ab")
+            .search_text(&alice, inbox.id, model::TextField::All, "ab")
             .await
             .unwrap()
             .is_none()
@@ -487,7 +492,7 @@ async fn full_text_search_is_gated_recorded_and_catches_up() {
     // Only the owner may search, and the search is on record with what it found.
     assert!(matches!(
         f.core
-            .search_text(&bob, inbox.id, store::TextField::All, "haushalt")
+            .search_text(&bob, inbox.id, model::TextField::All, "haushalt")
             .await,
         Err(CoreError::Denied(_))
     ));
@@ -505,19 +510,17 @@ async fn full_text_search_is_gated_recorded_and_catches_up() {
     // A message stored without text (by an older version) is listed for
     // the caller to read until the background pass indexes it.
     let blob = f
-        .core
-        .store()
+        .store
         .put_blob(Arc::new(
             b"Subject: alt\r\n\r\nStraenbeleuchtung alt\r\n".to_vec(),
         ))
         .await
         .unwrap();
     let old = f
-        .core
-        .store()
+        .store
         .append_message(
             &[inbox.id],
-            store::NewMessage {
+            rampart_store::NewMessage {
                 blob,
                 size: 40,
                 received_at: 0,
@@ -536,7 +539,7 @@ async fn full_text_search_is_gated_recorded_and_catches_up() {
         &f.core,
         &alice,
         inbox.id,
-        store::TextField::All,
+        model::TextField::All,
         "beleuchtung",
     )
     .await;
@@ -547,7 +550,7 @@ async fn full_text_search_is_gated_recorded_and_catches_up() {
         &f.core,
         &alice,
         inbox.id,
-        store::TextField::All,
+        model::TextField::All,
         "beleuchtung",
     )
     .await;

@@ -1,7 +1,7 @@
 //! Writing IMAP response data: strings, flags, dates, ENVELOPE and
 //! BODYSTRUCTURE (RFC 9051 §7.5.2, §9 formal syntax).
 
-use rampart_core::store::SystemFlags;
+use rampart_core::model::SystemFlags;
 
 use crate::command::{civil_from_days, month_name};
 use crate::mime::{self, Mime, Part, PartKind};

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use rampart_core::store::{SystemFlags, TextField, TextMatches};
+use rampart_core::model::{SystemFlags, TextField, TextMatches};
 use rampart_core::{MessageSummary, SearchableText};
 
 use crate::command::{SearchKey, SeqNum, SequenceSet};
@@ -345,7 +345,7 @@ Sch=F6ne Gr=FC=DFe\r\n";
             (
                 (TextField::All, "hallo".to_string()),
                 TextMatches {
-                    matched: vec![(5, rampart_core::store::MessageId(1))],
+                    matched: vec![(5, rampart_core::model::MessageId(1))],
                     unindexed: vec![],
                 },
             ),

@@ -857,13 +857,13 @@ impl Config {
     }
 
     /// The ledger's settings.
-    pub fn ledger_config(&self) -> rampart_core::rampart_ledger::LedgerConfig {
+    pub fn ledger_config(&self) -> rampart_ledger::LedgerConfig {
         let node = self
             .server
             .node_name
             .clone()
             .unwrap_or_else(|| self.server.hostname.clone());
-        let mut c = rampart_core::rampart_ledger::LedgerConfig::new(self.ledger_dir(), node);
+        let mut c = rampart_ledger::LedgerConfig::new(self.ledger_dir(), node);
         c.checkpoint_interval = Duration::from_secs(self.ledger.checkpoint_interval_seconds);
         c.retention = Duration::from_secs(self.ledger.retention_days * 86_400);
         c.segment_bytes = self.ledger.segment_mb * 1024 * 1024;
@@ -875,9 +875,7 @@ impl Config {
     /// cost only) the log.
     pub fn recorder(
         &self,
-        on_checkpoint: Option<
-            tokio::sync::mpsc::UnboundedSender<rampart_core::rampart_ledger::Checkpoint>,
-        >,
+        on_checkpoint: Option<tokio::sync::mpsc::UnboundedSender<rampart_ledger::Checkpoint>>,
     ) -> anyhow::Result<Arc<dyn rampart_core::AccessRecorder>> {
         if !self.ledger.enabled {
             tracing::warn!(
@@ -888,10 +886,9 @@ impl Config {
         let mut ledger_config = self.ledger_config();
         ledger_config.on_checkpoint = on_checkpoint;
         ledger_config.quiet_principal = Some(format!("service:{WITNESS_SERVICE}"));
-        let ledger =
-            rampart_core::rampart_ledger::Ledger::open(ledger_config).with_context(|| {
-                format!("cannot open the ledger in {}", self.ledger_dir().display())
-            })?;
+        let ledger = rampart_ledger::Ledger::open(ledger_config).with_context(|| {
+            format!("cannot open the ledger in {}", self.ledger_dir().display())
+        })?;
         Ok(Arc::new(rampart_core::LedgerRecorder(Arc::new(ledger))))
     }
 

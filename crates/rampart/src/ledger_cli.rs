@@ -9,9 +9,9 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use rampart_core::calendar::{civil_from_days, days_from_civil};
-use rampart_core::rampart_ledger::{self, Ledger, Record};
-use rampart_core::store::{MessageId, OpenMode};
 use rampart_core::{Core, parse_summary};
+use rampart_ledger::{self, Ledger, Record};
+use rampart_store::{MessageId, OpenMode};
 use serde::Serialize;
 
 use crate::config::Config;

@@ -287,7 +287,7 @@ async fn sweep_blobs(core: Arc<Core>, shutdown: CancellationToken) {
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(BLOB_SWEEP_INTERVAL) => {}
         }
-        match core.store().sweep_blobs(BLOB_SWEEP_GRACE).await {
+        match core.sweep_blobs(BLOB_SWEEP_GRACE).await {
             Ok(0) => {}
             Ok(n) => tracing::info!("removed {n} unreferenced message files"),
             Err(e) => tracing::warn!("blob sweep failed: {e}"),
@@ -304,7 +304,7 @@ async fn mail_checkpoints(
     core: Arc<Core>,
     witness: Option<String>,
     hostname: String,
-    mut checkpoints: tokio::sync::mpsc::UnboundedReceiver<rampart_core::rampart_ledger::Checkpoint>,
+    mut checkpoints: tokio::sync::mpsc::UnboundedReceiver<rampart_ledger::Checkpoint>,
     shutdown: CancellationToken,
 ) {
     // The last checkpoint, signed as the server stops, goes to the ledger's
@@ -324,7 +324,7 @@ async fn mail_checkpoint(
     core: &Core,
     to: &str,
     hostname: &str,
-    c: &rampart_core::rampart_ledger::Checkpoint,
+    c: &rampart_ledger::Checkpoint,
 ) -> anyhow::Result<()> {
     let address = rampart_core::Address::parse(to)?;
     let raw = format!(
@@ -354,8 +354,8 @@ async fn mail_checkpoint(
                 &access,
                 "",
                 &[],
-                &[rampart_core::store::QueuedAddress::plain(to)],
-                rampart_core::store::DsnRequest::default(),
+                &[rampart_store::QueuedAddress::plain(to)],
+                rampart_store::DsnRequest::default(),
                 raw,
             )
             .await?;

@@ -6,7 +6,7 @@ use mail_auth::common::crypto::{Ed25519Key, RsaKey, Sha256};
 use mail_auth::common::headers::HeaderWriter;
 use mail_auth::dkim::DkimSigner;
 use mail_auth::dkim::generate::DkimKeyPair;
-use rampart_core::store::DkimKey;
+use rampart_core::model::DkimKey;
 
 /// The algorithm name of Ed25519 keys.
 pub const ED25519: &str = "ed25519-sha256";

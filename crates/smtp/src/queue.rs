@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rampart_core::store::{
+use rampart_core::model::{
     DsnRequest, QueueEntry, QueueOutcome, QueuedAddress, QueuedRecipient, notify, now_millis,
 };
 use rampart_core::{Access, Address, Core, Protocol, SessionContext};

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use rampart_core::store::{MailboxRole, PrincipalId, QueuedAddress};
+use rampart_core::model::{MailboxRole, PrincipalId, QueuedAddress};
 use rampart_core::{Access, Address, Core, CoreError, Protocol, SessionContext};
 use smtp_proto::{AUTH_LOGIN, AUTH_PLAIN, Error as ParseError, Request};
 
@@ -131,14 +131,14 @@ struct Recipient {
     address: String,
     /// Local accounts this recipient delivers to; empty for a remote recipient.
     accounts: Vec<PrincipalId>,
-    /// DSN NOTIFY flags (rampart_core::store::notify) and ORCPT.
+    /// DSN NOTIFY flags (rampart_core::model::notify) and ORCPT.
     notify: u8,
     orcpt: Option<String>,
 }
 
 /// Converts smtp-proto's NOTIFY bits to the store's.
 fn notify_flags(flags: u64) -> u8 {
-    use rampart_core::store::notify;
+    use rampart_core::model::notify;
     [
         (smtp_proto::RCPT_NOTIFY_SUCCESS, notify::SUCCESS),
         (smtp_proto::RCPT_NOTIFY_FAILURE, notify::FAILURE),
@@ -153,7 +153,7 @@ fn notify_flags(flags: u64) -> u8 {
 #[derive(Debug, Default)]
 struct Envelope {
     from: Option<String>,
-    dsn: rampart_core::store::DsnRequest,
+    dsn: rampart_core::model::DsnRequest,
     recipients: Vec<Recipient>,
     chunks: Vec<u8>,
     chunk_error: Option<DataError>,
@@ -280,7 +280,7 @@ impl Session {
             Request::Mail { from } => {
                 let reply = self.mail(&from.address, from.size).await;
                 if self.envelope.from.is_some() {
-                    self.envelope.dsn = rampart_core::store::DsnRequest {
+                    self.envelope.dsn = rampart_core::model::DsnRequest {
                         ret_full: if from.flags & smtp_proto::MAIL_RET_FULL != 0 {
                             Some(true)
                         } else if from.flags & smtp_proto::MAIL_RET_HDRS != 0 {
@@ -801,7 +801,7 @@ impl Session {
             "Received: from {helo} ([{ip}])\r\n\tby {} (Rampart) with {with} id {}{for_clause};\r\n\t{}\r\n",
             self.config.hostname,
             self.ctx.session,
-            rfc5322_date(rampart_core::store::now_millis() / 1000)
+            rfc5322_date(rampart_core::model::now_millis() / 1000)
         )
     }
 }

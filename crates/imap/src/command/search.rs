@@ -19,7 +19,7 @@ pub enum SearchKey {
     SeqSet(SequenceSet),
     /// UIDs.
     Uid(SequenceSet),
-    /// A system flag is set (bit of [`rampart_core::store::SystemFlags`]).
+    /// A system flag is set (bit of [`rampart_core::model::SystemFlags`]).
     Flag(u32),
     /// A system flag is not set.
     NoFlag(u32),
@@ -174,7 +174,7 @@ fn search_keys(args: &mut Args<'_>, depth: usize) -> R<SearchKey> {
 }
 
 fn search_key(args: &mut Args<'_>, depth: usize) -> R<SearchKey> {
-    use rampart_core::store::SystemFlags as F;
+    use rampart_core::model::SystemFlags as F;
     if depth > args.limits.max_search_depth {
         return Err(format!(
             "[LIMIT] Search nested deeper than {}",

@@ -217,7 +217,7 @@ impl Session {
         &self,
         out: &mut Vec<u8>,
         mailbox: &Mailbox,
-        status: &rampart_core::store::MailboxStatus,
+        status: &rampart_core::model::MailboxStatus,
         items: &[StatusItem],
     ) {
         out.extend_from_slice(b"* STATUS ");

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine;
-use rampart_core::store::{
+use rampart_core::model::{
     Change, ChangeKind, FlagChange, Mailbox, MailboxId, MailboxRole, MessageRecord, SystemFlags,
 };
 use rampart_core::{Access, Core, CoreError, MessageSummary, Operation, Protocol, SessionContext};

@@ -11,7 +11,7 @@ impl Session {
         let scope = Scope {
             max_seq: sel.msgs.len() as u32,
             max_uid: sel.max_uid(),
-            now: rampart_core::store::now_millis(),
+            now: rampart_core::model::now_millis(),
         };
         let id = sel.id;
         let key = &search::with_saved(key.clone(), &sel.saved);

@@ -349,7 +349,7 @@ fn section_6_4_4_search() {
     assert_eq!(
         key,
         SearchKey::And(vec![
-            SearchKey::Flag(rampart_core::store::SystemFlags::FLAGGED),
+            SearchKey::Flag(rampart_core::model::SystemFlags::FLAGGED),
             SearchKey::Since(days_from_civil(1994, 2, 1)),
             SearchKey::Not(Box::new(SearchKey::Header("FROM".into(), "Smith".into()))),
         ])
