@@ -45,8 +45,10 @@ fn world() -> &'static World {
                 },
                 ..CoreConfig::default()
             };
-            let core = Core::new(store, config, Arc::new(LogRecorder)).await.unwrap();
-            let operator = Access::local_operator("fuzz".into());
+            let (core, privileged) = Core::new(store, config, Arc::new(LogRecorder))
+                .await
+                .unwrap();
+            let operator = privileged.operator("fuzz".into());
             core.add_domain(&operator, "example.org").await.unwrap();
             core.add_user(
                 &operator,

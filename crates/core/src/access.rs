@@ -157,7 +157,8 @@ impl Access {
 
     /// The machine's operator at the command line. Whoever can run the CLI
     /// against the store can read its files anyway; the CLI is still recorded.
-    pub fn local_operator(os_user: String) -> Self {
+    /// Minted only through [`Privileged::operator`].
+    pub(crate) fn local_operator(os_user: String) -> Self {
         let actor = Actor::Operator { os_user };
         Access {
             principal: actor.clone(),
@@ -171,8 +172,9 @@ impl Access {
 
     /// The server acting for a service with no authenticated user, such as
     /// inbound SMTP delivering to local mailboxes. It may create messages but
-    /// never read them.
-    pub fn service(name: &str, ctx: &SessionContext) -> Self {
+    /// never read them. Minted only through [`ServiceMinter::access`] (and
+    /// inside core for its own steps).
+    pub(crate) fn service(name: &str, ctx: &SessionContext) -> Self {
         let actor = Actor::Service { name: name.into() };
         Access {
             principal: actor.clone(),
@@ -315,5 +317,126 @@ fn serialize_opt_principal<S: serde::Serializer>(
     match id {
         Some(id) => s.serialize_some(&id.0),
         None => s.serialize_none(),
+    }
+}
+
+/// The name under which core itself delivers submitted mail to local
+/// recipients, for the account that submitted it.
+pub(crate) const LOCAL_DELIVERY: &str = "delivery";
+
+/// The server's own services: a closed set, each allowed exactly the core
+/// calls it needs (rule R10), checked in each call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ServiceRole {
+    /// Inbound SMTP (the MX) delivering to local mailboxes.
+    InboundDelivery,
+    /// The outbound queue's worker: claims, delivers and records entries.
+    QueueWorker,
+    /// Sends delivery status reports (with a null sender).
+    ReportSender,
+    /// Reads the DKIM signing keys to sign submitted mail.
+    DkimSigner,
+    /// Mails the ledger's signed checkpoints to the witness address.
+    Witness,
+}
+
+impl ServiceRole {
+    /// The name the ledger records.
+    pub fn name(self) -> &'static str {
+        match self {
+            ServiceRole::InboundDelivery => "smtp-inbound",
+            ServiceRole::QueueWorker => "queue",
+            ServiceRole::ReportSender => "queue-report",
+            ServiceRole::DkimSigner => "dkim",
+            ServiceRole::Witness => "ledger-witness",
+        }
+    }
+
+    fn from_name(name: &str) -> Option<Self> {
+        [
+            ServiceRole::InboundDelivery,
+            ServiceRole::QueueWorker,
+            ServiceRole::ReportSender,
+            ServiceRole::DkimSigner,
+            ServiceRole::Witness,
+        ]
+        .into_iter()
+        .find(|r| r.name() == name)
+    }
+}
+
+impl Actor {
+    /// The service role this actor acts in, if it is one of the server's services.
+    pub fn service_role(&self) -> Option<ServiceRole> {
+        match self {
+            Actor::Service { name } => ServiceRole::from_name(name),
+            _ => None,
+        }
+    }
+}
+
+/// The binary's capability to act as the operator or as one of the server's
+/// services. Only [`crate::Core::new`] makes one, and only a holder of the
+/// store can call that: protocol crates cannot name the store, so they
+/// cannot mint a privileged [`Access`]; the binary hands each service the
+/// one [`ServiceMinter`] it needs.
+///
+/// None of these compile outside core:
+/// ```compile_fail
+/// let _ = rampart_core::Access::local_operator("me".into());
+/// ```
+/// ```compile_fail
+/// let ctx = rampart_core::SessionContext::new(rampart_core::Protocol::Smtp, None);
+/// let _ = rampart_core::Access::service("smtp-inbound", &ctx);
+/// ```
+/// ```compile_fail
+/// let _ = rampart_core::Privileged { _sealed: () };
+/// ```
+/// ```compile_fail
+/// let _ = rampart_core::ServiceMinter { role: rampart_core::ServiceRole::QueueWorker };
+/// ```
+/// What a protocol crate can do is use a minter it was given:
+/// ```
+/// fn deliver_as(minter: &rampart_core::ServiceMinter) -> rampart_core::Access {
+///     let ctx = rampart_core::SessionContext::new(rampart_core::Protocol::Smtp, None);
+///     minter.access(&ctx)
+/// }
+/// ```
+pub struct Privileged {
+    _sealed: (),
+}
+
+impl Privileged {
+    pub(crate) fn new() -> Self {
+        Privileged { _sealed: () }
+    }
+
+    /// The operator at this machine's command line.
+    pub fn operator(&self, os_user: String) -> Access {
+        Access::local_operator(os_user)
+    }
+
+    /// What a service needs to act in its role.
+    pub fn service(&self, role: ServiceRole) -> ServiceMinter {
+        ServiceMinter { role }
+    }
+}
+
+/// Makes [`Access`] values for one service role; handed by the binary to
+/// the service that acts in it.
+#[derive(Clone, Debug)]
+pub struct ServiceMinter {
+    role: ServiceRole,
+}
+
+impl ServiceMinter {
+    /// The role.
+    pub fn role(&self) -> ServiceRole {
+        self.role
+    }
+
+    /// The service acting in a session.
+    pub fn access(&self, ctx: &SessionContext) -> Access {
+        Access::service(self.role.name(), ctx)
     }
 }

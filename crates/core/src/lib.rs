@@ -228,16 +228,17 @@ pub struct Core {
 }
 
 impl Core {
-    /// Builds the core over an open store.
+    /// Builds the core over an open store, with the one capability to mint
+    /// the operator's and the services' [`Access`] (see [`Privileged`]).
     pub async fn new(
         store: Arc<dyn Store>,
         config: CoreConfig,
         recorder: Arc<dyn AccessRecorder>,
-    ) -> CoreResult<Self> {
+    ) -> CoreResult<(Self, Privileged)> {
         let params = config.passwords;
         let hashers = auth::HashWorkers::new(config.hash_threads);
         let dummy_hash = hashers.hash(params, random_password()).await?;
-        Ok(Core {
+        let core = Core {
             hashers,
             guard: Guard::new(config.guard),
             queue_wakeup: tokio::sync::Notify::new(),
@@ -249,7 +250,8 @@ impl Core {
             config,
             recorder,
             dummy_hash,
-        })
+        };
+        Ok((core, Privileged::new()))
     }
 
     /// Adds a deriver whose data is kept with every message stored from now on.

@@ -145,11 +145,23 @@ impl Core {
     }
 
     /// Checks that the caller may add messages for `owner`: the owner, the
-    /// operator (imports) or a service (inbound delivery).
+    /// operator (imports), or a delivering service (inbound mail, reports,
+    /// the witness's checkpoints, and core's own local delivery of
+    /// submitted mail); no other service.
     pub(crate) fn require_writer(&self, access: &Access, owner: PrincipalId) -> CoreResult<()> {
+        use crate::ServiceRole::{InboundDelivery, ReportSender, Witness};
         match access.acting_as() {
             Actor::Account { id, .. } if *id == owner => Ok(()),
-            Actor::Operator { .. } | Actor::Service { .. } => Ok(()),
+            Actor::Operator { .. } => Ok(()),
+            Actor::Service { name } if name == crate::access::LOCAL_DELIVERY => Ok(()),
+            service @ Actor::Service { .. }
+                if matches!(
+                    service.service_role(),
+                    Some(InboundDelivery | ReportSender | Witness)
+                ) =>
+            {
+                Ok(())
+            }
             _ => Err(CoreError::Denied(
                 "only the mailbox owner may change it".into(),
             )),

@@ -5,12 +5,14 @@ use rampart_store::{
     DsnRequest, NewQueued, PrincipalId, QueueEntry, QueueId, QueueOutcome, QueuedAddress,
 };
 
-use crate::{Access, Actor, Core, CoreError, CoreResult, Event, Operation};
+use crate::{Access, Core, CoreError, CoreResult, Event, Operation};
 
 impl Core {
+    /// The queue is run by its worker; reports and checkpoints join it.
     fn require_service(&self, access: &Access) -> CoreResult<()> {
-        match access.principal() {
-            Actor::Service { .. } => Ok(()),
+        use crate::ServiceRole::{QueueWorker, ReportSender, Witness};
+        match access.principal().service_role() {
+            Some(QueueWorker | ReportSender | Witness) => Ok(()),
             _ => Err(CoreError::Denied(
                 "only the server's own services run the queue".into(),
             )),
@@ -64,8 +66,12 @@ impl Core {
             Some(id)
         };
         if !local.is_empty() {
-            self.deliver(&access.through_service("delivery"), local, raw)
-                .await?;
+            self.deliver(
+                &access.through_service(crate::access::LOCAL_DELIVERY),
+                local,
+                raw,
+            )
+            .await?;
         }
         Ok(queued)
     }
@@ -169,7 +175,7 @@ impl Core {
         access: &Access,
         domain: &str,
     ) -> CoreResult<Vec<rampart_store::DkimKey>> {
-        if !matches!(access.principal(), Actor::Service { .. }) {
+        if access.principal().service_role() != Some(crate::ServiceRole::DkimSigner) {
             self.require_admin(access).await?;
         }
         let Some(d) = self

@@ -20,6 +20,7 @@ impl AccessRecorder for Collect {
 
 struct Fixture {
     core: Core,
+    privileged: Privileged,
     /// The store under the core, for planting rows an older version wrote.
     store: Arc<dyn rampart_store::Store>,
     entries: Arc<Collect>,
@@ -56,10 +57,10 @@ async fn fixture_with(guard: GuardConfig) -> Fixture {
         guard,
         ..CoreConfig::default()
     };
-    let core = Core::new(store.clone(), config, entries.clone())
+    let (core, privileged) = Core::new(store.clone(), config, entries.clone())
         .await
         .unwrap();
-    let operator = Access::local_operator("tester".into());
+    let operator = privileged.operator("tester".into());
     core.add_domain(&operator, "example.org").await.unwrap();
     for (who, admin) in [("alice", false), ("bob", false), ("root", true)] {
         core.add_user(
@@ -77,6 +78,7 @@ async fn fixture_with(guard: GuardConfig) -> Fixture {
     }
     Fixture {
         core,
+        privileged,
         store,
         entries,
         operator,
@@ -220,7 +222,10 @@ async fn only_the_owner_reads_mail_and_every_read_is_recorded() {
     let admin = login(&f, "root").await;
     let inbox = inbox_of(&f, &alice).await;
     let raw = b"From: Carol <carol@example.net>\r\nTo: alice@example.org\r\nSubject: minutes\r\n\r\nsee attached\r\n".to_vec();
-    let smtp = Access::service("smtp-inbound", &SessionContext::new(Protocol::Smtp, None));
+    let smtp = f
+        .privileged
+        .service(ServiceRole::InboundDelivery)
+        .access(&SessionContext::new(Protocol::Smtp, None));
     let delivered = f
         .core
         .deliver(&smtp, &[alice.account().unwrap()], raw.clone())
@@ -341,7 +346,10 @@ async fn recipients_expand_through_aliases_and_nested_groups() {
 
     // Delivery to several accounts is all or nothing: one over quota stops it.
     f.core.set_quota(op, "root@example.org", 10).await.unwrap();
-    let smtp = Access::service("smtp-inbound", &SessionContext::new(Protocol::Smtp, None));
+    let smtp = f
+        .privileged
+        .service(ServiceRole::InboundDelivery)
+        .access(&SessionContext::new(Protocol::Smtp, None));
     let ids: Vec<_> = set.accounts.iter().map(|p| p.id).collect();
     let err = f
         .core
@@ -413,7 +421,10 @@ async fn full_text_search_is_gated_recorded_and_catches_up() {
     let alice = login(&f, "alice").await;
     let bob = login(&f, "bob").await;
     let inbox = inbox_of(&f, &alice).await;
-    let smtp = Access::service("smtp-inbound", &SessionContext::new(Protocol::Smtp, None));
+    let smtp = f
+        .privileged
+        .service(ServiceRole::InboundDelivery)
+        .access(&SessionContext::new(Protocol::Smtp, None));
     // Quoted-printable Latin-1: the index holds the decoded text.
     let raw = b"From: Carol <carol@example.net>\r\nSubject: Haushalt\r\nContent-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nDie Stra=DFenbeleuchtung kostet mehr.\r\n".to_vec();
     // Without an indexer running, a delivered message waits unindexed
@@ -629,4 +640,32 @@ async fn secrets_never_print() {
         is_admin: false,
     };
     assert!(!format!("{new:?}").contains("carol-secret"));
+}
+
+/// Each service acts only in its role (rule R10): the DKIM signer cannot
+/// deliver into a mailbox, inbound delivery cannot read signing keys, and
+/// no service runs the queue but its worker (and the report sender).
+#[tokio::test]
+async fn services_act_only_in_their_role() {
+    let f = fixture().await;
+    let ctx = SessionContext::new(Protocol::Smtp, None);
+    let signer = f.privileged.service(ServiceRole::DkimSigner).access(&ctx);
+    let inbound = f
+        .privileged
+        .service(ServiceRole::InboundDelivery)
+        .access(&ctx);
+    let alice = f
+        .core
+        .principal_by_address("alice@example.org")
+        .await
+        .unwrap();
+    let raw = b"Subject: x\r\n\r\nx\r\n".to_vec();
+    assert!(matches!(
+        f.core.deliver(&signer, &[alice.id], raw.clone()).await,
+        Err(CoreError::Denied(_))
+    ));
+    f.core.deliver(&inbound, &[alice.id], raw).await.unwrap();
+    assert!(f.core.dkim_keys(&inbound, "example.org").await.is_err());
+    assert!(f.core.dkim_keys(&signer, "example.org").await.is_ok());
+    assert!(f.core.queue_claim(&inbound, 0, 0, 10).await.is_err());
 }

@@ -15,13 +15,16 @@ use crate::{
 };
 use rampart_core::mbox::MboxReader;
 
-async fn open_core(config: &Config, mode: OpenMode) -> anyhow::Result<Core> {
+/// Opens the store and the core under it, with the operator's access.
+async fn open_core(
+    config: &Config,
+    mode: OpenMode,
+) -> anyhow::Result<(Core, rampart_core::Access)> {
     let store = rampart_store::open(&config.store_config(), mode)
         .await
         .context("cannot open the store")?;
-    Ok(with_derivers(
-        Core::new(store, config.core_config(), config.recorder(None)?).await?,
-    ))
+    let (core, privileged) = Core::new(store, config.core_config(), config.recorder(None)?).await?;
+    Ok((with_derivers(core), crate::operator(&privileged)))
 }
 
 /// Registers what protocols compute once per stored message (IMAP's
@@ -95,18 +98,21 @@ fn new_password(source: &PasswordSource) -> anyhow::Result<(String, bool)> {
 
 /// Makes DKIM keys for every local domain that has none (new domains, and
 /// stores from before DKIM); returns the domains that got keys.
-pub async fn ensure_dkim_keys(core: &Core, selector: &str) -> anyhow::Result<Vec<String>> {
-    let access = crate::operator();
+pub async fn ensure_dkim_keys(
+    core: &Core,
+    access: &rampart_core::Access,
+    selector: &str,
+) -> anyhow::Result<Vec<String>> {
     let mut made = Vec::new();
-    for domain in core.list_domains(&access).await? {
-        if !core.dkim_keys(&access, &domain.name).await?.is_empty() {
+    for domain in core.list_domains(access).await? {
+        if !core.dkim_keys(access, &domain.name).await?.is_empty() {
             continue;
         }
         let selector = selector.to_owned();
         // RSA key generation takes a while: keep it off the async threads.
         let keys =
             tokio::task::spawn_blocking(move || rampart_smtp::dkim::generate(&selector)).await??;
-        core.add_dkim_keys(&access, &domain.name, keys).await?;
+        core.add_dkim_keys(access, &domain.name, keys).await?;
         made.push(domain.name);
     }
     Ok(made)
@@ -114,8 +120,7 @@ pub async fn ensure_dkim_keys(core: &Core, selector: &str) -> anyhow::Result<Vec
 
 /// `rampart dns DOMAIN`: the DNS records the domain needs.
 pub async fn dns(config: &Config, domain: &str) -> anyhow::Result<()> {
-    let core = open_core(config, OpenMode::MustExist).await?;
-    let access = crate::operator();
+    let (core, access) = open_core(config, OpenMode::MustExist).await?;
     let domain = rampart_core::normalize_domain(domain)?;
     if !core
         .list_domains(&access)
@@ -125,7 +130,7 @@ pub async fn dns(config: &Config, domain: &str) -> anyhow::Result<()> {
     {
         bail!("{domain} is not a local domain: add it with `rampart domain add {domain}`");
     }
-    ensure_dkim_keys(&core, &config.dkim.selector).await?;
+    ensure_dkim_keys(&core, &access, &config.dkim.selector).await?;
     let host = &config.server.hostname;
     println!("; DNS records for {domain}. Publish them at your DNS provider.");
     println!("; Mail for {domain} is accepted by {host}; it needs A/AAAA records of its own.");
@@ -153,9 +158,9 @@ pub async fn dns(config: &Config, domain: &str) -> anyhow::Result<()> {
 
 /// `rampart init`.
 pub async fn init(config: &Config, domain: &str) -> anyhow::Result<()> {
-    let core = open_core(config, OpenMode::CreateIfMissing).await?;
-    let bootstrap = core.bootstrap(&crate::operator(), domain).await?;
-    ensure_dkim_keys(&core, &config.dkim.selector).await?;
+    let (core, operator) = open_core(config, OpenMode::CreateIfMissing).await?;
+    let bootstrap = core.bootstrap(&operator, domain).await?;
+    ensure_dkim_keys(&core, &operator, &config.dkim.selector).await?;
     match bootstrap {
         Some(b) => {
             println!("Created the store in {}", config.server.data_dir.display());
@@ -171,12 +176,11 @@ pub async fn init(config: &Config, domain: &str) -> anyhow::Result<()> {
 
 /// `rampart domain ...`.
 pub async fn domain(config: &Config, command: DomainCommand) -> anyhow::Result<()> {
-    let core = open_core(config, OpenMode::MustExist).await?;
-    let access = crate::operator();
+    let (core, access) = open_core(config, OpenMode::MustExist).await?;
     match command {
         DomainCommand::Add { domain } => {
             let d = core.add_domain(&access, &domain).await?;
-            ensure_dkim_keys(&core, &config.dkim.selector).await?;
+            ensure_dkim_keys(&core, &access, &config.dkim.selector).await?;
             println!("added domain {} with DKIM keys", d.name);
             println!(
                 "publish its DNS records (MX, SPF, DKIM, DMARC), listed by `rampart dns {}`",
@@ -198,8 +202,7 @@ pub async fn domain(config: &Config, command: DomainCommand) -> anyhow::Result<(
 
 /// `rampart user ...`.
 pub async fn user(config: &Config, command: UserCommand) -> anyhow::Result<()> {
-    let core = open_core(config, OpenMode::MustExist).await?;
-    let access = crate::operator();
+    let (core, access) = open_core(config, OpenMode::MustExist).await?;
     match command {
         UserCommand::Add {
             address,
@@ -343,8 +346,7 @@ pub async fn user(config: &Config, command: UserCommand) -> anyhow::Result<()> {
 
 /// `rampart alias ...`.
 pub async fn alias(config: &Config, command: AliasCommand) -> anyhow::Result<()> {
-    let core = open_core(config, OpenMode::MustExist).await?;
-    let access = crate::operator();
+    let (core, access) = open_core(config, OpenMode::MustExist).await?;
     match command {
         AliasCommand::Add { alias, target } => {
             core.add_alias(&access, &alias, &target).await?;
@@ -371,8 +373,7 @@ pub async fn alias(config: &Config, command: AliasCommand) -> anyhow::Result<()>
 
 /// `rampart group ...`.
 pub async fn group(config: &Config, command: GroupCommand) -> anyhow::Result<()> {
-    let core = open_core(config, OpenMode::MustExist).await?;
-    let access = crate::operator();
+    let (core, access) = open_core(config, OpenMode::MustExist).await?;
     match command {
         GroupCommand::Add { address, name } => {
             let g = core.add_group(&access, &address, name).await?;
@@ -395,8 +396,7 @@ pub async fn group(config: &Config, command: GroupCommand) -> anyhow::Result<()>
 
 /// `rampart mail ...`.
 pub async fn mail(config: &Config, command: MailCommand) -> anyhow::Result<()> {
-    let core = open_core(config, OpenMode::MustExist).await?;
-    let access = crate::operator();
+    let (core, access) = open_core(config, OpenMode::MustExist).await?;
     match command {
         MailCommand::Import {
             address,
@@ -452,8 +452,7 @@ pub async fn mail(config: &Config, command: MailCommand) -> anyhow::Result<()> {
 
 /// `rampart queue ...`.
 pub async fn queue(config: &Config, command: QueueCommand) -> anyhow::Result<()> {
-    let core = open_core(config, OpenMode::MustExist).await?;
-    let access = crate::operator();
+    let (core, access) = open_core(config, OpenMode::MustExist).await?;
     let when = |ms: i64| rampart_smtp::rfc5322_date(ms / 1000);
     match command {
         QueueCommand::List => {

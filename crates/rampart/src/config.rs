@@ -416,9 +416,6 @@ impl Default for SecuritySection {
     }
 }
 
-/// The service that mails checkpoints to the witness address.
-pub const WITNESS_SERVICE: &str = "ledger-witness";
-
 /// `[ledger]`: the access ledger.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -885,7 +882,10 @@ impl Config {
         }
         let mut ledger_config = self.ledger_config();
         ledger_config.on_checkpoint = on_checkpoint;
-        ledger_config.quiet_principal = Some(format!("service:{WITNESS_SERVICE}"));
+        ledger_config.quiet_principal = Some(format!(
+            "service:{}",
+            rampart_core::ServiceRole::Witness.name()
+        ));
         let ledger = rampart_ledger::Ledger::open(ledger_config).with_context(|| {
             format!("cannot open the ledger in {}", self.ledger_dir().display())
         })?;
@@ -982,6 +982,9 @@ impl Config {
             },
             verified_tls: Some(crate::tls::verified_client(q.tls_ca_file.as_deref())?),
             mta_sts: q.mta_sts,
+            // Roles are handed out by `serve`, never read from a file.
+            worker: None,
+            reports: None,
         })
     }
 
@@ -1001,6 +1004,8 @@ impl Config {
             write_timeout: Duration::from_secs(s.write_timeout_seconds),
             max_errors: s.max_errors,
             verifier: None,
+            inbound: None,
+            signer: None,
         }
     }
 

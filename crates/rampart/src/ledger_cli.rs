@@ -276,8 +276,9 @@ impl Audit {
         let store = rampart_store::open(&config.store_config(), OpenMode::MustExist)
             .await
             .context("cannot open the store")?;
-        let core = Core::new(store, config.core_config(), config.recorder(None)?).await?;
-        let operator = crate::operator();
+        let (core, privileged) =
+            Core::new(store, config.core_config(), config.recorder(None)?).await?;
+        let operator = crate::operator(&privileged);
         let addresses: HashMap<i64, String> = core
             .list_principals(&operator, None)
             .await?

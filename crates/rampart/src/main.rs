@@ -277,14 +277,15 @@ enum MailCommand {
 }
 
 /// The access of whoever runs this command on the machine.
-fn operator() -> rampart_core::Access {
+/// The operator at this machine's command line, named by the OS user.
+fn operator(privileged: &rampart_core::Privileged) -> rampart_core::Access {
     let uid = nix::unistd::getuid();
     let name = nix::unistd::User::from_uid(uid)
         .ok()
         .flatten()
         .map(|u| u.name)
         .unwrap_or_else(|| format!("uid {uid}"));
-    rampart_core::Access::local_operator(name)
+    privileged.operator(name)
 }
 
 fn load_config(cli: &Cli) -> anyhow::Result<Config> {

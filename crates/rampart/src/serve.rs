@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use rampart_core::Core;
+use rampart_core::{Core, ServiceRole};
 use rampart_store::OpenMode;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -141,21 +141,21 @@ pub async fn run(prepared: Prepared, first_domain: &str) -> anyhow::Result<()> {
         .await
         .context("cannot open the store")?;
     let backend = store.backend_name();
-    let core = Arc::new(crate::cli::with_derivers(
-        Core::new(
-            store,
-            config.core_config(),
-            config.recorder(Some(checkpoints_tx))?,
-        )
-        .await
-        .context("cannot start the core")?,
-    ));
+    let (core, privileged) = Core::new(
+        store,
+        config.core_config(),
+        config.recorder(Some(checkpoints_tx))?,
+    )
+    .await
+    .context("cannot start the core")?;
+    let core = Arc::new(crate::cli::with_derivers(core));
+    let operator = crate::operator(&privileged);
     let bootstrap = core
-        .bootstrap(&crate::operator(), first_domain)
+        .bootstrap(&operator, first_domain)
         .await
         .context("first-start set-up failed")?;
 
-    let signed = crate::cli::ensure_dkim_keys(&core, &config.dkim.selector)
+    let signed = crate::cli::ensure_dkim_keys(&core, &operator, &config.dkim.selector)
         .await
         .context("cannot make DKIM keys")?;
     let mut out = std::io::stdout().lock();
@@ -210,11 +210,16 @@ pub async fn run(prepared: Prepared, first_domain: &str) -> anyhow::Result<()> {
     let services = Arc::new(Services {
         core: core.clone(),
         acceptor: TlsAcceptor::from(tls),
+        // Each service gets the one role it acts in (rule R10).
         smtp_mx: Arc::new(rampart_smtp::SmtpConfig {
             verifier: config.verifier()?,
+            inbound: Some(privileged.service(ServiceRole::InboundDelivery)),
             ..config.smtp_config(rampart_smtp::Mode::Mx)
         }),
-        smtp_submission: Arc::new(config.smtp_config(rampart_smtp::Mode::Submission)),
+        smtp_submission: Arc::new(rampart_smtp::SmtpConfig {
+            signer: Some(privileged.service(ServiceRole::DkimSigner)),
+            ..config.smtp_config(rampart_smtp::Mode::Submission)
+        }),
         imap: Arc::new(config.imap_config()),
         imap_limiter: Arc::new(rampart_imap::Limiter::default()),
         shutdown: shutdown.clone(),
@@ -229,12 +234,17 @@ pub async fn run(prepared: Prepared, first_domain: &str) -> anyhow::Result<()> {
     }
     sessions.spawn(mail_checkpoints(
         core.clone(),
+        privileged.service(ServiceRole::Witness),
         config.ledger.witness_address.clone(),
         config.server.hostname.clone(),
         checkpoints_rx,
         shutdown.clone(),
     ));
-    let queue_config = Arc::new(config.queue_config()?);
+    let queue_config = Arc::new(rampart_smtp::queue::QueueConfig {
+        worker: Some(privileged.service(ServiceRole::QueueWorker)),
+        reports: Some(privileged.service(ServiceRole::ReportSender)),
+        ..config.queue_config()?
+    });
     sessions.spawn(rampart_smtp::queue::run(
         core.clone(),
         queue_config,
@@ -302,6 +312,7 @@ const TEXT_INDEX_PASS: Duration = Duration::from_secs(30);
 /// Mails each new ledger checkpoint to the witness address, if one is set.
 async fn mail_checkpoints(
     core: Arc<Core>,
+    role: rampart_core::ServiceMinter,
     witness: Option<String>,
     hostname: String,
     mut checkpoints: tokio::sync::mpsc::UnboundedReceiver<rampart_ledger::Checkpoint>,
@@ -314,7 +325,7 @@ async fn mail_checkpoints(
         c = checkpoints.recv() => c,
     } {
         let Some(to) = &witness else { continue };
-        if let Err(e) = mail_checkpoint(&core, to, &hostname, &c).await {
+        if let Err(e) = mail_checkpoint(&core, &role, to, &hostname, &c).await {
             tracing::error!("ledger: cannot mail checkpoint {} to {to}: {e}", c.seq);
         }
     }
@@ -322,6 +333,7 @@ async fn mail_checkpoints(
 
 async fn mail_checkpoint(
     core: &Core,
+    role: &rampart_core::ServiceMinter,
     to: &str,
     hostname: &str,
     c: &rampart_ledger::Checkpoint,
@@ -343,7 +355,7 @@ async fn mail_checkpoint(
     )
     .into_bytes();
     let ctx = rampart_core::SessionContext::new(rampart_core::Protocol::Internal, None);
-    let access = rampart_core::Access::service(crate::config::WITNESS_SERVICE, &ctx);
+    let access = role.access(&ctx);
     match core.resolve_recipient(&address).await? {
         Some(set) if !set.accounts.is_empty() => {
             let ids: Vec<_> = set.accounts.iter().map(|p| p.id).collect();

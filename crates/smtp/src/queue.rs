@@ -69,6 +69,10 @@ pub struct QueueConfig {
     pub verified_tls: Option<Arc<tokio_rustls::rustls::ClientConfig>>,
     /// Apply recipient domains' MTA-STS policies.
     pub mta_sts: bool,
+    /// The role the worker acts in; handed out by the binary.
+    pub worker: Option<rampart_core::ServiceMinter>,
+    /// The role delivery status reports are sent in.
+    pub reports: Option<rampart_core::ServiceMinter>,
 }
 /// DNS answers configured locally (`[dns]` in the config).
 #[derive(Debug, Clone, Default)]
@@ -200,6 +204,8 @@ impl QueueConfig {
             static_dns: StaticDns::default(),
             verified_tls: None,
             mta_sts: true,
+            worker: None,
+            reports: None,
         }
     }
 
@@ -212,7 +218,11 @@ impl QueueConfig {
 /// Runs the worker until `shutdown`.
 pub async fn run(core: Arc<Core>, config: Arc<QueueConfig>, shutdown: CancellationToken) {
     let ctx = SessionContext::new(Protocol::Internal, None);
-    let access = Access::service("queue", &ctx);
+    let Some(role) = config.worker.as_ref() else {
+        tracing::error!("queue: no worker role given; the queue does not run");
+        return;
+    };
+    let access = role.access(&ctx);
     let dns = Dns::new(config.static_dns.clone());
     loop {
         if let Err(e) = round(&core, &config, &access, &dns).await {
@@ -500,7 +510,11 @@ async fn report(
     };
     let message = dsn(config, entry, original, recipients, action);
     let ctx = SessionContext::new(Protocol::Internal, None);
-    let access = Access::service("queue-report", &ctx);
+    let Some(role) = config.reports.as_ref() else {
+        tracing::error!("queue: no report role given; no report sent");
+        return;
+    };
+    let access = role.access(&ctx);
     let result = match core.resolve_recipient(&sender).await {
         Ok(Some(set)) if !set.accounts.is_empty() => {
             let ids: Vec<_> = set.accounts.iter().map(|p| p.id).collect();

@@ -50,6 +50,10 @@ pub struct SmtpConfig {
     pub max_errors: usize,
     /// Authenticates inbound mail (SPF, DKIM, ARC, DMARC); `None` skips it.
     pub verifier: Option<std::sync::Arc<crate::verify::Verifier>>,
+    /// The role inbound delivery acts in (the MX); handed out by the binary.
+    pub inbound: Option<rampart_core::ServiceMinter>,
+    /// The role that reads DKIM keys to sign submitted mail.
+    pub signer: Option<rampart_core::ServiceMinter>,
 }
 
 impl SmtpConfig {
@@ -68,6 +72,8 @@ impl SmtpConfig {
             write_timeout: Duration::from_secs(30),
             max_errors: 10,
             verifier: None,
+            inbound: None,
+            signer: None,
         }
     }
 }
@@ -721,7 +727,10 @@ impl Session {
                     with_results.extend_from_slice(&raw);
                     raw = with_results;
                 }
-                let inbound = Access::service("smtp-inbound", &self.ctx);
+                let Some(minter) = self.config.inbound.as_ref() else {
+                    return temporary(CoreError::Denied("no inbound delivery role".into()));
+                };
+                let inbound = minter.access(&self.ctx);
                 self.core
                     .deliver_to(&inbound, &accounts, raw, role)
                     .await
@@ -750,7 +759,10 @@ impl Session {
         let Some((_, domain)) = sender.rsplit_once('@') else {
             return Ok(raw);
         };
-        let signer = Access::service("dkim", &self.ctx);
+        let Some(role) = self.config.signer.as_ref() else {
+            return Err(temporary(CoreError::Denied("no DKIM signing role".into())));
+        };
+        let signer = role.access(&self.ctx);
         let keys = self
             .core
             .dkim_keys(&signer, domain)
