@@ -151,6 +151,10 @@ mod tests {
         // RFC 5322 §1.2.2: field names compare without case.
         removed("authentication-results:mx.example.org;dmarc=pass\r\n");
         removed("AUTHENTICATION-RESULTS: mx.example.org; dmarc=pass\r\n");
+        // IMAP's field matching trims any Unicode white space (here a bare
+        // CR and a vertical tab, found by the auth_results_strip fuzz target).
+        removed("Authentication-Results\r\x0b:mx.example.org\r\n");
+        removed("Authentication-Results\u{3000}: mx.example.org; dmarc=pass\r\n");
     }
 
     #[test]
