@@ -15,6 +15,7 @@ pub mod calendar;
 mod error;
 mod folders;
 mod guard;
+pub mod header;
 pub mod io;
 mod ledger;
 mod mail;

@@ -171,6 +171,39 @@ fn inbound_spf_and_dmarc_decide_and_are_recorded() {
     assert!(server.stop().success());
 }
 
+/// RFC 8601 §5: fields from outside that claim our authserv-id are removed
+/// before delivery, however the name is spelt or the value folded; another
+/// host's results and the body stay.
+#[test]
+#[cfg_attr(
+    not(rampart_test_python),
+    ignore = "skipped: needs python3 (smtplib) as the SMTP client"
+)]
+fn forged_authentication_results_are_not_delivered() {
+    let (sb, server) = setup("");
+    smtp_scenario(&sb, &server, "forged_results");
+    let inbox = messages(&sb, "alice", MailboxRole::Inbox);
+    let delivered = inbox
+        .iter()
+        .find(|m| m.contains("Subject: forged results"))
+        .expect("delivered to the inbox");
+    let (header, body) = delivered.split_once("\r\n\r\n").unwrap();
+    assert!(!header.contains("(fake-"), "{delivered}");
+    assert!(
+        header.contains("Authentication-Results: relay.example.net; spf=pass (kept-other)\r\n"),
+        "{delivered}"
+    );
+    assert!(
+        header.contains("\r\nFrom: mallory@example.net\r\n"),
+        "{delivered}"
+    );
+    assert_eq!(
+        body,
+        "Authentication-Results: localhost; dmarc=pass (in-the-body)\r\n"
+    );
+    assert!(server.stop().success());
+}
+
 /// Runs swaks against the server; returns (success, transcript).
 fn swaks(args: &[&str]) -> (bool, String) {
     let out = Command::new("swaks")

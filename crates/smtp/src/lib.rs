@@ -4,6 +4,7 @@
 //! [`serve_connection`] is the thin tokio driver that frames lines, reads
 //! message bodies, upgrades to TLS and enforces timeouts.
 
+pub mod authres;
 mod client;
 pub mod data;
 pub mod dkim;

@@ -711,7 +711,7 @@ impl Session {
             None => {
                 let mut role = MailboxRole::Inbox;
                 // Nobody outside may speak for this host in Authentication-Results.
-                raw = crate::verify::strip_forged_results(&raw, &self.config.hostname);
+                raw = crate::authres::strip_forged_results(&raw, &self.config.hostname);
                 if let (Some(verifier), Some(ip)) = (&self.config.verifier, self.ctx.client) {
                     let helo = self.helo.as_deref().unwrap_or_default();
                     let from = envelope.from.as_deref().unwrap_or_default();

@@ -223,46 +223,6 @@ impl Verifier {
     }
 }
 
-/// Removes `Authentication-Results` headers that claim to come from us
-/// (RFC 8601 §5): only our own, added after this, may speak for this host.
-pub fn strip_forged_results(message: &[u8], hostname: &str) -> Vec<u8> {
-    let header_end = message
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map(|p| p + 2)
-        .unwrap_or(message.len());
-    let (headers, body) = message.split_at(header_end);
-    let mut out = Vec::with_capacity(message.len());
-    let mut dropping = false;
-    for line in headers.split_inclusive(|&b| b == b'\n') {
-        let continuation = matches!(line.first(), Some(b' ' | b'\t'));
-        if !continuation {
-            dropping = forged(line, hostname);
-        }
-        if !dropping {
-            out.extend_from_slice(line);
-        }
-    }
-    out.extend_from_slice(body);
-    out
-}
-
-fn forged(line: &[u8], hostname: &str) -> bool {
-    let Some((name, value)) = line.split_first_chunk::<23>() else {
-        return false;
-    };
-    if !name.eq_ignore_ascii_case(b"Authentication-Results:") {
-        return false;
-    }
-    let value = String::from_utf8_lossy(value);
-    let authserv_id = value
-        .trim_start()
-        .split(|c: char| c == ';' || c.is_whitespace())
-        .next()
-        .unwrap_or("");
-    authserv_id.eq_ignore_ascii_case(hostname)
-}
-
 /// The header value mail-auth renders (it renders `name: value` itself).
 fn results_body(results: &AuthenticationResults<'_>) -> String {
     use mail_auth::common::headers::HeaderWriter;
@@ -301,16 +261,6 @@ mod tests {
                 msg.as_bytes(),
             )
             .await
-    }
-
-    #[test]
-    fn forged_results_for_our_host_are_removed() {
-        let msg = b"Received: x\r\nAuthentication-Results: MX.example.org; dkim=pass\r\n\theader.d=bank.example\r\nAuthentication-Results: other.example; spf=fail\r\nSubject: hi\r\n\r\nAuthentication-Results: mx.example.org; in the body stays\r\n";
-        let out = String::from_utf8(strip_forged_results(msg, "mx.example.org")).unwrap();
-        assert_eq!(
-            out,
-            "Received: x\r\nAuthentication-Results: other.example; spf=fail\r\nSubject: hi\r\n\r\nAuthentication-Results: mx.example.org; in the body stays\r\n"
-        );
     }
 
     #[tokio::test]

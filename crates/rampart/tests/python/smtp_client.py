@@ -276,8 +276,33 @@ def relay():
         expect(s.data(message(USER, "bob@remote.example", "going out")), 250)
 
 
+def forged_results():
+    """Authentication-Results fields claiming to be ours (the server is
+    localhost), spelt as a forger would: each must be gone on delivery."""
+    forged = [
+        "Authentication-Results : localhost; dmarc=pass (fake-1)",
+        "authentication-results:localhost;dkim=pass (fake-2)",
+        "AUTHENTICATION-RESULTS:\r\n localhost; spf=pass (fake-3)",
+        "Authentication-Results: (c) localhost; dmarc=pass (fake-4)",
+        "Authentication-Results: \"LocalHost\"; dmarc=pass (fake-5)",
+        "Authentication-Results: localhost;\r\n\tdkim=pass header.d=bank.example (fake-6)",
+    ]
+    data = (
+        "Received: from relay.example.net by mx.example.net; Tue, 1 Apr 2025 10:00:00 +0000\r\n"
+        + "".join(f + "\r\n" for f in forged)
+        + "Authentication-Results: relay.example.net; spf=pass (kept-other)\r\n"
+        + "From: mallory@example.net\r\nTo: alice@example.org\r\nSubject: forged results\r\n"
+        + "Message-ID: <forged-results@test>\r\n\r\n"
+        + "Authentication-Results: localhost; dmarc=pass (in-the-body)\r\n"
+    )
+    with smtplib.SMTP(HOST, mx_port) as s:
+        s.ehlo("relay.example.net")
+        assert s.sendmail("mallory@example.net", ["alice@example.org"], data.encode()) == {}
+
+
 {
     "relay": relay,
+    "forged_results": forged_results,
     "relay_one": relay_one,
     "utf8": utf8,
     "sts": sts,
