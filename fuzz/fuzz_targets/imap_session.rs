@@ -7,7 +7,7 @@ use std::sync::{Arc, OnceLock};
 
 use libfuzzer_sys::fuzz_target;
 use rampart_store::{OpenMode, StoreConfig};
-use rampart_core::{Access, Core, CoreConfig, LogRecorder, NewUser, PasswordParams};
+use rampart_core::{Core, CoreConfig, LogRecorder, NewUser, PasswordParams, Protocol};
 use rampart_imap::parser::Framer;
 use rampart_imap::{ImapConfig, Limiter, Next, Session};
 
@@ -43,6 +43,8 @@ fn world() -> &'static World {
                     iterations: 1,
                     parallelism: 1,
                 },
+                // The fuzzed session logs in over plain loopback.
+                plaintext_login_on_loopback: vec![Protocol::Imap],
                 ..CoreConfig::default()
             };
             let (core, privileged) = Core::new(store, config, Arc::new(LogRecorder))

@@ -111,16 +111,30 @@ pub struct SessionContext {
     pub protocol: Protocol,
     /// The peer's address, when there is a network peer.
     pub client: Option<IpAddr>,
+    /// Whether the connection is TLS: set only with the proof a completed
+    /// handshake gives ([`crate::io::accept_tls`]), so no protocol can claim it.
+    tls: bool,
 }
 
 impl SessionContext {
-    /// A new session on `protocol` from `client`.
+    /// A new session on `protocol` from `client`, without TLS so far.
     pub fn new(protocol: Protocol, client: Option<IpAddr>) -> Self {
         SessionContext {
             session: SessionId::random(),
             protocol,
             client,
+            tls: false,
         }
+    }
+
+    /// Whether the connection is TLS.
+    pub fn tls(&self) -> bool {
+        self.tls
+    }
+
+    /// Marks the connection as TLS, with the proof of the handshake.
+    pub fn tls_started(&mut self, _proof: crate::io::TlsEstablished) {
+        self.tls = true;
     }
 }
 

@@ -11,6 +11,9 @@ pub enum CoreError {
     /// The client address is banned after repeated failed logins.
     #[error("too many failed logins from this address; try again later")]
     Banned,
+    /// A password was offered over a connection without TLS (rule R7).
+    #[error("passwords are accepted only over TLS")]
+    TlsRequired,
     /// The caller lacks the right for this operation.
     #[error("permission denied: {0}")]
     Denied(String),

@@ -13,6 +13,52 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Sleep;
 
+/// How long a client may take over its TLS handshake.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Proof that a TLS handshake completed on a connection; only
+/// [`accept_tls`] makes one, and [`crate::SessionContext::tls_started`]
+/// wants it, so that core's rule "passwords only over TLS" cannot be
+/// talked around by a protocol crate (rule R7). Neither compiles outside core:
+/// ```compile_fail
+/// let _ = rampart_core::io::TlsEstablished { _sealed: () };
+/// ```
+/// ```compile_fail
+/// let ctx = rampart_core::SessionContext {
+///     session: rampart_core::SessionId::random(),
+///     protocol: rampart_core::Protocol::Imap,
+///     client: None,
+///     tls: true,
+/// };
+/// ```
+pub struct TlsEstablished {
+    _sealed: (),
+}
+
+/// The server side of a TLS handshake, bounded in time; a failure is
+/// logged (rate-limited) at the default level.
+pub async fn accept_tls<S: AsyncRead + AsyncWrite + Unpin>(
+    acceptor: &tokio_rustls::TlsAcceptor,
+    stream: S,
+    service: &'static str,
+    peer: SocketAddr,
+) -> io::Result<(tokio_rustls::server::TlsStream<S>, TlsEstablished)> {
+    let result = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(r) => r,
+        Err(_) => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "no handshake within the time allowed",
+        )),
+    };
+    match result {
+        Ok(tls) => Ok((tls, TlsEstablished { _sealed: () })),
+        Err(e) => {
+            log_tls_failure(service, peer, &e);
+            Err(e)
+        }
+    }
+}
+
 /// Connections closed because a write made no progress in time, since start.
 static WRITE_TIMEOUTS: AtomicU64 = AtomicU64::new(0);
 

@@ -95,6 +95,9 @@ pub struct CoreConfig {
     /// Bytes of a message's decoded header and body text each that the
     /// full-text index keeps; searches read longer messages whole.
     pub max_indexed_text_bytes: usize,
+    /// Protocols on which a password may be given without TLS from a
+    /// loopback address (for local tools and benchmarks); empty by default.
+    pub plaintext_login_on_loopback: Vec<Protocol>,
     /// How long after filing a sent message a client's APPEND of the same
     /// Message-ID to Sent is answered with the filed copy (zero: never).
     pub sent_duplicate_window: std::time::Duration,
@@ -112,6 +115,7 @@ impl Default for CoreConfig {
             hash_threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
             max_indexed_text_bytes: 1024 * 1024,
             sent_duplicate_window: std::time::Duration::from_secs(24 * 3600),
+            plaintext_login_on_loopback: Vec::new(),
         }
     }
 }
@@ -323,6 +327,26 @@ impl Core {
         address: &str,
         password: &str,
     ) -> CoreResult<Access> {
+        // Rule R7, for every protocol: a password only over TLS, or from
+        // loopback where the configuration allows it.
+        let loopback = ctx.client.is_some_and(|ip| match ip {
+            std::net::IpAddr::V6(v6) => v6
+                .to_ipv4_mapped()
+                .map_or(v6.is_loopback(), |v4| v4.is_loopback()),
+            v4 => v4.is_loopback(),
+        });
+        let allowed_plain = loopback
+            && self
+                .config
+                .plaintext_login_on_loopback
+                .contains(&ctx.protocol);
+        if !ctx.tls() && !allowed_plain {
+            let mut event = Event::new(Operation::LoginFailure, None);
+            event.container = Some(address.chars().take(320).collect());
+            event.outcome = Outcome::Failed("password offered without TLS".into());
+            self.record(&Access::service("login", ctx), event).await?;
+            return Err(CoreError::TlsRequired);
+        }
         if ctx.client.is_some_and(|ip| self.guard.is_banned(ip)) {
             let mut event = Event::new(Operation::LoginFailure, None);
             event.container = Some(address.chars().take(320).collect());

@@ -55,6 +55,7 @@ async fn fixture_with(guard: GuardConfig) -> Fixture {
             parallelism: 1,
         },
         guard,
+        plaintext_login_on_loopback: vec![Protocol::Imap],
         ..CoreConfig::default()
     };
     let (core, privileged) = Core::new(store.clone(), config, entries.clone())
@@ -124,7 +125,9 @@ async fn inbox_of(f: &Fixture, access: &Access) -> rampart_store::Mailbox {
 }
 
 fn ctx() -> SessionContext {
-    SessionContext::new(Protocol::Imap, Some("203.0.113.7".parse().unwrap()))
+    // No test can make a TLS context (only a real handshake proves one):
+    // the fixture allows passwords on IMAP from loopback, all of 127/8.
+    SessionContext::new(Protocol::Imap, Some("127.0.3.7".parse().unwrap()))
 }
 
 /// Failed logins count against the account however its name is typed, so
@@ -144,7 +147,7 @@ async fn failed_logins_count_per_account_however_spelt() {
     for (i, name) in spellings.iter().enumerate() {
         let from = SessionContext::new(
             Protocol::Imap,
-            Some(format!("198.51.100.{i}").parse().unwrap()),
+            Some(format!("127.0.100.{i}").parse().unwrap()),
         );
         assert!(matches!(
             f.core.authenticate(&from, name, "wrong guess").await,
@@ -152,7 +155,7 @@ async fn failed_logins_count_per_account_however_spelt() {
         ));
     }
     // A fourth address and spelling waits for the account's three failures.
-    let fresh = SessionContext::new(Protocol::Imap, Some("198.51.100.9".parse().unwrap()));
+    let fresh = SessionContext::new(Protocol::Imap, Some("127.0.100.9".parse().unwrap()));
     let started = std::time::Instant::now();
     let _ = f
         .core
@@ -171,7 +174,7 @@ async fn authentication_failures_look_alike() {
         .unwrap();
     assert_eq!(ok.principal().to_string(), "alice@example.org");
     assert_eq!(ok.auth_method(), AuthMethod::Password);
-    assert_eq!(ok.client().unwrap().to_string(), "203.0.113.7");
+    assert_eq!(ok.client().unwrap().to_string(), "127.0.3.7");
 
     f.core
         .add_group(&f.operator, "team@example.org", None)
@@ -668,4 +671,38 @@ async fn services_act_only_in_their_role() {
     assert!(f.core.dkim_keys(&inbound, "example.org").await.is_err());
     assert!(f.core.dkim_keys(&signer, "example.org").await.is_ok());
     assert!(f.core.queue_claim(&inbound, 0, 0, 10).await.is_err());
+}
+
+/// Rule R7 in core: a password over a connection without TLS is refused
+/// unless it comes from loopback on a protocol the configuration allows,
+/// and the refusal is recorded; the right password does not help.
+#[tokio::test]
+async fn passwords_only_over_tls() {
+    let f = fixture().await;
+    for ctx in [
+        SessionContext::new(Protocol::Imap, Some("203.0.113.7".parse().unwrap())),
+        SessionContext::new(Protocol::Submission, Some("127.0.0.1".parse().unwrap())),
+        SessionContext::new(Protocol::Imap, None),
+    ] {
+        assert!(matches!(
+            f.core
+                .authenticate(&ctx, "alice@example.org", "alice-password-long")
+                .await,
+            Err(CoreError::TlsRequired)
+        ));
+    }
+    let refused = f
+        .entries
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|e| e.operation == Operation::LoginFailure)
+        .count();
+    assert_eq!(refused, 3);
+    let mapped = SessionContext::new(Protocol::Imap, Some("::ffff:127.0.0.1".parse().unwrap()));
+    f.core
+        .authenticate(&mapped, "alice@example.org", "alice-password-long")
+        .await
+        .unwrap();
 }

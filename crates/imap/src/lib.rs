@@ -31,8 +31,6 @@ pub use session::{ImapConfig, Limiter, Next, Reply, Session, StructureDeriver};
 
 use crate::parser::Framer;
 
-/// How long a client gets for the TLS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often IDLE looks for changes made by other processes (the CLI).
 const IDLE_POLL: Duration = Duration::from_secs(30);
 /// Bytes read from the socket at a time.
@@ -79,7 +77,9 @@ pub async fn serve_connection(
     let mut stream = TimedStream::new(stream, write_timeout, "imap", Some(peer));
     if implicit_tls {
         let acceptor = acceptor.ok_or_else(|| std::io::Error::other("no TLS configuration"))?;
-        let mut tls = handshake(&acceptor, stream, peer).await?;
+        let (mut tls, proof) =
+            rampart_core::io::accept_tls(&acceptor, stream, "imap", peer).await?;
+        session.tls_started(proof);
         if let Some(text) = refusal {
             tls.write_all(text.as_bytes()).await?;
             return tls.shutdown().await;
@@ -95,32 +95,13 @@ pub async fn serve_connection(
         Outcome::Closed => Ok(()),
         Outcome::StartTls(stream) => {
             let acceptor = acceptor.ok_or_else(|| std::io::Error::other("no TLS configuration"))?;
-            let tls = handshake(&acceptor, stream, peer).await?;
-            session.tls_started();
+            let (tls, proof) =
+                rampart_core::io::accept_tls(&acceptor, stream, "imap", peer).await?;
+            session.tls_started(proof);
             run(&mut session, tls, &shutdown, false).await?;
             Ok(())
         }
     }
-}
-
-/// The server side of a TLS handshake, bounded in time; a failure is logged
-/// (rate-limited) at the default level.
-async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
-    acceptor: &TlsAcceptor,
-    stream: S,
-    peer: SocketAddr,
-) -> std::io::Result<tokio_rustls::server::TlsStream<S>> {
-    let result = match timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-        Ok(r) => r,
-        Err(_) => Err(std::io::Error::new(
-            std::io::ErrorKind::TimedOut,
-            "no handshake within the time allowed",
-        )),
-    };
-    if let Err(e) = &result {
-        rampart_core::io::log_tls_failure("imap", peer, e);
-    }
-    result
 }
 
 /// A connection whose socket can be told to acknowledge at once.

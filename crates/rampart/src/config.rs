@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use rampart_core::{CoreConfig, PasswordParams};
+use rampart_core::{CoreConfig, PasswordParams, Protocol};
 use rampart_store::StoreConfig;
 use serde::Deserialize;
 
@@ -893,6 +893,15 @@ impl Config {
     }
 
     pub fn core_config(&self) -> CoreConfig {
+        // The loopback exceptions of [smtp] and [imap], enforced in core
+        // for every password (rule R7).
+        let mut plaintext_login_on_loopback = Vec::new();
+        if self.smtp.auth_without_tls_on_loopback {
+            plaintext_login_on_loopback.extend([Protocol::Smtp, Protocol::Submission]);
+        }
+        if self.imap.auth_without_tls_on_loopback {
+            plaintext_login_on_loopback.push(Protocol::Imap);
+        }
         CoreConfig {
             node: self
                 .server
@@ -906,6 +915,7 @@ impl Config {
             max_group_depth: self.limits.max_group_depth,
             max_indexed_text_bytes: self.limits.max_indexed_text_bytes,
             sent_duplicate_window: Duration::from_secs(self.limits.sent_duplicate_window_seconds),
+            plaintext_login_on_loopback,
             guard: rampart_core::GuardConfig {
                 failures_before_ban: self.security.failed_logins_before_ban,
                 window: Duration::from_secs(self.security.failure_window_seconds),

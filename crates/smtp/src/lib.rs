@@ -15,7 +15,6 @@ pub mod verify;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use rampart_core::Core;
 use rampart_core::io::TimedStream;
@@ -28,9 +27,6 @@ use tokio_util::sync::CancellationToken;
 pub use session::{Mode, Next, Reply, Session, SmtpConfig, rfc5322_date};
 
 use crate::data::{DataProgress, DataReader};
-
-/// How long a client gets for the TLS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How a run over one stream ended.
 enum Outcome<S> {
@@ -59,7 +55,8 @@ pub async fn serve_connection(
     let stream = TimedStream::new(stream, session.config().write_timeout, "smtp", Some(peer));
     if implicit_tls {
         let acceptor = acceptor.ok_or_else(|| std::io::Error::other("no TLS configuration"))?;
-        let tls = handshake(&acceptor, stream, peer).await?;
+        let (tls, proof) = rampart_core::io::accept_tls(&acceptor, stream, "smtp", peer).await?;
+        session.tls_started(proof);
         run(&mut session, tls, deadline, &shutdown, true).await?;
         return Ok(());
     }
@@ -67,32 +64,13 @@ pub async fn serve_connection(
         Outcome::Closed => Ok(()),
         Outcome::StartTls(stream) => {
             let acceptor = acceptor.ok_or_else(|| std::io::Error::other("no TLS configuration"))?;
-            let tls = handshake(&acceptor, stream, peer).await?;
-            session.tls_started();
+            let (tls, proof) =
+                rampart_core::io::accept_tls(&acceptor, stream, "smtp", peer).await?;
+            session.tls_started(proof);
             run(&mut session, tls, deadline, &shutdown, false).await?;
             Ok(())
         }
     }
-}
-
-/// The server side of a TLS handshake, bounded in time; a failure is logged
-/// (rate-limited) at the default level.
-async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
-    acceptor: &TlsAcceptor,
-    stream: S,
-    peer: SocketAddr,
-) -> std::io::Result<tokio_rustls::server::TlsStream<S>> {
-    let result = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-        Ok(r) => r,
-        Err(_) => Err(std::io::Error::new(
-            std::io::ErrorKind::TimedOut,
-            "no handshake within the time allowed",
-        )),
-    };
-    if let Err(e) = &result {
-        rampart_core::io::log_tls_failure("smtp", peer, e);
-    }
-    result
 }
 
 /// Reads more input, minding the idle timeout, the session deadline and shutdown.

@@ -235,8 +235,9 @@ impl Session {
     }
 
     /// Called by the driver after a STARTTLS handshake: the session starts over (RFC 3207).
-    pub fn tls_started(&mut self) {
+    pub fn tls_started(&mut self, proof: rampart_core::io::TlsEstablished) {
         self.tls = true;
+        self.ctx.tls_started(proof);
         self.helo = None;
         self.esmtp = false;
         self.envelope = Envelope::default();
@@ -500,6 +501,10 @@ impl Session {
             .then(Next::Close),
             Err(CoreError::AuthFailed) => {
                 self.error("535 5.7.8 Authentication credentials invalid")
+            }
+            // RFC 3207 §4 / RFC 4954 §4: no password without TLS.
+            Err(CoreError::TlsRequired) => {
+                self.error("538 5.7.11 Encryption required for requested authentication mechanism")
             }
             Err(e) => {
                 tracing::error!("authentication error: {e}");

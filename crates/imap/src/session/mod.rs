@@ -374,6 +374,7 @@ fn core_no(tag: &str, e: &CoreError) -> Vec<u8> {
         CoreError::HasChildren(_) => "[HASCHILDREN] ",
         CoreError::Invalid(_) => "[CANNOT] ",
         CoreError::AuthFailed | CoreError::Banned => "[AUTHENTICATIONFAILED] ",
+        CoreError::TlsRequired => "[PRIVACYREQUIRED] ",
         CoreError::Store(_) | CoreError::Ledger(_) => {
             tracing::error!(error = %e, "IMAP command failed");
             return no(
@@ -537,8 +538,9 @@ impl Session {
     }
 
     /// Called once TLS is up after STARTTLS.
-    pub fn tls_started(&mut self) {
+    pub fn tls_started(&mut self, proof: rampart_core::io::TlsEstablished) {
         self.tls = true;
+        self.ctx.tls_started(proof);
     }
 
     /// Handles one frame from the framer.
