@@ -87,7 +87,7 @@ impl Core {
     /// A mailbox of the caller's own account, checked.
     async fn own_mailbox(&self, access: &Access, id: MailboxId) -> CoreResult<Mailbox> {
         let mailbox = self.mailbox(id).await?;
-        self.require_reader(access, mailbox.account)?;
+        self.require_reader(access, mailbox.account, id)?;
         Ok(mailbox)
     }
 
@@ -117,7 +117,7 @@ impl Core {
             .get(&id)
             .cloned();
         if let Some(m) = known {
-            self.require_reader(access, m.account)?;
+            self.require_reader(access, m.account, id)?;
             return Ok(m);
         }
         let mailbox = self.own_mailbox(access, id).await?;

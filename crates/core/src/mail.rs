@@ -62,6 +62,14 @@ impl MessageSummary {
     }
 }
 
+/// What a caller is told of a mailbox that does not exist or is not theirs.
+fn not_found(mailbox: MailboxId) -> CoreError {
+    CoreError::NotFound {
+        kind: "mailbox",
+        name: mailbox.to_string(),
+    }
+}
+
 /// The account setting that turns the server's copy of sent mail off.
 const SENT_COPY_SETTING: &str = "sent_copy";
 
@@ -135,12 +143,19 @@ pub fn summarize(raw: &[u8]) -> (MessageSummary, Vec<String>) {
 impl Core {
     /// Checks that the caller may read the data of `owner`. Only the owner may
     /// (delegation comes later); operators and services never read mail (R6).
-    pub(crate) fn require_reader(&self, access: &Access, owner: PrincipalId) -> CoreResult<()> {
+    ///
+    /// Anyone else is told the mailbox does not exist, exactly as for an id
+    /// that was never made, so that other accounts' ids cannot be probed
+    /// (rule R10: NotFound, never Denied).
+    pub(crate) fn require_reader(
+        &self,
+        access: &Access,
+        owner: PrincipalId,
+        mailbox: MailboxId,
+    ) -> CoreResult<()> {
         match access.acting_as() {
             Actor::Account { id, .. } if *id == owner => Ok(()),
-            _ => Err(CoreError::Denied(
-                "only the mailbox owner may read it".into(),
-            )),
+            _ => Err(not_found(mailbox)),
         }
     }
 
@@ -172,10 +187,7 @@ impl Core {
         self.store
             .get_mailbox(id)
             .await?
-            .ok_or_else(|| CoreError::NotFound {
-                kind: "mailbox",
-                name: id.to_string(),
-            })
+            .ok_or_else(|| not_found(id))
     }
 
     /// Finds a mailbox of an account by name (for imports and delivery).
@@ -494,7 +506,7 @@ impl Core {
         mailbox: MailboxId,
     ) -> CoreResult<Vec<MessageRecord>> {
         let target = self.mailbox(mailbox).await?;
-        self.require_reader(access, target.account)?;
+        self.require_reader(access, target.account, mailbox)?;
         let messages = self.store.list_messages(mailbox).await?;
         let bytes = messages.iter().map(|m| m.summary.len() as u64).sum();
         self.record(
@@ -516,7 +528,7 @@ impl Core {
         uid: u32,
     ) -> CoreResult<Vec<u8>> {
         let target = self.mailbox(mailbox).await?;
-        self.require_reader(access, target.account)?;
+        self.require_reader(access, target.account, mailbox)?;
         let record = self
             .store
             .get_messages(mailbox, &[uid])

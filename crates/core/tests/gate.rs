@@ -251,9 +251,21 @@ async fn only_the_owner_reads_mail_and_every_read_is_recorded() {
             .read_message(access, inbox.id, uid)
             .await
             .unwrap_err();
+        // Told, as for a mailbox id never made, that it does not exist:
+        // ids of other accounts cannot be probed.
+        let never_made = f
+            .core
+            .read_message(access, rampart_core::model::MailboxId(987_654), uid)
+            .await
+            .unwrap_err();
         assert!(
-            matches!(err, CoreError::Denied(_)),
-            "{who} could read alice's mail"
+            matches!(err, CoreError::NotFound { .. }),
+            "{who} could read alice's mail: {err:?}"
+        );
+        assert_eq!(
+            err.to_string().replace(&inbox.id.to_string(), "ID"),
+            never_made.to_string().replace("987654", "ID"),
+            "{who} can tell alice's mailbox from none"
         );
         assert!(
             f.core.list_messages(access, inbox.id).await.is_err(),
@@ -508,7 +520,7 @@ async fn full_text_search_is_gated_recorded_and_catches_up() {
         f.core
             .search_text(&bob, inbox.id, model::TextField::All, "haushalt")
             .await,
-        Err(CoreError::Denied(_))
+        Err(CoreError::NotFound { .. })
     ));
     {
         let entries = f.entries.0.lock().unwrap();
