@@ -68,7 +68,17 @@ impl std::fmt::Debug for Bootstrap {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RecipientSet {
     /// Enabled user accounts, deduplicated.
-    pub accounts: Vec<Principal>,
+    pub accounts: Vec<Recipient>,
+}
+
+/// One account an address delivers to: its id and address, and nothing
+/// else of the principal (no password hash leaves core this way).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Recipient {
+    /// The account.
+    pub id: rampart_store::PrincipalId,
+    /// Its primary address.
+    pub address: String,
 }
 
 const BOOTSTRAP_KEY: &str = "bootstrap_done";
@@ -497,7 +507,10 @@ impl Core {
                     continue;
                 }
                 match p.kind {
-                    PrincipalKind::User if !p.disabled => out.accounts.push(p),
+                    PrincipalKind::User if !p.disabled => out.accounts.push(Recipient {
+                        id: p.id,
+                        address: p.address(),
+                    }),
                     PrincipalKind::User => {}
                     PrincipalKind::Group => next.extend(self.store.group_members(p.id).await?),
                 }

@@ -30,7 +30,7 @@ use rampart_store::{MailboxId, PrincipalId, Store};
 
 pub use access::*;
 pub use address::{Address, normalize_domain};
-pub use admin::{Bootstrap, NewUser, RecipientSet};
+pub use admin::{Bootstrap, NewUser, Recipient, RecipientSet};
 pub use app_passwords::MAX_APP_PASSWORD_NAME;
 pub use auth::{
     MAX_PASSWORD_LEN, MIN_PASSWORD_LEN, PasswordParams, check_new_password, random_password,

@@ -348,7 +348,7 @@ async fn recipients_expand_through_aliases_and_nested_groups() {
         .await
         .unwrap()
         .unwrap();
-    let mut names: Vec<String> = set.accounts.iter().map(|p| p.address()).collect();
+    let mut names: Vec<String> = set.accounts.iter().map(|p| p.address.clone()).collect();
     names.sort();
     assert_eq!(names, ["alice@example.org", "root@example.org"]);
     assert!(
