@@ -229,6 +229,59 @@ impl Core {
             .is_some_and(|p| p.id == account))
     }
 
+    /// Checks the author fields of a message an account submits: exactly
+    /// one From (RFC 5322 §3.6), and every address in From and Sender one
+    /// the account may send as; otherwise any employee could mail in a
+    /// colleague's name under the town's own DKIM signature. Only
+    /// accounts are checked (the server's own reports have their own From).
+    pub async fn check_author_fields(&self, access: &Access, raw: &[u8]) -> CoreResult<()> {
+        if access.account().is_none() {
+            return Ok(());
+        }
+        let (end, _) = crate::header::header_end(raw);
+        let mut froms = 0;
+        let mut authors = Vec::new();
+        for field in crate::header::fields(&raw[..end]) {
+            let from = field.is("From");
+            if !from && !field.is("Sender") {
+                continue;
+            }
+            froms += usize::from(from);
+            // The value alone, read by the same parser the rest of the
+            // server uses (encoded words, groups, comments).
+            let mut one = b"From:".to_vec();
+            one.extend_from_slice(field.value().unwrap_or_default());
+            one.extend_from_slice(b"\r\n\r\n");
+            let parsed = MessageParser::default().parse_headers(&one);
+            let listed: Vec<Option<String>> = parsed
+                .as_ref()
+                .and_then(|m| m.from())
+                .map(|a| a.iter().map(|x| x.address().map(str::to_owned)).collect())
+                .unwrap_or_default();
+            if listed.is_empty() || listed.iter().any(Option::is_none) {
+                return Err(CoreError::Denied(
+                    "every From and Sender must name an address you may send as".into(),
+                ));
+            }
+            authors.extend(listed.into_iter().flatten());
+        }
+        if froms != 1 {
+            return Err(CoreError::Denied(
+                "a message needs exactly one From field (RFC 5322 section 3.6)".into(),
+            ));
+        }
+        for author in authors {
+            let may = match crate::Address::parse(&author) {
+                Ok(a) => self.may_send_as(access, &a).await?,
+                Err(_) => false,
+            };
+            if !may {
+                return Err(CoreError::Denied(format!("you may not send as {author}")));
+            }
+        }
+        Ok(())
+    }
+
     /// Files a copy of a message the caller sent in its Sent mailbox, marked
     /// \Seen, unless the account turned the server's copy off (`None`).
     pub async fn save_sent(&self, access: &Access, raw: Vec<u8>) -> CoreResult<Option<Appended>> {

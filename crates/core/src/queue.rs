@@ -31,6 +31,7 @@ impl Core {
         dsn: DsnRequest,
         raw: Vec<u8>,
     ) -> CoreResult<Option<QueueId>> {
+        self.check_author_fields(access, &raw).await?;
         let queued = if remote.is_empty() {
             None
         } else {

@@ -718,3 +718,37 @@ async fn passwords_only_over_tls() {
         .await
         .unwrap();
 }
+
+/// An account submits only as itself, in the header too: exactly one From,
+/// and every From and Sender address one it may send as, however spelt.
+#[tokio::test]
+async fn submission_checks_the_author_fields() {
+    let f = fixture().await;
+    let alice = login(&f, "alice").await;
+    let body = "Subject: hi\r\n\r\nhello\r\n";
+    let ok = format!("From: Alice <alice@example.org>\r\n{body}");
+    f.core
+        .check_author_fields(&alice, ok.as_bytes())
+        .await
+        .unwrap();
+    for forged in [
+        "From: Bob <bob@example.org>\r\n",
+        "From: alice@example.org\r\nFrom: bob@example.org\r\n",
+        "From: =?utf-8?q?alice=40example.org?=\r\n",
+        "From: alice@example.org\r\nSender: bob@example.org\r\n",
+        "From : bob@example.org\r\n",
+        "FROM:\r\n bob@example.org\r\n",
+        "From: alice@example.org, bob@example.org\r\n",
+        "From: undisclosed:;\r\n",
+        "Subject: no author\r\n",
+    ] {
+        let raw = format!("{forged}{body}");
+        assert!(
+            matches!(
+                f.core.check_author_fields(&alice, raw.as_bytes()).await,
+                Err(CoreError::Denied(_))
+            ),
+            "accepted {forged:?}"
+        );
+    }
+}

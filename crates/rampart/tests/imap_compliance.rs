@@ -173,3 +173,9 @@ scenario!(
     /// SEARCHRES: SEARCH RETURN (SAVE) and `$` (RFC 5182, RFC 9051 §6.4.4.1).
     searchres
 );
+
+scenario!(
+    /// Issue 12 point 4: submission refuses a From or Sender the user may
+    /// not send as, and two From fields (553 5.7.1).
+    forged_from
+);

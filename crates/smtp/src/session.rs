@@ -690,6 +690,14 @@ impl Session {
             .collect();
         let result = match &self.access {
             Some(user) => {
+                // The header's authors are checked before anything is signed.
+                match self.core.check_author_fields(user, &raw).await {
+                    Ok(()) => {}
+                    Err(CoreError::Denied(why)) => {
+                        return Reply::new(format!("553 5.7.1 {why}"));
+                    }
+                    Err(e) => return temporary(e),
+                }
                 let raw = match self
                     .dkim_sign(envelope.from.as_deref().unwrap_or_default(), raw)
                     .await

@@ -971,6 +971,34 @@ def scenario_write_timeout():
         assert b"\r\nw1 OK" not in data, "the whole FETCH was delivered"
         assert len(data) < 24 * 500 * 1000, f"{len(data)} bytes arrived"
 
+def scenario_forged_from():
+    """Issue 12 point 4: an authenticated user cannot submit a message whose
+    From (or Sender) names someone else, nor one with two From fields; the
+    server answers 553 5.7.1 and signs nothing."""
+    assert SUBMISSION_PORT, "COMPLIANCE_SUBMISSION_PORT not set"
+    for i, headers in enumerate([
+        "From: Mayor <mayor@example.org>\r\n",
+        f"From: {USER}\r\nFrom: mayor@example.org\r\n",
+        "From : mayor@example.org\r\n",
+        f"From: {USER}\r\nSender: mayor@example.org\r\n",
+    ]):
+        raw = (headers + f"To: {USER}\r\nSubject: forged {i}\r\n\r\nPay this invoice.\r\n").encode()
+        with part(f"forged author {i} refused"):
+            with smtplib.SMTP(HOST, int(SUBMISSION_PORT), timeout=30) as s:
+                s.starttls(context=tls_context())
+                s.login(USER, PASSWORD)
+                try:
+                    s.sendmail(USER, [USER], raw)
+                    refused = None
+                except smtplib.SMTPDataError as e:
+                    refused = e
+                assert refused is not None and refused.smtp_code == 553, f"accepted: {refused!r}"
+    with part("nothing was delivered"):
+        a = session()
+        untagged, _ = a.ok("EXAMINE INBOX")
+        assert exists_count(untagged) == 0, untagged
+        a.close()
+
 
 SCENARIOS = {
     "keywords": scenario_keywords,
@@ -986,6 +1014,7 @@ SCENARIOS = {
     "write_timeout": scenario_write_timeout,
     "sent_copy_off": scenario_sent_copy_off,
     "searchres": scenario_searchres,
+    "forged_from": scenario_forged_from,
 }
 
 if __name__ == "__main__":
