@@ -905,22 +905,46 @@ fn describe_filter(f: &Filter) -> String {
     }
 }
 
-/// A Markdown table cell: no pipes or line breaks.
+/// A Markdown table cell. Reports carry attacker-chosen text (subjects,
+/// display names), so nothing in it may end the cell, start code or become
+/// HTML in a renderer: `\`, `|` and backticks are escaped, `<`, `>` and `&`
+/// become entities, line breaks spaces.
 fn cell(s: &str) -> String {
-    s.replace('|', "\\|").replace(['\r', '\n'], " ")
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\\' | '|' | '`' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '\r' | '\n' => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// One CSV cell: quoted where needed, and a cell a spreadsheet would run
+/// as a formula (starting with `=`, `+`, `-`, `@`, tab or CR) is prefixed
+/// with `'` (OWASP's CSV-injection rule).
+fn csv_cell(f: &str) -> String {
+    let f = if f.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{f}")
+    } else {
+        f.to_owned()
+    };
+    if f.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", f.replace('"', "\"\""))
+    } else {
+        f
+    }
 }
 
 fn csv_row(out: &mut impl Write, fields: &[&str]) -> std::io::Result<()> {
-    let row: Vec<String> = fields
-        .iter()
-        .map(|f| {
-            if f.contains([',', '"', '\n', '\r']) {
-                format!("\"{}\"", f.replace('"', "\"\""))
-            } else {
-                (*f).to_owned()
-            }
-        })
-        .collect();
+    let row: Vec<String> = fields.iter().map(|f| csv_cell(f)).collect();
     writeln!(out, "{}", row.join(","))
 }
 
@@ -1050,5 +1074,29 @@ mod tests {
         );
         assert!(parse_time("yesterday").is_err());
         assert!(parse_time("2026-13-01").is_err());
+    }
+
+    /// Attacker-chosen text cannot break out of a report's cells.
+    #[test]
+    fn report_cells_are_neutralised() {
+        assert_eq!(
+            cell("a|b `c` \\ <img src=x onerror=alert(1)> & d\r\ne"),
+            "a\\|b \\`c\\` \\\\ &lt;img src=x onerror=alert(1)&gt; &amp; d  e"
+        );
+        for (input, expected) in [
+            (
+                "=HYPERLINK(\"http://x\")",
+                "\"'=HYPERLINK(\"\"http://x\"\")\"",
+            ),
+            ("+1", "'+1"),
+            ("-2", "'-2"),
+            ("@SUM(A1)", "'@SUM(A1)"),
+            ("\tx", "'\tx"),
+            ("\rx", "\"'\rx\""),
+            ("plain, text", "\"plain, text\""),
+            ("Invoice 3", "Invoice 3"),
+        ] {
+            assert_eq!(csv_cell(input), expected, "{input:?}");
+        }
     }
 }
