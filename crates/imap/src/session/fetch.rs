@@ -143,6 +143,11 @@ impl Session {
             self.fetch = Some(job);
             return Reply::new(out, Next::More);
         }
+        // Updates that arrived meanwhile (no EXPUNGE during FETCH) go
+        // before the tagged completion.
+        let mut updates = Vec::new();
+        self.sync(&mut updates, job.uid).await;
+        out.extend(updates);
         if job.unknown_cte {
             out.extend(no(
                 &job.tag,
@@ -151,11 +156,6 @@ impl Session {
         } else {
             out.extend(ok(&job.tag, "Fetch completed"));
         }
-        // Updates that arrived meanwhile follow (no EXPUNGE during FETCH).
-        let mut updates = Vec::new();
-        self.sync(&mut updates, job.uid).await;
-        let at = find_tagged(&out, &job.tag);
-        out.splice(at..at, updates);
         Reply::new(out, Next::Command)
     }
 
@@ -459,22 +459,19 @@ impl Session {
     }
 }
 
-/// Where the tagged line for `tag` starts in `out` (its end if none).
-pub(super) fn find_tagged(out: &[u8], tag: &str) -> usize {
-    let needle = format!("{tag} ");
-    let mut pos = 0;
-    let mut last = out.len();
-    while pos < out.len() {
-        let end = out[pos..]
-            .iter()
-            .position(|&b| b == b'\n')
-            .map_or(out.len(), |p| pos + p + 1);
-        if out[pos..end].starts_with(needle.as_bytes()) {
-            last = pos;
-        }
-        pos = end;
+/// Where the tagged completion of a reply starts: its last line, when that
+/// is the tag's (a completed command's reply ends with it). Found from the
+/// end: a FETCH's reply can hold megabytes of literals, whose lines must
+/// neither be scanned nor taken for the tagged line.
+pub(super) fn tagged_start(out: &[u8], tag: &str) -> usize {
+    let body = out.strip_suffix(b"\r\n").unwrap_or(out);
+    let start = body.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
+    let line = &out[start..];
+    if line.starts_with(tag.as_bytes()) && line.get(tag.len()) == Some(&b' ') {
+        start
+    } else {
+        out.len()
     }
-    last
 }
 
 pub(super) fn join_parts(part: &[u32]) -> String {

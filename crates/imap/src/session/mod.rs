@@ -623,8 +623,8 @@ impl Session {
             self.sync(&mut updates, allow_expunge).await;
             if !updates.is_empty() {
                 // Untagged updates go before the tagged completion.
-                let tagged_start = find_tagged(&reply.out, &tag);
-                reply.out.splice(tagged_start..tagged_start, updates);
+                let at = tagged_start(&reply.out, &tag);
+                reply.out.splice(at..at, updates);
             }
         }
         reply
@@ -1024,7 +1024,11 @@ mod tests {
             "BODY[1.2.HEADER.FIELDS (From)]<5>"
         );
         let out = b"* 1 EXISTS\r\na1 OK done\r\n";
-        assert_eq!(find_tagged(out, "a1"), 12);
+        assert_eq!(tagged_start(out, "a1"), 12);
+        // A literal line that looks like the tagged one is not taken for it.
+        let out = b"* 1 FETCH (BODY[] {12}\r\na1 OK fake\r\n)\r\na1 OK done\r\n";
+        assert_eq!(tagged_start(out, "a1"), out.len() - 12);
+        assert_eq!(tagged_start(b"a10 OK x\r\n", "a1"), 10);
     }
 
     /// Header sections from a kept header equal those from the message, on
