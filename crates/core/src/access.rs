@@ -29,6 +29,37 @@ pub enum Protocol {
     Internal,
 }
 
+/// The protocols clients speak to the server over the network: the only
+/// ones a session from outside can be on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Network {
+    /// SMTP on the MX port.
+    Smtp,
+    /// SMTP submission (587 or 465).
+    Submission,
+    /// IMAP.
+    Imap,
+    /// The web app and its API.
+    Web,
+    /// CalDAV and CardDAV.
+    Dav,
+    /// The admin listener.
+    Admin,
+}
+
+impl From<Network> for Protocol {
+    fn from(n: Network) -> Self {
+        match n {
+            Network::Smtp => Protocol::Smtp,
+            Network::Submission => Protocol::Submission,
+            Network::Imap => Protocol::Imap,
+            Network::Web => Protocol::Web,
+            Network::Dav => Protocol::Dav,
+            Network::Admin => Protocol::Admin,
+        }
+    }
+}
+
 /// How the principal proved who it is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -117,12 +148,24 @@ pub struct SessionContext {
 }
 
 impl SessionContext {
-    /// A new session on `protocol` from `client`, without TLS so far.
-    pub fn new(protocol: Protocol, client: Option<IpAddr>) -> Self {
+    /// A new session from `client` on a network protocol, without TLS so
+    /// far. Only core makes the command line's and the server's own
+    /// contexts, so no protocol crate can label itself either in the ledger.
+    pub fn new(network: Network, client: Option<IpAddr>) -> Self {
         SessionContext {
             session: SessionId::random(),
-            protocol,
+            protocol: network.into(),
             client,
+            tls: false,
+        }
+    }
+
+    /// A context for work the server does on its own (queue, reports).
+    pub(crate) fn internal() -> Self {
+        SessionContext {
+            session: SessionId::random(),
+            protocol: Protocol::Internal,
+            client: None,
             tls: false,
         }
     }
@@ -400,11 +443,15 @@ impl Actor {
 /// let _ = rampart_core::Access::local_operator("me".into());
 /// ```
 /// ```compile_fail
-/// let ctx = rampart_core::SessionContext::new(rampart_core::Protocol::Smtp, None);
+/// let ctx = rampart_core::SessionContext::new(rampart_core::Network::Smtp, None);
 /// let _ = rampart_core::Access::service("smtp-inbound", &ctx);
 /// ```
 /// ```compile_fail
 /// let _ = rampart_core::Privileged { _sealed: () };
+/// ```
+/// ```compile_fail
+/// // Nor can a protocol label its session the server's own work.
+/// let _ = rampart_core::SessionContext::new(rampart_core::Protocol::Internal, None);
 /// ```
 /// ```compile_fail
 /// let _ = rampart_core::ServiceMinter { role: rampart_core::ServiceRole::QueueWorker };
@@ -412,7 +459,7 @@ impl Actor {
 /// What a protocol crate can do is use a minter it was given:
 /// ```
 /// fn deliver_as(minter: &rampart_core::ServiceMinter) -> rampart_core::Access {
-///     let ctx = rampart_core::SessionContext::new(rampart_core::Protocol::Smtp, None);
+///     let ctx = rampart_core::SessionContext::new(rampart_core::Network::Smtp, None);
 ///     minter.access(&ctx)
 /// }
 /// ```
@@ -452,5 +499,11 @@ impl ServiceMinter {
     /// The service acting in a session.
     pub fn access(&self, ctx: &SessionContext) -> Access {
         Access::service(self.role.name(), ctx)
+    }
+
+    /// The service acting on its own, in no client's session (the queue's
+    /// rounds, reports, checkpoints).
+    pub fn internal(&self) -> Access {
+        Access::service(self.role.name(), &SessionContext::internal())
     }
 }

@@ -127,7 +127,7 @@ async fn inbox_of(f: &Fixture, access: &Access) -> rampart_store::Mailbox {
 fn ctx() -> SessionContext {
     // No test can make a TLS context (only a real handshake proves one):
     // the fixture allows passwords on IMAP from loopback, all of 127/8.
-    SessionContext::new(Protocol::Imap, Some("127.0.3.7".parse().unwrap()))
+    SessionContext::new(Network::Imap, Some("127.0.3.7".parse().unwrap()))
 }
 
 /// Failed logins count against the account however its name is typed, so
@@ -146,7 +146,7 @@ async fn failed_logins_count_per_account_however_spelt() {
     let spellings = ["bob@example.org.", " BOB@example.org", "Bob@Example.ORG.."];
     for (i, name) in spellings.iter().enumerate() {
         let from = SessionContext::new(
-            Protocol::Imap,
+            Network::Imap,
             Some(format!("127.0.100.{i}").parse().unwrap()),
         );
         assert!(matches!(
@@ -155,7 +155,7 @@ async fn failed_logins_count_per_account_however_spelt() {
         ));
     }
     // A fourth address and spelling waits for the account's three failures.
-    let fresh = SessionContext::new(Protocol::Imap, Some("127.0.100.9".parse().unwrap()));
+    let fresh = SessionContext::new(Network::Imap, Some("127.0.100.9".parse().unwrap()));
     let started = std::time::Instant::now();
     let _ = f
         .core
@@ -228,7 +228,7 @@ async fn only_the_owner_reads_mail_and_every_read_is_recorded() {
     let smtp = f
         .privileged
         .service(ServiceRole::InboundDelivery)
-        .access(&SessionContext::new(Protocol::Smtp, None));
+        .access(&SessionContext::new(Network::Smtp, None));
     let delivered = f
         .core
         .deliver(&smtp, &[alice.account().unwrap()], raw.clone())
@@ -364,7 +364,7 @@ async fn recipients_expand_through_aliases_and_nested_groups() {
     let smtp = f
         .privileged
         .service(ServiceRole::InboundDelivery)
-        .access(&SessionContext::new(Protocol::Smtp, None));
+        .access(&SessionContext::new(Network::Smtp, None));
     let ids: Vec<_> = set.accounts.iter().map(|p| p.id).collect();
     let err = f
         .core
@@ -439,7 +439,7 @@ async fn full_text_search_is_gated_recorded_and_catches_up() {
     let smtp = f
         .privileged
         .service(ServiceRole::InboundDelivery)
-        .access(&SessionContext::new(Protocol::Smtp, None));
+        .access(&SessionContext::new(Network::Smtp, None));
     // Quoted-printable Latin-1: the index holds the decoded text.
     let raw = b"From: Carol <carol@example.net>\r\nSubject: Haushalt\r\nContent-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nDie Stra=DFenbeleuchtung kostet mehr.\r\n".to_vec();
     // Without an indexer running, a delivered message waits unindexed
@@ -663,7 +663,7 @@ async fn secrets_never_print() {
 #[tokio::test]
 async fn services_act_only_in_their_role() {
     let f = fixture().await;
-    let ctx = SessionContext::new(Protocol::Smtp, None);
+    let ctx = SessionContext::new(Network::Smtp, None);
     let signer = f.privileged.service(ServiceRole::DkimSigner).access(&ctx);
     let inbound = f
         .privileged
@@ -692,9 +692,9 @@ async fn services_act_only_in_their_role() {
 async fn passwords_only_over_tls() {
     let f = fixture().await;
     for ctx in [
-        SessionContext::new(Protocol::Imap, Some("203.0.113.7".parse().unwrap())),
-        SessionContext::new(Protocol::Submission, Some("127.0.0.1".parse().unwrap())),
-        SessionContext::new(Protocol::Imap, None),
+        SessionContext::new(Network::Imap, Some("203.0.113.7".parse().unwrap())),
+        SessionContext::new(Network::Submission, Some("127.0.0.1".parse().unwrap())),
+        SessionContext::new(Network::Imap, None),
     ] {
         assert!(matches!(
             f.core
@@ -712,7 +712,7 @@ async fn passwords_only_over_tls() {
         .filter(|e| e.operation == Operation::LoginFailure)
         .count();
     assert_eq!(refused, 3);
-    let mapped = SessionContext::new(Protocol::Imap, Some("::ffff:127.0.0.1".parse().unwrap()));
+    let mapped = SessionContext::new(Network::Imap, Some("::ffff:127.0.0.1".parse().unwrap()));
     f.core
         .authenticate(&mapped, "alice@example.org", "alice-password-long")
         .await

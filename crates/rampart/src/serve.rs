@@ -354,8 +354,7 @@ async fn mail_checkpoint(
         line = c.to_line(),
     )
     .into_bytes();
-    let ctx = rampart_core::SessionContext::new(rampart_core::Protocol::Internal, None);
-    let access = role.access(&ctx);
+    let access = role.internal();
     match core.resolve_recipient(&address).await? {
         Some(set) if !set.accounts.is_empty() => {
             let ids: Vec<_> = set.accounts.iter().map(|p| p.id).collect();

@@ -11,7 +11,7 @@ use std::time::Duration;
 use rampart_core::model::{
     DsnRequest, QueueEntry, QueueOutcome, QueuedAddress, QueuedRecipient, notify, now_millis,
 };
-use rampart_core::{Access, Address, Core, Protocol, SessionContext};
+use rampart_core::{Access, Address, Core};
 use tokio_util::sync::CancellationToken;
 
 use crate::client::{self, Outgoing, RecipientResult};
@@ -217,12 +217,11 @@ impl QueueConfig {
 
 /// Runs the worker until `shutdown`.
 pub async fn run(core: Arc<Core>, config: Arc<QueueConfig>, shutdown: CancellationToken) {
-    let ctx = SessionContext::new(Protocol::Internal, None);
     let Some(role) = config.worker.as_ref() else {
         tracing::error!("queue: no worker role given; the queue does not run");
         return;
     };
-    let access = role.access(&ctx);
+    let access = role.internal();
     let dns = Dns::new(config.static_dns.clone());
     loop {
         if let Err(e) = round(&core, &config, &access, &dns).await {
@@ -509,12 +508,11 @@ async fn report(
         return;
     };
     let message = dsn(config, entry, original, recipients, action);
-    let ctx = SessionContext::new(Protocol::Internal, None);
     let Some(role) = config.reports.as_ref() else {
         tracing::error!("queue: no report role given; no report sent");
         return;
     };
-    let access = role.access(&ctx);
+    let access = role.internal();
     let result = match core.resolve_recipient(&sender).await {
         Ok(Some(set)) if !set.accounts.is_empty() => {
             let ids: Vec<_> = set.accounts.iter().map(|p| p.id).collect();

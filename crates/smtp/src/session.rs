@@ -8,7 +8,7 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use rampart_core::model::{MailboxRole, PrincipalId, QueuedAddress};
-use rampart_core::{Access, Address, Core, CoreError, Protocol, SessionContext};
+use rampart_core::{Access, Address, Core, CoreError, SessionContext};
 use smtp_proto::{AUTH_LOGIN, AUTH_PLAIN, Error as ParseError, Request};
 
 use crate::data::DataError;
@@ -194,14 +194,14 @@ impl Session {
         tls: bool,
         tls_available: bool,
     ) -> Self {
-        let protocol = match config.mode {
-            Mode::Mx => Protocol::Smtp,
-            Mode::Submission => Protocol::Submission,
+        let network = match config.mode {
+            Mode::Mx => rampart_core::Network::Smtp,
+            Mode::Submission => rampart_core::Network::Submission,
         };
         Session {
             core,
             config,
-            ctx: SessionContext::new(protocol, client),
+            ctx: SessionContext::new(network, client),
             tls,
             tls_available,
             helo: None,

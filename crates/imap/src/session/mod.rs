@@ -11,7 +11,7 @@ use base64::Engine;
 use rampart_core::model::{
     Change, ChangeKind, FlagChange, Mailbox, MailboxId, MailboxRole, MessageRecord, SystemFlags,
 };
-use rampart_core::{Access, Core, CoreError, MessageSummary, Operation, Protocol, SessionContext};
+use rampart_core::{Access, Core, CoreError, MessageSummary, Operation, SessionContext};
 use unicode_normalization::UnicodeNormalization;
 
 use crate::command::{
@@ -417,7 +417,7 @@ impl Session {
             core,
             config,
             limiter,
-            ctx: SessionContext::new(Protocol::Imap, client),
+            ctx: SessionContext::new(rampart_core::Network::Imap, client),
             tls,
             starttls_available,
             loopback: client.is_some_and(|ip| ip.is_loopback()),
