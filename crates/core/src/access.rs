@@ -118,7 +118,7 @@ fn serialize_principal<S: serde::Serializer>(id: &PrincipalId, s: S) -> Result<S
 
 /// Identifies one protocol session (one connection, one web login).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
-pub struct SessionId(pub u64);
+pub struct SessionId(u64);
 
 impl SessionId {
     /// A fresh random session id.
@@ -450,7 +450,11 @@ impl Actor {
 /// let _ = rampart_core::Privileged { _sealed: () };
 /// ```
 /// ```compile_fail
-/// // Nor can a protocol label its session the server's own work.
+/// // Nor choose a session id (to pass for another session in the ledger),
+/// let _ = rampart_core::SessionId(7);
+/// ```
+/// ```compile_fail
+/// // nor label its session the server's own work.
 /// let _ = rampart_core::SessionContext::new(rampart_core::Protocol::Internal, None);
 /// ```
 /// ```compile_fail
