@@ -489,7 +489,30 @@ impl Core {
 
     /// The enabled user accounts an address delivers to, expanding aliases and
     /// (nested) groups; `None` when the address is not local or unknown.
-    pub async fn resolve_recipient(&self, address: &Address) -> CoreResult<Option<RecipientSet>> {
+    /// Every lookup is on record (a directory query, as metadata): who
+    /// asked for which address, and which accounts it named.
+    pub async fn resolve_recipient(
+        &self,
+        access: &Access,
+        address: &Address,
+    ) -> CoreResult<Option<RecipientSet>> {
+        let found = self.expand_recipient(address).await?;
+        let named = found
+            .as_ref()
+            .map(|set| set.accounts.iter().map(|r| r.id.0).collect())
+            .unwrap_or_default();
+        self.record(
+            access,
+            Event::new(Operation::DirectoryQuery, None)
+                .container(address.to_string())
+                .objects(named)
+                .metadata(),
+        )
+        .await?;
+        Ok(found)
+    }
+
+    async fn expand_recipient(&self, address: &Address) -> CoreResult<Option<RecipientSet>> {
         let Some(first) = self
             .store
             .find_principal(&address.local_part, &address.domain)

@@ -344,7 +344,7 @@ async fn recipients_expand_through_aliases_and_nested_groups() {
 
     let set = f
         .core
-        .resolve_recipient(&Address::parse("Everyone@example.org").unwrap())
+        .resolve_recipient(op, &Address::parse("Everyone@example.org").unwrap())
         .await
         .unwrap()
         .unwrap();
@@ -353,11 +353,27 @@ async fn recipients_expand_through_aliases_and_nested_groups() {
     assert_eq!(names, ["alice@example.org", "root@example.org"]);
     assert!(
         f.core
-            .resolve_recipient(&Address::parse("ghost@example.org").unwrap())
+            .resolve_recipient(op, &Address::parse("ghost@example.org").unwrap())
             .await
             .unwrap()
             .is_none()
     );
+    // Each lookup is on record, with the accounts it named.
+    {
+        let entries = f.entries.0.lock().unwrap();
+        let queries: Vec<_> = entries
+            .iter()
+            .filter(|e| e.operation == Operation::DirectoryQuery)
+            .collect();
+        assert!(
+            queries.iter().any(
+                |e| e.container.as_deref() == Some("ghost@example.org") && e.objects.is_empty()
+            )
+        );
+        assert!(queries.iter().any(
+            |e| e.container.as_deref() == Some("everyone@example.org") && e.objects.len() == 2
+        ));
+    }
 
     // Delivery to several accounts is all or nothing: one over quota stops it.
     f.core.set_quota(op, "root@example.org", 10).await.unwrap();

@@ -355,7 +355,7 @@ async fn mail_checkpoint(
     )
     .into_bytes();
     let access = role.internal();
-    match core.resolve_recipient(&address).await? {
+    match core.resolve_recipient(&access, &address).await? {
         Some(set) if !set.accounts.is_empty() => {
             let ids: Vec<_> = set.accounts.iter().map(|p| p.id).collect();
             core.deliver(&access, &ids, raw).await?;

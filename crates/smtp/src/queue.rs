@@ -513,7 +513,7 @@ async fn report(
         return;
     };
     let access = role.internal();
-    let result = match core.resolve_recipient(&sender).await {
+    let result = match core.resolve_recipient(&access, &sender).await {
         Ok(Some(set)) if !set.accounts.is_empty() => {
             let ids: Vec<_> = set.accounts.iter().map(|p| p.id).collect();
             core.deliver(&access, &ids, message).await.map(|_| ())

@@ -579,7 +579,15 @@ impl Session {
             });
             return Reply::new("250 2.1.5 Recipient OK (will be relayed)");
         }
-        match self.core.resolve_recipient(&address).await {
+        // The lookup is made, and recorded, as the user or as inbound delivery.
+        let asking = match (&self.access, &self.config.inbound) {
+            (Some(user), _) => user.clone(),
+            (None, Some(inbound)) => inbound.access(&self.ctx),
+            (None, None) => {
+                return temporary(CoreError::Denied("no inbound delivery role".into()));
+            }
+        };
+        match self.core.resolve_recipient(&asking, &address).await {
             Ok(None) => self.error(&format!("550 5.1.1 <{address}>: no such user here")),
             Ok(Some(set)) if set.accounts.is_empty() => {
                 Reply::new(format!("550 5.2.1 <{address}>: mailbox disabled"))
