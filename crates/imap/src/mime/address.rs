@@ -163,22 +163,10 @@ fn read_comment(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) -> String 
 
 /// Removes white space outside quoted strings (`"john q." @ x` -> `"john q."@x`).
 fn without_unquoted_space(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut quoted = false;
-    let mut escaped = false;
-    for c in s.chars() {
-        if escaped {
-            escaped = false;
-        } else if c == '\\' && quoted {
-            escaped = true;
-        } else if c == '"' {
-            quoted = !quoted;
-        } else if c.is_whitespace() && !quoted {
-            continue;
-        }
-        out.push(c);
-    }
-    out
+    super::header::unquoted_chars(s)
+        .filter(|&(c, outside)| !(outside && c.is_whitespace()))
+        .map(|(c, _)| c)
+        .collect()
 }
 
 /// A display-name phrase without its quotes (escapes resolved).

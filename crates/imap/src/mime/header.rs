@@ -102,23 +102,35 @@ fn strip_comments(s: &str) -> String {
     out
 }
 
+/// Each character of a header value with whether it stands outside quoted
+/// strings: the quotes, a quoted-pair and everything between quotes do not
+/// (RFC 5322 §3.2.4).
+pub(super) fn unquoted_chars(s: &str) -> impl Iterator<Item = (char, bool)> + '_ {
+    let mut quoted = false;
+    let mut escaped = false;
+    s.chars().map(move |c| {
+        if escaped {
+            escaped = false;
+            (c, false)
+        } else if c == '\\' && quoted {
+            escaped = true;
+            (c, false)
+        } else if c == '"' {
+            quoted = !quoted;
+            (c, false)
+        } else {
+            (c, !quoted)
+        }
+    })
+}
+
 /// Splits on `sep` outside quoted strings.
 fn split_unquoted(s: &str, sep: char) -> Vec<String> {
     let mut out = vec![String::new()];
-    let mut quoted = false;
-    let mut escaped = false;
-    for c in s.chars() {
-        if escaped {
-            escaped = false;
-        } else if c == '\\' && quoted {
-            escaped = true;
-        } else if c == '"' {
-            quoted = !quoted;
-        } else if c == sep && !quoted {
+    for (c, outside) in unquoted_chars(s) {
+        if outside && c == sep {
             out.push(String::new());
-            continue;
-        }
-        if let Some(last) = out.last_mut() {
+        } else if let Some(last) = out.last_mut() {
             last.push(c);
         }
     }
