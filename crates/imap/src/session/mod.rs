@@ -223,6 +223,19 @@ struct Selected {
     saved: Vec<u32>,
 }
 
+/// Adds to `known` the keywords it lacks (compared without case, as flags
+/// are); says whether there were any.
+fn add_keywords<'a>(known: &mut Vec<String>, new: impl IntoIterator<Item = &'a String>) -> bool {
+    let mut added = false;
+    for k in new {
+        if !known.iter().any(|have| have.eq_ignore_ascii_case(k)) {
+            known.push(k.clone());
+            added = true;
+        }
+    }
+    added
+}
+
 impl Selected {
     /// Marks the messages in claimed `\Recent` ranges.
     fn mark_recent(&mut self) {
@@ -264,18 +277,7 @@ impl Selected {
         out: &mut Vec<u8>,
         keywords: impl IntoIterator<Item = &'a String>,
     ) {
-        let mut added = false;
-        for k in keywords {
-            if !self
-                .keywords
-                .iter()
-                .any(|known| known.eq_ignore_ascii_case(k))
-            {
-                self.keywords.push(k.clone());
-                added = true;
-            }
-        }
-        if added {
+        if add_keywords(&mut self.keywords, keywords) {
             self.write_flags(out);
         }
     }

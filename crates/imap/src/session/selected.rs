@@ -50,20 +50,10 @@ impl Session {
             recent: Vec::new(),
             saved: Vec::new(),
         };
-        let in_use: Vec<String> = selected
-            .msgs
-            .iter()
-            .flat_map(|m| m.keywords.iter().cloned())
-            .collect();
-        for k in in_use {
-            if !selected
-                .keywords
-                .iter()
-                .any(|known| known.eq_ignore_ascii_case(&k))
-            {
-                selected.keywords.push(k);
-            }
-        }
+        add_keywords(
+            &mut selected.keywords,
+            selected.msgs.iter().flat_map(|m| &m.keywords),
+        );
         if !self.utf8 {
             // RFC 3501 §2.3.2: SELECT takes the new messages as this
             // session's \Recent; EXAMINE only looks.
