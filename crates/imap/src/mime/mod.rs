@@ -205,7 +205,7 @@ fn parse_part(
 ) -> Part {
     *budget = budget.saturating_sub(1);
     let bytes = &raw[range.clone()];
-    let (header_len, blank_len) = header_end(bytes);
+    let (header_len, blank_len) = rampart_core::header::header_end(bytes);
     let header = range.start..range.start + header_len;
     let blank_line = header.end..header.end + blank_len;
     let body = blank_line.end..range.end;
@@ -272,26 +272,6 @@ fn parse_part(
         part.kind = PartKind::Message(Box::new(parse_part(raw, body, false, depth + 1, budget)));
     }
     part
-}
-
-/// Length of the header and of the blank line after it.
-fn header_end(bytes: &[u8]) -> (usize, usize) {
-    if bytes.starts_with(b"\r\n") {
-        return (0, 2);
-    }
-    if bytes.starts_with(b"\n") {
-        return (0, 1);
-    }
-    let mut i = 0;
-    while let Some(p) = bytes[i..].iter().position(|&b| b == b'\n') {
-        let line_end = i + p + 1;
-        match &bytes[line_end..] {
-            [b'\r', b'\n', ..] => return (line_end, 2),
-            [b'\n', ..] => return (line_end, 1),
-            _ => i = line_end,
-        }
-    }
-    (bytes.len(), 0)
 }
 
 /// Whether the line that ends at `end` (inside the part starting at

@@ -450,11 +450,6 @@ struct SortKeys {
 
 /// The header of a message, up to and with the blank line that ends it.
 fn header_part(raw: &[u8]) -> &[u8] {
-    let end = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map(|p| p + 4)
-        .or_else(|| raw.windows(2).position(|w| w == b"\n\n").map(|p| p + 2))
-        .unwrap_or(raw.len());
-    &raw[..end]
+    let (len, blank) = rampart_core::header::header_end(raw);
+    &raw[..len + blank]
 }
