@@ -6,6 +6,7 @@
 
 pub mod command;
 pub mod mime;
+pub mod output;
 pub mod parser;
 pub mod render;
 pub mod search;
@@ -250,7 +251,7 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin + QuickAck>(
             let mut reply = session.frame(frame).await;
             loop {
                 if !matches!(reply.next, Next::More) {
-                    stream.write_all(&reply.out).await?;
+                    reply.out.write_to(&mut stream).await?;
                 }
                 match reply.next {
                     Next::Command => break,
@@ -259,7 +260,8 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin + QuickAck>(
                         // this one is sent: a full download keeps both the
                         // disk and the socket busy.
                         let out = std::mem::take(&mut reply.out);
-                        let (written, next) = tokio::join!(stream.write_all(&out), session.more());
+                        let (written, next) =
+                            tokio::join!(out.write_to(&mut stream), session.more());
                         written?;
                         reply = next;
                     }

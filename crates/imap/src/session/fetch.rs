@@ -114,8 +114,7 @@ impl Session {
             structure_only,
         });
         let mut reply = self.more().await;
-        out.append(&mut reply.out);
-        reply.out = out;
+        reply.out.prepend(out);
         reply
     }
 
@@ -124,7 +123,7 @@ impl Session {
         let Some(mut job) = self.fetch.take() else {
             return Reply::new(Vec::new(), Next::Command);
         };
-        let mut out = Vec::new();
+        let mut out = Output::default();
         // Whole messages go in small batches (memory); flags and kept
         // structures in larger ones (fewer round trips to the store).
         let batch = if job.needs_raw && !job.structure_only {
@@ -163,7 +162,7 @@ impl Session {
         &mut self,
         job: &mut FetchJob,
         chunk: &[usize],
-        out: &mut Vec<u8>,
+        out: &mut Output,
     ) -> Result<(), CoreError> {
         let access = self.access().clone();
         let Some(sel) = self.selected.as_ref() else {
@@ -286,12 +285,17 @@ impl Session {
             }
         }
         let sel = &*sel;
-        // Room for the messages at once: growing a batch of megabytes by
+        // Shared, so that a body goes out from the buffer it was read into.
+        let records: Vec<(MessageRecord, Option<Arc<Vec<u8>>>)> = records
+            .into_iter()
+            .map(|(record, raw)| (record, raw.map(Arc::new)))
+            .collect();
+        // Room for the lines (and small bodies) at once: growing a batch by
         // doubling copied it about twice more (seen as memmove in profiles).
         out.reserve(
             records
                 .iter()
-                .map(|(_, raw)| raw.as_ref().map_or(0, Vec::len) + 256)
+                .map(|(_, raw)| raw.as_ref().map_or(0, |r| r.len().min(2048)) + 256)
                 .sum(),
         );
         for (record, raw) in &records {
@@ -395,18 +399,18 @@ impl Session {
                         partial,
                         ..
                     } => {
-                        let Some(whole) = raw.as_deref() else {
+                        let Some(whole) = raw.as_ref() else {
                             continue;
                         };
-                        let data = if section.part.is_empty()
+                        let data: Option<Arc<Vec<u8>>> = if section.part.is_empty()
                             && section.text.is_none()
                             && *name != SectionName::Binary
                         {
-                            Some(Cow::Borrowed(whole))
+                            Some(Arc::clone(whole))
                         } else if *name == SectionName::Binary {
                             let Some(mm) = mime() else { continue };
                             match mm.binary(&section.part) {
-                                Some(Ok(d)) => Some(Cow::Owned(d)),
+                                Some(Ok(d)) => Some(Arc::new(d)),
                                 Some(Err(_)) => {
                                     job.unknown_cte = true;
                                     None
@@ -414,35 +418,38 @@ impl Session {
                                 None => None,
                             }
                         } else {
-                            mime().and_then(|mm| mm.section(section)).map(Cow::Owned)
+                            mime().and_then(|mm| mm.section(section)).map(Arc::new)
                         };
                         out.extend_from_slice(section_label(*name, section, *partial).as_bytes());
                         out.push(b' ');
                         match data {
                             None => out.extend_from_slice(b"NIL"),
                             Some(d) => {
-                                let d: &[u8] = match partial {
+                                let range = match partial {
                                     Some((o, l)) => {
                                         let start = (*o as usize).min(d.len());
-                                        let end = start.saturating_add(*l as usize).min(d.len());
-                                        &d[start..end]
+                                        start..start.saturating_add(*l as usize).min(d.len())
                                     }
-                                    None => &d,
+                                    None => 0..d.len(),
                                 };
-                                if *name == SectionName::Binary && d.contains(&0) {
+                                let has_nul = memchr::memchr(0, &d[range.clone()]).is_some();
+                                if *name == SectionName::Binary && has_nul {
                                     out.push(b'~');
-                                    render::literal(out, d);
-                                } else if d.is_empty() {
+                                    out.literal(&d, range);
+                                } else if range.is_empty() {
                                     out.extend_from_slice(b"\"\"");
-                                } else if d.contains(&0) {
+                                } else if has_nul {
                                     // RFC 9051 §4.3: a literal holds no NUL. A
                                     // message stored before APPEND re-encoded
                                     // binary parts may; as Dovecot, send 0x80.
-                                    let clean: Vec<u8> =
-                                        d.iter().map(|&b| if b == 0 { 0x80 } else { b }).collect();
-                                    render::literal(out, &clean);
+                                    let clean: Vec<u8> = d[range]
+                                        .iter()
+                                        .map(|&b| if b == 0 { 0x80 } else { b })
+                                        .collect();
+                                    let len = clean.len();
+                                    out.literal(&Arc::new(clean), 0..len);
                                 } else {
-                                    render::literal(out, d);
+                                    out.literal(&d, range);
                                 }
                             }
                         }

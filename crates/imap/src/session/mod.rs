@@ -1,7 +1,6 @@
 //! The IMAP session state machine: whole commands in, response bytes and
 //! core calls out. The driver in `lib.rs` does the I/O.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
@@ -20,6 +19,7 @@ use crate::command::{
     compact_set, parse_command,
 };
 use crate::mime::Mime;
+use crate::output::Output;
 use crate::parser::{Frame, FrameLimits, tokenize};
 use crate::search::{self, Candidate, Scope};
 use crate::{render, utf7};
@@ -156,14 +156,17 @@ pub enum Next {
 #[derive(Debug)]
 pub struct Reply {
     /// Response bytes.
-    pub out: Vec<u8>,
+    pub out: Output,
     /// What comes next.
     pub next: Next,
 }
 
 impl Reply {
-    fn new(out: Vec<u8>, next: Next) -> Self {
-        Reply { out, next }
+    fn new(out: impl Into<Output>, next: Next) -> Self {
+        Reply {
+            out: out.into(),
+            next,
+        }
     }
 }
 
@@ -619,14 +622,14 @@ impl Session {
         let ends_or_waits = matches!(command, Command::Logout | Command::Idle);
         // Moved, not cloned: an APPEND carries the whole message.
         let mut reply = self.dispatch(&tag, command).await;
-        reply.out.splice(0..0, before);
+        reply.out.prepend(before);
         if self.selected.is_some() && matches!(reply.next, Next::Command) && !ends_or_waits {
             let mut updates = Vec::new();
             self.sync(&mut updates, allow_expunge).await;
             if !updates.is_empty() {
                 // Untagged updates go before the tagged completion.
                 let at = tagged_start(&reply.out, &tag);
-                reply.out.splice(at..at, updates);
+                reply.out.insert(at, updates);
             }
         }
         reply
