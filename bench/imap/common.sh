@@ -78,3 +78,19 @@ EOC
 dovecot -c "$DOVECOT_CONF"
 wait_port "$1"
 }
+
+# CPU time (clock ticks) used so far by the given processes.
+cpu_ticks() { for p in "$@"; do awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null; done | awk '{s += $1} END {print s + 0}'; }
+# Waits until the server's processes use under 5% of a core over a second
+# (Rampart indexes the loaded messages' text once the loading pauses), at
+# most five minutes; prints how long that took.
+settle() {
+    local started=$SECONDS before after
+    for _ in $(seq 1 300); do
+        before=$(cpu_ticks $($1)); sleep 1; after=$(cpu_ticks $($1))
+        [ $((after - before)) -lt 5 ] && break
+    done
+    echo "settled_seconds=$((SECONDS - started))"
+}
+# A process and all its descendants, from one process table listing.
+descendants() { ps -e -o pid=,ppid= | awk -v root="$1" '{ parent[$1] = $2 } END { for (p in parent) { q = p; while (q != "" && q != 0 && q != 1) { if (q == root) { print p; break } q = parent[q] } } }' | tr '\n' ' '; }

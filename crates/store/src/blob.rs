@@ -1,9 +1,12 @@
 //! Content-addressed blobs: the hash type and the on-disk blob folder.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::fs;
-use std::io::Write;
+use std::io::{Read, Write};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use crate::{Result, StoreError};
@@ -66,6 +69,65 @@ impl fmt::Debug for BlobHash {
 #[derive(Debug, Clone)]
 pub(crate) struct FsBlobs {
     root: PathBuf,
+    verified: Arc<Mutex<Verified>>,
+}
+
+/// How many files' checks are remembered; past it the memory starts over.
+const VERIFIED_FILES: usize = 1 << 16;
+
+/// Blob files whose content this process has checked against their hash,
+/// with the file as it was then.
+///
+/// Hashing every blob on every read was a tenth of the server's CPU in a
+/// full download. A file is checked again when anything about it changes:
+/// its inode, size or change time (ctime, which a write, a rename or a
+/// `touch` all move and which cannot be set back without the clock). Only
+/// files that last changed seconds before are remembered (see `settled`).
+#[derive(Debug, Default)]
+struct Verified(HashMap<BlobHash, FileStamp>);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileStamp {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    ctime: (i64, i64),
+}
+
+impl FileStamp {
+    fn of(meta: &fs::Metadata) -> Self {
+        FileStamp {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size: meta.size(),
+            ctime: (meta.ctime(), meta.ctime_nsec()),
+        }
+    }
+}
+
+impl FileStamp {
+    /// Whether the file last changed long enough ago that any later change
+    /// gets another ctime: the kernel's clock for it moves in ticks of a
+    /// few milliseconds, so a change right after this one could share it.
+    fn settled(&self) -> bool {
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        now - self.ctime.0 >= 2
+    }
+}
+
+impl Verified {
+    fn holds(&self, hash: &BlobHash, stamp: FileStamp) -> bool {
+        self.0.get(hash) == Some(&stamp)
+    }
+
+    fn remember(&mut self, hash: BlobHash, stamp: FileStamp) {
+        if self.0.len() >= VERIFIED_FILES {
+            self.0.clear();
+        }
+        self.0.insert(hash, stamp);
+    }
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
@@ -78,7 +140,10 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
 impl FsBlobs {
     pub(crate) fn open(root: PathBuf) -> Result<Self> {
         fs::create_dir_all(root.join("tmp")).map_err(io_err(&root))?;
-        Ok(FsBlobs { root })
+        Ok(FsBlobs {
+            root,
+            verified: Arc::default(),
+        })
     }
 
     fn path_of(&self, hash: &BlobHash) -> PathBuf {
@@ -109,14 +174,31 @@ impl FsBlobs {
         sync_dir(dir)
     }
 
+    /// The blob's content, checked against its hash unless this process
+    /// checked the file before and it has not changed since.
     pub(crate) fn read(&self, hash: &BlobHash) -> Result<Vec<u8>> {
         let path = self.path_of(hash);
-        let data = fs::read(&path).map_err(|e| StoreError::BlobDamaged {
+        let damaged = |e: std::io::Error| StoreError::BlobDamaged {
             hash: *hash,
             reason: format!("{}: {e}", path.display()),
-        })?;
+        };
+        let mut file = fs::File::open(&path).map_err(damaged)?;
+        let stamp = FileStamp::of(&file.metadata().map_err(damaged)?);
+        let mut data = Vec::with_capacity(usize::try_from(stamp.size).unwrap_or(0));
+        file.read_to_end(&mut data).map_err(damaged)?;
+        if data.len() as u64 == stamp.size && self.lock_verified().holds(hash, stamp) {
+            return Ok(data);
+        }
         hash.verify(&data)?;
+        if stamp.settled() {
+            self.lock_verified().remember(*hash, stamp);
+        }
         Ok(data)
+    }
+
+    fn lock_verified(&self) -> std::sync::MutexGuard<'_, Verified> {
+        // A panic elsewhere cannot leave the map wrong, only incomplete.
+        self.verified.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub(crate) fn exists(&self, hash: &BlobHash) -> bool {
@@ -196,4 +278,68 @@ fn rand_suffix() -> u64 {
         .map(|d| d.subsec_nanos() as u64)
         .unwrap_or(0);
     (nanos << 20) ^ COUNTER.fetch_add(1, Ordering::Relaxed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn blobs() -> (FsBlobs, PathBuf) {
+        let root = std::env::temp_dir().join(format!(
+            "rampart-blob-test-{}-{}",
+            std::process::id(),
+            rand_suffix()
+        ));
+        (FsBlobs::open(root.clone()).unwrap(), root)
+    }
+
+    #[test]
+    fn a_file_changed_after_its_check_is_checked_again() {
+        let (blobs, root) = blobs();
+        let data = b"Subject: hello\r\n\r\nbody\r\n".repeat(100);
+        let hash = BlobHash::of(&data);
+        blobs.put(&hash, &data).unwrap();
+        // Old enough to be remembered once read.
+        std::thread::sleep(Duration::from_millis(2100));
+        assert_eq!(blobs.read(&hash).unwrap(), data);
+        assert!(blobs.lock_verified().0.contains_key(&hash), "remembered");
+        assert_eq!(blobs.read(&hash).unwrap(), data, "read again unhashed");
+
+        // Same size, same inode, other content: the ctime moved.
+        let mut damaged = data.clone();
+        damaged[10] ^= 1;
+        fs::write(blobs.path_of(&hash), &damaged).unwrap();
+        assert!(matches!(
+            blobs.read(&hash),
+            Err(StoreError::BlobDamaged { .. })
+        ));
+
+        // Replaced by another file of the same size.
+        let other = blobs.root.join("tmp").join("other");
+        fs::write(&other, &damaged).unwrap();
+        fs::rename(&other, blobs.path_of(&hash)).unwrap();
+        assert!(matches!(
+            blobs.read(&hash),
+            Err(StoreError::BlobDamaged { .. })
+        ));
+        fs::remove_dir_all(root).unwrap();
+    }
+
+    #[test]
+    fn a_fresh_file_is_hashed_on_every_read() {
+        let (blobs, root) = blobs();
+        let data = b"fresh".repeat(1000);
+        let hash = BlobHash::of(&data);
+        blobs.put(&hash, &data).unwrap();
+        assert_eq!(blobs.read(&hash).unwrap(), data);
+        assert!(
+            !blobs.lock_verified().0.contains_key(&hash),
+            "a change within the ctime's tick could go unseen"
+        );
+        let mut damaged = data.clone();
+        damaged[0] = b'F';
+        fs::write(blobs.path_of(&hash), &damaged).unwrap();
+        assert!(blobs.read(&hash).is_err());
+        fs::remove_dir_all(root).unwrap();
+    }
 }
