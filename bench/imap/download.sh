@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
-# The single-client full download as Python's imaplib sees it, Rampart and
+# The two single-client figures of issue #11 as Python's imaplib sees them
+# (APPEND latency with a synchronising literal, and the full download), Rampart and
 # Dovecot side by side: both run at once on the same data, and the rounds
 # alternate between them (A B, B A, ...), so that what the machine does
 # meanwhile (a 2-core VM's neighbours, CPU clocks) falls on both alike.
 #
 #   bench/imap/download.sh [MESSAGES] [ROUNDS]
 #
-# Each round runs bench/imap/imaplib_client.py once per server (a login,
-# three timed `UID FETCH 1:* (BODY.PEEK[])` of INBOX, their median). The end
-# is each server's median over the rounds, and the median of the per-round
-# ratios. Dovecot must be installed (apt-get install dovecot-imapd).
+# Each round runs bench/imap/imaplib_client.py once per server (a login, 20
+# timed APPENDs, three timed `UID FETCH 1:* (BODY.PEEK[])` of INBOX, their
+# median). The end is each server's median over the rounds, and the median
+# of the per-round ratios. Dovecot must be installed (apt-get install dovecot-imapd).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source bench/imap/common.sh
@@ -50,20 +51,24 @@ $LOAD --server "127.0.0.1:$D_PORT" --user bench --password "$PASSWORD" load --me
 settle "echo $R_PID" >/dev/null
 settle "descendants $(cat "$WORK/dovecot/run/master.pid")" >/dev/null
 
-# One timed client run; prints its median MB/s.
-download() { python3 bench/imap/imaplib_client.py 127.0.0.1 "$1" "$2" "$PASSWORD" INBOX 0 3 | grep -oE 'imaplib_download_mb_per_sec=[0-9.]+' | cut -d= -f2; }
+# One timed client run; prints its median MB/s and APPEND p50 in ms.
+client() {
+    python3 bench/imap/imaplib_client.py 127.0.0.1 "$1" "$2" "$PASSWORD" INBOX 20 3 |
+        awk '{for (i = 1; i <= NF; i++) {split($i, kv, "="); v[kv[1]] = kv[2]}} END {print v["imaplib_download_mb_per_sec"], v["imaplib_append_p50_ms"]}'
+}
 : >"$WORK/rounds"
 for round in $(seq 1 "$ROUNDS"); do
     if [ $((round % 2)) -eq 1 ]; then
-        r=$(download "$R_PORT" bench@bench.example); d=$(download "$D_PORT" bench)
+        r=$(client "$R_PORT" bench@bench.example); d=$(client "$D_PORT" bench)
     else
-        d=$(download "$D_PORT" bench); r=$(download "$R_PORT" bench@bench.example)
+        d=$(client "$D_PORT" bench); r=$(client "$R_PORT" bench@bench.example)
     fi
-    echo "round $round: rampart $r MB/s, dovecot $d MB/s"
+    echo "round $round: rampart ${r% *} MB/s, APPEND p50 ${r#* } ms; dovecot ${d% *} MB/s, APPEND p50 ${d#* } ms"
     echo "$r $d" >>"$WORK/rounds"
 done
 median() { sort -n | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
-r_med=$(cut -d' ' -f1 "$WORK/rounds" | median)
-d_med=$(cut -d' ' -f2 "$WORK/rounds" | median)
-ratio_med=$(awk '{printf "%.3f\n", $1 / $2}' "$WORK/rounds" | median)
-echo "imaplib_download_rampart_mb_per_sec=$r_med imaplib_download_dovecot_mb_per_sec=$d_med ratio_of_medians=$(awk -v r="$r_med" -v d="$d_med" 'BEGIN {printf "%.2f", r / d}') median_of_round_ratios=$ratio_med"
+# Columns: Rampart MB/s, Rampart ms, Dovecot MB/s, Dovecot ms.
+col() { cut -d' ' -f"$1" "$WORK/rounds" | median; }
+ratios() { awk -v a="$1" -v b="$2" '{printf "%.3f\n", $a / $b}' "$WORK/rounds" | median; }
+echo "imaplib_download_rampart_mb_per_sec=$(col 1) imaplib_download_dovecot_mb_per_sec=$(col 3) download_median_of_round_ratios=$(ratios 1 3)"
+echo "imaplib_append_p50_rampart_ms=$(col 2) imaplib_append_p50_dovecot_ms=$(col 4) append_median_of_round_ratios=$(ratios 2 4)"

@@ -315,14 +315,15 @@ impl Core {
     }
 
     /// The UIDs, flags and MODSEQs of a mailbox's messages (what SELECT
-    /// needs); records a metadata-only listing.
+    /// needs), without their summaries; records a metadata-only listing.
     pub async fn list_items(
         &self,
         access: &Access,
         id: MailboxId,
     ) -> CoreResult<(Mailbox, Vec<MessageRecord>)> {
         let mailbox = self.own_mailbox(access, id).await?;
-        let messages = self.store.list_messages(id).await?;
+        let mut messages = self.store.list_messages(id).await?;
+        MessageRead::State.strip(&mut messages);
         self.record(
             access,
             Event::new(Operation::ListItems, Some(mailbox.account))
@@ -334,28 +335,36 @@ impl Core {
         Ok((mailbox, messages))
     }
 
-    /// Messages of a mailbox by UID, with their raw content when `body` is
-    /// set. `purpose` is what the ledger records: reading headers, reading
-    /// bodies, or searching.
+    /// Messages of a mailbox by UID, with what `read` asks for. The ledger
+    /// entry follows from `read` (see [`MessageRead`]); the raw content is
+    /// there for [`MessageRead::Header`] (the header only),
+    /// [`MessageRead::Body`] and a text search.
     pub async fn fetch_messages(
         &self,
         access: &Access,
         id: MailboxId,
         uids: &[u32],
-        body: bool,
-        purpose: Operation,
+        read: MessageRead,
     ) -> CoreResult<Vec<(MessageRecord, Option<Vec<u8>>)>> {
         let mailbox = self.owned(access, id).await?;
-        let records = self.store.get_messages(id, uids).await?;
-        let bodies = self
-            .read_recorded(access, mailbox, purpose, &records, |_, r| {
-                if body {
+        let mut records = self.store.get_messages(id, uids).await?;
+        read.strip(&mut records);
+        let reads_file = read.reads_file();
+        let mut bodies = self
+            .read_recorded(access, mailbox, read.operation(), &records, |_, r| {
+                if reads_file {
                     (r.size, true)
                 } else {
                     (r.summary.len() as u64, false)
                 }
             })
             .await?;
+        if read == MessageRead::Header {
+            for raw in bodies.iter_mut().flatten() {
+                let (header, blank) = crate::header::header_end(raw);
+                raw.truncate(header + blank);
+            }
+        }
         Ok(records.into_iter().zip(bodies).collect())
     }
 
@@ -383,7 +392,8 @@ impl Core {
                     .sum(),
             );
         if purpose == Operation::ListItems {
-            // Flags, sizes and dates only: no user data to wait for.
+            // Flags, sizes and dates only (summaries were stripped): no
+            // user data to wait for.
             event = event.metadata();
         }
         let (bodies, recorded) = tokio::join!(
@@ -440,14 +450,15 @@ impl Core {
 
     /// Messages of a mailbox by UID with the derived data of `kind` that a
     /// protocol computed from them before (see [`Core::remember`]), and the
-    /// raw content of those that have none yet. Recorded as `purpose`.
+    /// raw content of those that have none yet. Derived data are what a
+    /// protocol computes from a message's header and structure (IMAP's
+    /// ENVELOPE and BODYSTRUCTURE), so the read is recorded as one of headers.
     pub async fn fetch_derived(
         &self,
         access: &Access,
         id: MailboxId,
         uids: &[u32],
         kind: &str,
-        purpose: Operation,
     ) -> CoreResult<Vec<Derived>> {
         let mailbox = self.owned(access, id).await?;
         let (records, cached): (Vec<_>, Vec<_>) = self
@@ -456,8 +467,8 @@ impl Core {
             .await?
             .into_iter()
             .unzip();
-        let bodies = self
-            .read_recorded(access, mailbox, purpose, &records, |i, r| {
+        let bodies =
+            self.read_recorded(access, mailbox, Operation::ReadHeader, &records, |i, r| {
                 match &cached[i] {
                     Some(d) => (d.len() as u64, false),
                     None => (r.size, true),
@@ -639,5 +650,58 @@ mod tests {
             check_mailbox_name(&long),
             Err(CoreError::Limit { .. })
         ));
+    }
+}
+
+/// What a read of messages returns, and so what the ledger records for it:
+/// core derives the entry from the request, so no caller can label a read of
+/// mail as a listing of flags.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MessageRead {
+    /// UIDs, flags, keywords, MODSEQs, sizes and dates: no user data, so a
+    /// metadata entry. Summaries come back empty.
+    State,
+    /// The state and each message's summary (subject, sender, recipients):
+    /// a read of headers.
+    Summary,
+    /// The summary and each message's header (its raw bytes up to and with
+    /// the empty line): a read of headers.
+    Header,
+    /// The summary and each whole message: a read of bodies.
+    Body,
+    /// What a search examines: the summaries, and with `text` the whole
+    /// messages.
+    Search {
+        /// Whether the messages' text is searched.
+        text: bool,
+    },
+}
+
+impl MessageRead {
+    /// The ledger operation of this read.
+    fn operation(self) -> Operation {
+        match self {
+            MessageRead::State => Operation::ListItems,
+            MessageRead::Summary | MessageRead::Header => Operation::ReadHeader,
+            MessageRead::Body => Operation::ReadBody,
+            MessageRead::Search { .. } => Operation::Search,
+        }
+    }
+
+    /// Whether the message files are read.
+    fn reads_file(self) -> bool {
+        matches!(
+            self,
+            MessageRead::Header | MessageRead::Body | MessageRead::Search { text: true }
+        )
+    }
+
+    /// Removes what this read does not return.
+    fn strip(self, records: &mut [MessageRecord]) {
+        if self == MessageRead::State {
+            for r in records {
+                r.summary = String::new();
+            }
+        }
     }
 }

@@ -11,6 +11,7 @@ mod address;
 mod admin;
 mod app_passwords;
 mod auth;
+mod authors;
 pub mod calendar;
 mod error;
 mod folders;
@@ -36,10 +37,13 @@ pub use auth::{
     MAX_PASSWORD_LEN, MIN_PASSWORD_LEN, PasswordParams, check_new_password, random_password,
 };
 pub use error::{CoreError, CoreResult};
-pub use folders::{Derived, MAX_MAILBOX_DEPTH, MAX_MAILBOX_NAME_BYTES, check_mailbox_name};
-pub use guard::{Guard, GuardConfig};
+pub use folders::{
+    Derived, MAX_MAILBOX_DEPTH, MAX_MAILBOX_NAME_BYTES, MessageRead, check_mailbox_name,
+};
+pub use guard::{Guard, GuardConfig, client_key};
 pub use ledger::{LedgerRecorder, to_record};
 pub use mail::{AddressSummary, MessageSummary, parse_summary, summarize};
+pub use queue::DkimPublicKey;
 /// The stored data's types, as protocols see them. The store itself (its
 /// trait, backends and `open`) is not reachable through core: protocol code
 /// gets at data only through [`Core`]'s calls (rule R2).

@@ -238,33 +238,9 @@ impl Core {
         if access.account().is_none() {
             return Ok(());
         }
-        let (end, _) = crate::header::header_end(raw);
-        let mut froms = 0;
-        let mut authors = Vec::new();
-        for field in crate::header::fields(&raw[..end]) {
-            let from = field.is("From");
-            if !from && !field.is("Sender") {
-                continue;
-            }
-            froms += usize::from(from);
-            // The value alone, read by the same parser the rest of the
-            // server uses (encoded words, groups, comments).
-            let mut one = b"From:".to_vec();
-            one.extend_from_slice(field.value().unwrap_or_default());
-            one.extend_from_slice(b"\r\n\r\n");
-            let parsed = MessageParser::default().parse_headers(&one);
-            let listed: Vec<Option<String>> = parsed
-                .as_ref()
-                .and_then(|m| m.from())
-                .map(|a| a.iter().map(|x| x.address().map(str::to_owned)).collect())
-                .unwrap_or_default();
-            if listed.is_empty() || listed.iter().any(Option::is_none) {
-                return Err(CoreError::Denied(
-                    "every From and Sender must name an address you may send as".into(),
-                ));
-            }
-            authors.extend(listed.into_iter().flatten());
-        }
+        let (froms, authors) = crate::authors::author_addresses(raw).ok_or_else(|| {
+            CoreError::Denied("every From and Sender must name an address you may send as".into())
+        })?;
         if froms != 1 {
             return Err(CoreError::Denied(
                 "a message needs exactly one From field (RFC 5322 section 3.6)".into(),
@@ -280,6 +256,37 @@ impl Core {
             }
         }
         Ok(())
+    }
+
+    /// The local domains a message from outside claims as its origin: the
+    /// envelope sender's and those of the addresses in From and Sender. Mail
+    /// from outside in these needs the server's own signature (see the SMTP
+    /// crate).
+    pub async fn claimed_local_domains(
+        &self,
+        envelope_from: &str,
+        raw: &[u8],
+    ) -> CoreResult<Vec<String>> {
+        // An author field the parser cannot read may still show a reader
+        // one of our domains: then every `@domain` in it counts.
+        let authors = crate::authors::author_addresses(raw)
+            .map(|(_, authors)| authors)
+            .unwrap_or_else(|| crate::authors::author_field_domains(raw));
+        let mut domains: Vec<String> = authors
+            .into_iter()
+            .chain(std::iter::once(envelope_from.to_owned()))
+            .filter_map(|a| a.rsplit_once('@').map(|(_, d)| d.to_owned()))
+            .filter_map(|d| crate::normalize_domain(&d).ok())
+            .collect();
+        domains.sort();
+        domains.dedup();
+        let mut local = Vec::new();
+        for domain in domains {
+            if self.is_local_domain(&domain).await? {
+                local.push(domain);
+            }
+        }
+        Ok(local)
     }
 
     /// Files a copy of a message the caller sent in its Sent mailbox, marked

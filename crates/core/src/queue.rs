@@ -189,6 +189,41 @@ impl Core {
         Ok(self.store.dkim_keys(d.id).await?)
     }
 
+    /// The public halves of a local domain's DKIM keys, to check the server's
+    /// own signature on mail that comes back in (inbound delivery, the
+    /// signer, administrators).
+    pub async fn dkim_public_keys(
+        &self,
+        access: &Access,
+        domain: &str,
+    ) -> CoreResult<Vec<DkimPublicKey>> {
+        let role = access.principal().service_role();
+        if !matches!(
+            role,
+            Some(crate::ServiceRole::InboundDelivery | crate::ServiceRole::DkimSigner)
+        ) {
+            self.require_admin(access).await?;
+        }
+        let Some(d) = self
+            .store
+            .find_domain(&crate::normalize_domain(domain)?)
+            .await?
+        else {
+            return Ok(Vec::new());
+        };
+        Ok(self
+            .store
+            .dkim_keys(d.id)
+            .await?
+            .into_iter()
+            .map(|k| DkimPublicKey {
+                selector: k.selector,
+                algorithm: k.algorithm,
+                public_key: k.public_key,
+            })
+            .collect())
+    }
+
     /// Stores new DKIM signing keys for a local domain (administrators).
     pub async fn add_dkim_keys(
         &self,
@@ -218,4 +253,15 @@ impl Core {
         }
         Ok(())
     }
+}
+
+/// The public half of a DKIM key, as published in DNS.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DkimPublicKey {
+    /// The selector (`<selector>._domainkey.<domain>`).
+    pub selector: String,
+    /// `ed25519-sha256` or `rsa-sha256`.
+    pub algorithm: String,
+    /// The public key (base64 of this goes into `p=`).
+    pub public_key: Vec<u8>,
 }

@@ -321,6 +321,11 @@ pub struct SmtpSection {
     pub max_errors: usize,
     /// Allow AUTH on submission without TLS for loopback clients (for local tools and tests).
     pub auth_without_tls_on_loopback: bool,
+    /// Milliseconds the MX holds its greeting back; a client that talks
+    /// meanwhile is dropped (0: greet at once).
+    pub pregreet_wait_ms: u64,
+    /// Greet loopback clients at once.
+    pub pregreet_skip_loopback: bool,
 }
 
 impl Default for SmtpSection {
@@ -335,6 +340,8 @@ impl Default for SmtpSection {
             write_timeout_seconds: d.write_timeout.as_secs(),
             max_errors: d.max_errors,
             auth_without_tls_on_loopback: false,
+            pregreet_wait_ms: d.pregreet_wait.as_millis() as u64,
+            pregreet_skip_loopback: d.pregreet_skip_loopback,
         }
     }
 }
@@ -1016,6 +1023,13 @@ impl Config {
             verifier: None,
             inbound: None,
             signer: None,
+            pregreet_wait: if mode == rampart_smtp::Mode::Mx {
+                Duration::from_millis(s.pregreet_wait_ms)
+            } else {
+                Duration::ZERO
+            },
+            pregreet_skip_loopback: s.pregreet_skip_loopback,
+            pregreet: Default::default(),
         }
     }
 

@@ -117,6 +117,7 @@ fn submitted_mail_is_relayed_bounced_and_retried() {
         .take_while(|l| l.starts_with("Authentication-Results:") || l.starts_with('\t'))
         .collect();
     assert_eq!(results.matches("dkim=pass").count(), 2, "{results}");
+
     assert!(
         results.contains("spf=pass") && results.contains("dmarc=pass"),
         "{results}"
@@ -176,6 +177,40 @@ fn submitted_mail_is_relayed_bounced_and_retried() {
         .expect("a delay report");
     assert!(delay.contains("Final-Recipient: rfc822; x@dead.example"));
     assert_eq!(inbox.len(), 3, "one report each, not one per retry");
+
+    // Our own signed message, come back in through our MX (as a list that
+    // keeps it intact would send it): delivered; unsigned or changed, refused.
+    let replay = local.data().join("replay.eml");
+    std::fs::write(&replay, &delivered[0]).unwrap();
+    let out = std::process::Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/python/smtp_client.py"
+        ))
+        .arg("own_domain_replay")
+        .arg(server.addr("smtp").port().to_string())
+        .arg(server.addr("submission").port().to_string())
+        .arg(server.addr("submissions").port().to_string())
+        .arg(local.data().join("tls/cert.pem"))
+        .env("REPLAY", &replay)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let back: Vec<String> = mailbox(&local, "alice", "example.org", MailboxRole::Inbox)
+        .into_iter()
+        // The message itself, not the delivery reports that quote it.
+        .filter(|m| {
+            let header = m.split("\r\n\r\n").next().unwrap_or_default();
+            header.contains("\r\nSubject: going out")
+        })
+        .collect();
+    assert_eq!(back.len(), 1, "only the intact signed copy came back in");
+    assert!(!back[0].contains("Subject: going out now"));
 
     // The queue shows what is left, with its error, and removes it.
     let list = local.ok(&["queue", "list"], "");

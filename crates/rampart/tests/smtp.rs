@@ -339,3 +339,31 @@ fn idle_and_overlong_sessions_are_closed() {
     assert!(last.starts_with("421 4.4.2"), "{last}");
     assert!(server.stop().success());
 }
+
+#[test]
+#[cfg_attr(
+    not(rampart_test_python),
+    ignore = "skipped: needs python3 (smtplib) as the SMTP client"
+)]
+fn mail_in_our_own_name_from_outside_is_refused() {
+    let (sb, server) = setup("");
+    smtp_scenario(&sb, &server, "own_domain_forged");
+    let bob = subjects(&sb, "bob", MailboxRole::Inbox);
+    assert_eq!(bob, ["not ours"], "bob's inbox");
+    assert!(server.stop().success());
+}
+
+#[test]
+#[cfg_attr(
+    not(rampart_test_python),
+    ignore = "skipped: needs python3 (smtplib) as the SMTP client"
+)]
+fn clients_that_talk_before_the_greeting_are_dropped() {
+    let sb = Sandbox::custom(
+        "",
+        "[smtp]\npregreet_wait_ms = 300\npregreet_skip_loopback = false\n",
+    );
+    let server = sb.serve(&["--domain", "example.org"]);
+    smtp_scenario(&sb, &server, "pregreet");
+    assert!(server.stop().success());
+}

@@ -59,12 +59,17 @@ pub fn generate(selector_base: &str) -> Result<Vec<DkimKey>, DkimError> {
 
 /// The TXT record value to publish at `<selector>._domainkey.<domain>`.
 pub fn dns_record(key: &DkimKey) -> String {
-    let k = if key.algorithm == ED25519 {
+    public_record(&key.algorithm, &key.public_key)
+}
+
+/// The TXT record value of a public key with its algorithm name.
+pub fn public_record(algorithm: &str, public_key: &[u8]) -> String {
+    let k = if algorithm == ED25519 {
         "ed25519"
     } else {
         "rsa"
     };
-    format!("v=DKIM1; k={k}; p={}", B64.encode(&key.public_key))
+    format!("v=DKIM1; k={k}; p={}", B64.encode(public_key))
 }
 
 /// Signs `message` for `domain` with every key; returns the header lines to prepend.

@@ -9,6 +9,8 @@ mod client;
 pub mod data;
 pub mod dkim;
 pub mod mta_sts;
+pub mod own_domain;
+pub mod pregreet;
 pub mod queue;
 mod session;
 pub mod verify;
@@ -100,6 +102,44 @@ async fn read_more<S: AsyncRead + Unpin>(
     }
 }
 
+/// On the MX, holds the greeting back for `pregreet_wait` and drops a
+/// client that talks meanwhile (see [`pregreet`]); whether to go on.
+async fn pregreet_wait<S: AsyncRead + AsyncWrite + Unpin>(
+    session: &Session,
+    stream: &mut S,
+) -> std::io::Result<bool> {
+    let config = session.config();
+    let Some(ip) = session.client_ip() else {
+        return Ok(true);
+    };
+    if config.mode != Mode::Mx
+        || config.pregreet_wait.is_zero()
+        || !config.pregreet.must_wait(ip, config.pregreet_skip_loopback)
+    {
+        return Ok(true);
+    }
+    let mut byte = [0u8; 1];
+    match tokio::time::timeout(config.pregreet_wait, stream.read(&mut byte)).await {
+        Err(_) => {
+            config.pregreet.passed(ip);
+            Ok(true)
+        }
+        Ok(Ok(0)) => Ok(false),
+        Ok(Ok(_)) => {
+            tracing::info!(client = %ip, "smtp: client talked before the greeting; dropped");
+            // RFC 5321 §3.1 and §4.3.1: the client waits for the 220 first.
+            let text = format!(
+                "554 5.5.1 {} Protocol error: you talked before the greeting\r\n",
+                config.hostname
+            );
+            stream.write_all(text.as_bytes()).await?;
+            stream.shutdown().await?;
+            Ok(false)
+        }
+        Ok(Err(e)) => Err(e),
+    }
+}
+
 async fn run<S: AsyncRead + AsyncWrite + Unpin>(
     session: &mut Session,
     mut stream: S,
@@ -107,6 +147,9 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
     shutdown: &CancellationToken,
     greet: bool,
 ) -> std::io::Result<Outcome<S>> {
+    if greet && !pregreet_wait(session, &mut stream).await? {
+        return Ok(Outcome::Closed);
+    }
     if greet {
         stream.write_all(session.greeting().as_bytes()).await?;
         if session.refused() {

@@ -54,6 +54,14 @@ pub struct SmtpConfig {
     pub inbound: Option<rampart_core::ServiceMinter>,
     /// The role that reads DKIM keys to sign submitted mail.
     pub signer: Option<rampart_core::ServiceMinter>,
+    /// How long the MX holds its greeting back to catch clients that talk
+    /// first (zero: greet at once).
+    pub pregreet_wait: Duration,
+    /// Whether loopback clients are greeted at once.
+    pub pregreet_skip_loopback: bool,
+    /// The clients that waited for the greeting lately (shared by the
+    /// listener's sessions).
+    pub pregreet: std::sync::Arc<crate::pregreet::PregreetPasses>,
 }
 
 impl SmtpConfig {
@@ -74,6 +82,13 @@ impl SmtpConfig {
             verifier: None,
             inbound: None,
             signer: None,
+            pregreet_wait: if mode == Mode::Mx {
+                Duration::from_secs(1)
+            } else {
+                Duration::ZERO
+            },
+            pregreet_skip_loopback: true,
+            pregreet: Default::default(),
         }
     }
 }
@@ -211,6 +226,11 @@ impl Session {
             envelope: Envelope::default(),
             errors: 0,
         }
+    }
+
+    /// The client's address, where the connection has one.
+    pub fn client_ip(&self) -> Option<std::net::IpAddr> {
+        self.ctx.client
     }
 
     /// The settings.
@@ -730,6 +750,26 @@ impl Session {
                 submitted
             }
             None => {
+                let Some(minter) = self.config.inbound.as_ref() else {
+                    return temporary(CoreError::Denied("no inbound delivery role".into()));
+                };
+                let inbound = minter.access(&self.ctx);
+                let from = envelope.from.as_deref().unwrap_or_default();
+                match crate::own_domain::unsigned_claims(&self.core, &inbound, from, &body).await {
+                    Ok(unsigned) if unsigned.is_empty() => {}
+                    Ok(unsigned) => {
+                        tracing::info!(
+                            session = %self.ctx.session,
+                            domains = ?unsigned,
+                            "smtp: refused mail from outside in our own domain's name"
+                        );
+                        return Reply::new(format!(
+                            "550 5.7.1 Mail from {} must come through this server's submission and carry its signature",
+                            unsigned.join(", ")
+                        ));
+                    }
+                    Err(e) => return temporary(e),
+                }
                 let mut role = MailboxRole::Inbox;
                 // Nobody outside may speak for this host in Authentication-Results.
                 raw = crate::authres::strip_forged_results(&raw, &self.config.hostname);
@@ -748,10 +788,6 @@ impl Session {
                     with_results.extend_from_slice(&raw);
                     raw = with_results;
                 }
-                let Some(minter) = self.config.inbound.as_ref() else {
-                    return temporary(CoreError::Denied("no inbound delivery role".into()));
-                };
-                let inbound = minter.access(&self.ctx);
                 self.core
                     .deliver_to(&inbound, &accounts, raw, role)
                     .await

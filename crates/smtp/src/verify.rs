@@ -47,9 +47,42 @@ pub enum DnsSource {
 
 /// TXT records answered locally before (or instead of) DNS. In static mode
 /// every other TXT name does not exist.
-struct StaticTxt {
+pub(crate) struct StaticTxt {
     records: HashMap<Box<str>, Txt>,
     only: bool,
+}
+
+impl StaticTxt {
+    /// The records (name, TXT value), parsed by what their names say they are.
+    pub(crate) fn new(records: &[(String, String)], only: bool) -> Self {
+        let mut txt = HashMap::new();
+        for (name, value) in records {
+            let name = name.trim_end_matches('.').to_ascii_lowercase();
+            let parsed: Txt = if name.contains("._domainkey.") {
+                mail_auth::common::verify::DomainKey::parse(value.as_bytes()).into()
+            } else if name.starts_with("_dmarc.") {
+                mail_auth::dmarc::Dmarc::parse(value.as_bytes()).into()
+            } else {
+                mail_auth::spf::Spf::parse(value.as_bytes()).into()
+            };
+            txt.insert(format!("{name}.").into_boxed_str(), parsed);
+        }
+        StaticTxt { records: txt, only }
+    }
+}
+
+/// An authenticator whose lookups never leave the machine: a name server
+/// nobody runs, so that names outside the static records fail at once.
+pub(crate) fn offline_authenticator() -> Result<MessageAuthenticator, VerifierError> {
+    let mut server = NameServerConfig::udp(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    for c in &mut server.connections {
+        c.port = 9;
+    }
+    let mut opts = ResolverOpts::default();
+    opts.timeout = Duration::from_millis(200);
+    opts.attempts = 1;
+    MessageAuthenticator::new(ResolverConfig::from_name_servers(vec![server]), opts)
+        .map_err(|e| VerifierError(e.to_string()))
 }
 
 impl ResolverCache<Box<str>, Txt> for StaticTxt {
@@ -113,35 +146,12 @@ impl Verifier {
             DnsSource::System => {
                 MessageAuthenticator::new_system_conf().map_err(|e| VerifierError(e.to_string()))?
             }
-            DnsSource::Static => {
-                // A name server nobody runs: lookups outside `records` fail
-                // quickly instead of leaving the machine.
-                let mut server = NameServerConfig::udp(IpAddr::V4(Ipv4Addr::LOCALHOST));
-                for c in &mut server.connections {
-                    c.port = 9;
-                }
-                let mut opts = ResolverOpts::default();
-                opts.timeout = Duration::from_millis(200);
-                opts.attempts = 1;
-                MessageAuthenticator::new(ResolverConfig::from_name_servers(vec![server]), opts)
-                    .map_err(|e| VerifierError(e.to_string()))?
-            }
+            DnsSource::Static => offline_authenticator()?,
         };
-        let mut txt = HashMap::new();
-        for (name, value) in records {
-            let name = name.trim_end_matches('.').to_ascii_lowercase();
-            let parsed: Txt = if name.contains("._domainkey.") {
-                mail_auth::common::verify::DomainKey::parse(value.as_bytes()).into()
-            } else if name.starts_with("_dmarc.") {
-                mail_auth::dmarc::Dmarc::parse(value.as_bytes()).into()
-            } else {
-                mail_auth::spf::Spf::parse(value.as_bytes()).into()
-            };
-            txt.insert(format!("{name}.").into_boxed_str(), parsed);
-        }
+        let txt = StaticTxt::new(records, only);
         Ok(Verifier {
             resolver,
-            txt: StaticTxt { records: txt, only },
+            txt,
             hostname: hostname.into(),
         })
     }

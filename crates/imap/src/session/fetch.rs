@@ -63,27 +63,6 @@ impl Session {
                     | FetchAtt::BinarySize(_)
             )
         });
-        let reads_body = atts.iter().any(|a| match a {
-            FetchAtt::Section { section, name, .. } => {
-                *name == SectionName::Binary
-                    || !matches!(
-                        section.text,
-                        Some(SectionText::Header)
-                            | Some(SectionText::HeaderFields(_))
-                            | Some(SectionText::HeaderFieldsNot(_))
-                            | Some(SectionText::Mime)
-                    )
-            }
-            FetchAtt::BinarySize(_) => true,
-            _ => false,
-        });
-        let purpose = if reads_body {
-            Operation::ReadBody
-        } else if needs_raw {
-            Operation::ReadHeader
-        } else {
-            Operation::ListItems
-        };
         let sets_seen = !sel.read_only
             && atts
                 .iter()
@@ -93,6 +72,16 @@ impl Session {
                 is_header_section(a)
                     || !matches!(a, FetchAtt::Section { .. } | FetchAtt::BinarySize(_))
             });
+        // What core returns decides what the ledger records: the state
+        // alone, headers (kept structures, or headers read for the header
+        // sections), or whole messages for anything else that needs one.
+        let read = if !needs_raw {
+            MessageRead::State
+        } else if structure_only {
+            MessageRead::Header
+        } else {
+            MessageRead::Body
+        };
         let deep_mime = atts.iter().any(|a| match a {
             FetchAtt::BodyStructure | FetchAtt::Body | FetchAtt::BinarySize(_) => true,
             FetchAtt::Section { name, section, .. } => {
@@ -107,7 +96,7 @@ impl Session {
             indices,
             next: 0,
             needs_raw,
-            purpose,
+            read,
             sets_seen,
             unknown_cte: false,
             deep_mime,
@@ -176,7 +165,7 @@ impl Session {
             // only messages never asked about are read and parsed.
             let derived = self
                 .core
-                .fetch_derived(&access, id, &uids, STRUCTURE_KIND, job.purpose)
+                .fetch_derived(&access, id, &uids, STRUCTURE_KIND)
                 .await?;
             let mut remember = Vec::new();
             let mut records = Vec::with_capacity(derived.len());
@@ -205,7 +194,7 @@ impl Session {
                 // Headers too long to keep: read those messages.
                 let mut whole: HashMap<u32, Option<Vec<u8>>> = self
                     .core
-                    .fetch_messages(&access, id, &unkept_headers, true, job.purpose)
+                    .fetch_messages(&access, id, &unkept_headers, MessageRead::Header)
                     .await?
                     .into_iter()
                     .map(|(r, raw)| (r.uid, raw))
@@ -228,7 +217,7 @@ impl Session {
             records
         } else {
             self.core
-                .fetch_messages(&access, id, &uids, job.needs_raw, job.purpose)
+                .fetch_messages(&access, id, &uids, job.read)
                 .await?
         };
         let mut flags_changed: Vec<u32> = Vec::new();
@@ -548,7 +537,8 @@ pub(super) struct FetchJob {
     indices: Vec<usize>,
     next: usize,
     needs_raw: bool,
-    purpose: Operation,
+    /// What the non-structure path asks core for.
+    read: MessageRead,
     sets_seen: bool,
     unknown_cte: bool,
     /// Whether an item needs the parts below the top level.

@@ -10,7 +10,7 @@ use base64::Engine;
 use rampart_core::model::{
     Change, ChangeKind, FlagChange, Mailbox, MailboxId, MailboxRole, MessageRecord, SystemFlags,
 };
-use rampart_core::{Access, Core, CoreError, MessageSummary, Operation, SessionContext};
+use rampart_core::{Access, Core, CoreError, MessageRead, MessageSummary, SessionContext};
 use unicode_normalization::UnicodeNormalization;
 
 use crate::command::{

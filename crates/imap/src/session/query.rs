@@ -44,7 +44,7 @@ impl Session {
             // Every search is recorded with the messages it examined.
             let records = self
                 .core
-                .fetch_messages(&access, id, &uids, needs.text, Operation::Search)
+                .fetch_messages(&access, id, &uids, MessageRead::Search { text: needs.text })
                 .await?;
             let by_uid: HashMap<u32, &(MessageRecord, Option<Vec<u8>>)> =
                 records.iter().map(|r| (r.0.uid, r)).collect();
@@ -219,7 +219,7 @@ impl Session {
             let uids: Vec<u32> = chunk.iter().map(|&i| sel.msgs[i].uid).collect();
             for (record, _) in self
                 .core
-                .fetch_messages(self.access(), sel.id, &uids, false, Operation::ReadHeader)
+                .fetch_messages(self.access(), sel.id, &uids, MessageRead::Summary)
                 .await?
             {
                 out.insert(
@@ -247,7 +247,7 @@ impl Session {
             let mut unkept = Vec::new();
             for d in self
                 .core
-                .fetch_derived(access, id, &uids, STRUCTURE_KIND, Operation::ReadHeader)
+                .fetch_derived(access, id, &uids, STRUCTURE_KIND)
                 .await?
             {
                 let uid = d.record.uid;
@@ -268,7 +268,7 @@ impl Session {
             if !unkept.is_empty() {
                 for (record, raw) in self
                     .core
-                    .fetch_messages(access, id, &unkept, true, Operation::ReadHeader)
+                    .fetch_messages(access, id, &unkept, MessageRead::Header)
                     .await?
                 {
                     if let Some(raw) = raw {

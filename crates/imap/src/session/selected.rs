@@ -243,7 +243,7 @@ impl Session {
         };
         let records = match self
             .core
-            .fetch_messages(&access, id, &wanted, false, Operation::ListItems)
+            .fetch_messages(&access, id, &wanted, MessageRead::State)
             .await
         {
             Ok(r) => r,

@@ -403,7 +403,7 @@ def scenario_idle():
     assert raw.line().startswith("+ "), "no IDLE continuation"
     sent = time.monotonic()
     with smtplib.SMTP(HOST, smtp_port, timeout=20) as smtp:
-        smtp.sendmail("carol@example.net", ["alice@example.org"], message("pushed").replace(b"\n", b"\r\n").replace(b"\r\r", b"\r"))
+        smtp.sendmail("carol@example.net", ["alice@example.org"], message("pushed", sender="carol@example.net").replace(b"\n", b"\r\n").replace(b"\r\r", b"\r"))
     line = raw.line()
     latency = time.monotonic() - sent
     assert line.strip() == f"* {exists + 1} EXISTS", line
@@ -556,7 +556,7 @@ def scenario_thunderbird():
     raw.send("r99 IDLE\r\n")
     assert raw.line().startswith("+ "), "no IDLE continuation"
     with smtplib.SMTP(HOST, smtp_port, timeout=20) as smtp:
-        smtp.sendmail("carol@example.net", ["alice@example.org"], message("while idle"))
+        smtp.sendmail("carol@example.net", ["alice@example.org"], message("while idle", sender="carol@example.net"))
     assert raw.line().strip() == "* 4 EXISTS"
     raw.send("DONE\r\n")
     _, tagged = raw.until("r99")

@@ -300,7 +300,77 @@ def forged_results():
         assert s.sendmail("mallory@example.net", ["alice@example.org"], data.encode()) == {}
 
 
+def own_domain_forged():
+    """Mail from outside in our own domain's name, without our signature:
+    refused whichever of envelope, From or Sender names the domain, however
+    the From is written (RFC 5322 §3.6: one From; encoded words; two From)."""
+    cases = [
+        ("mallory@example.org", "From: Alice <mallory@example.org>"),
+        ("mallory@evil.example", "From: Alice <alice@example.org>"),
+        ("mallory@evil.example", "From: =?utf-8?q?Alice?= <alice@EXAMPLE.ORG>"),
+        ("mallory@evil.example", "From: mallory@evil.example\r\nFrom: alice@example.org"),
+        ("mallory@evil.example", "From: mallory@evil.example\r\nSender: info@example.org"),
+        ("mallory@evil.example", "From: Alice <alice@example.org.>"),
+        ("mallory@evil.example", "From: broken <alice@example.org"),
+    ]
+    for envelope, author in cases:
+        data = (f"{author}\r\nTo: bob@example.org\r\nSubject: from the mayor\r\n"
+                "Message-ID: <own-domain@test>\r\n\r\nPlease pay this invoice.\r\n")
+        with smtplib.SMTP(HOST, mx_port) as s:
+            s.ehlo("mail.evil.example")
+            expect(s.mail(envelope), 250)
+            expect(s.rcpt("bob@example.org"), 250)
+            got = s.data(data.encode())
+            assert got[0] == 550 and got[1].startswith(b"5.7.1"), (author, got)
+    # Someone else's domain is not ours to judge (DMARC does that).
+    with smtplib.SMTP(HOST, mx_port) as s:
+        s.ehlo("mail.example.net")
+        assert s.sendmail("carol@example.net", ["bob@example.org"],
+                          message("carol@example.net", "bob@example.org", "not ours")) == {}
+
+
+def own_domain_replay():
+    """A message our server signed, come back through the MX (a list that kept
+    it intact): delivered. The same without its signatures, or with a changed
+    subject: refused. The message is read from the file named by REPLAY."""
+    import os
+    import re
+    signed = open(os.environ["REPLAY"], "rb").read()
+    unsigned = re.sub(rb"DKIM-Signature:.*?\r\n(?![ \t])", b"", signed, flags=re.S | re.I)
+    assert b"DKIM-Signature" not in unsigned and unsigned != signed
+    tampered = signed.replace(b"Subject: going out", b"Subject: going out now", 1)
+    assert tampered != signed
+    for data, code in [(signed, 250), (unsigned, 550), (tampered, 550)]:
+        with smtplib.SMTP(HOST, mx_port) as s:
+            s.ehlo("lists.remote.example")
+            expect(s.mail("alice@example.org"), 250)
+            expect(s.rcpt("alice@example.org"), 250)
+            got = s.data(data)
+            assert got[0] == code, (code, got)
+
+
+def pregreet():
+    """A client that talks before the greeting is dropped with 554 5.5.1; one
+    that waits is greeted (RFC 5321 §3.1)."""
+    sock = socket.create_connection((HOST, mx_port), timeout=10)
+    sock.sendall(b"EHLO hasty.example\r\nMAIL FROM:<spam@hasty.example>\r\n")
+    answer = b""
+    while True:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        answer += chunk
+    assert answer.startswith(b"554 5.5.1"), answer
+    assert b"220" not in answer, answer
+    with smtplib.SMTP(HOST, mx_port) as s:
+        code, _ = s.ehlo("patient.example")
+        assert code == 250
+
+
 {
+    "own_domain_forged": own_domain_forged,
+    "own_domain_replay": own_domain_replay,
+    "pregreet": pregreet,
     "relay": relay,
     "forged_results": forged_results,
     "relay_one": relay_one,
