@@ -22,16 +22,67 @@ impl Core {
     /// Accepts a message for delivery: queued for the remote recipients,
     /// delivered at once to the local accounts. Returns once all of it is
     /// durable; the queue worker is woken.
+    ///
+    /// Who may send what is decided here, for every protocol: an account
+    /// sends only as one of its own addresses (envelope, From and Sender),
+    /// and only the server's report sender and witness send with a null
+    /// sender. Core resolves the recipients itself: local addresses reach
+    /// their accounts (aliases and groups expanded), others go to the queue.
     pub async fn submit(
         &self,
         access: &Access,
         sender: &str,
-        local: &[PrincipalId],
-        remote: &[QueuedAddress],
+        recipients: &[QueuedAddress],
         dsn: DsnRequest,
         raw: Vec<u8>,
     ) -> CoreResult<Option<QueueId>> {
-        self.check_author_fields(access, &raw).await?;
+        use crate::ServiceRole::{ReportSender, Witness};
+        if access.account().is_some() {
+            let may = match crate::Address::parse(sender) {
+                Ok(a) => self.may_send_as(access, &a).await?,
+                Err(_) => false,
+            };
+            if !may {
+                return Err(CoreError::Denied(format!(
+                    "you may not send as <{}>: use your own address or one of your aliases",
+                    sender.chars().take(256).collect::<String>()
+                )));
+            }
+            self.check_author_fields(access, &raw).await?;
+        } else if !matches!(
+            access.principal().service_role(),
+            Some(ReportSender | Witness)
+        ) {
+            return Err(CoreError::Denied(
+                "only accounts and the server's reports submit mail".into(),
+            ));
+        }
+        let mut local: Vec<PrincipalId> = Vec::new();
+        let mut remote: Vec<QueuedAddress> = Vec::new();
+        for recipient in recipients {
+            let address = crate::Address::parse(&recipient.address)?;
+            if !self.is_local_domain(&address.domain).await? {
+                remote.push(recipient.clone());
+                continue;
+            }
+            match self.resolve_recipient(access, &address).await? {
+                Some(set) if !set.accounts.is_empty() => {
+                    local.extend(set.accounts.iter().map(|r| r.id));
+                }
+                Some(_) => {
+                    return Err(CoreError::Invalid(format!("<{address}>: mailbox disabled")));
+                }
+                None => {
+                    return Err(CoreError::NotFound {
+                        kind: "recipient",
+                        name: address.to_string(),
+                    });
+                }
+            }
+        }
+        local.sort();
+        local.dedup();
+        let (local, remote) = (&local[..], &remote[..]);
         let queued = if remote.is_empty() {
             None
         } else {

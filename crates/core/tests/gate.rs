@@ -768,3 +768,175 @@ async fn submission_checks_the_author_fields() {
         );
     }
 }
+
+/// Core decides who may submit what, whatever the protocol says: an account
+/// sends only as itself, a null sender is the reports' and the witness's
+/// alone, and core resolves the recipients itself (aliases, groups, other
+/// domains to the queue).
+#[tokio::test]
+async fn submission_rights_are_decided_in_core() {
+    use rampart_store::{DsnRequest, MailboxRole, QueuedAddress};
+    let f = fixture().await;
+    let alice = login(&f, "alice").await;
+    let raw = |from: &str| format!("From: {from}\r\nSubject: s\r\n\r\nhello\r\n").into_bytes();
+    let to = |a: &str| vec![QueuedAddress::plain(a)];
+    for (sender, from) in [
+        ("bob@example.org", "alice@example.org"),
+        ("", "alice@example.org"),
+        ("alice@example.org", "bob@example.org"),
+    ] {
+        assert!(
+            matches!(
+                f.core
+                    .submit(
+                        &alice,
+                        sender,
+                        &to("bob@example.org"),
+                        DsnRequest::default(),
+                        raw(from)
+                    )
+                    .await,
+                Err(CoreError::Denied(_))
+            ),
+            "sender {sender:?}, From {from}"
+        );
+    }
+    // Unknown local recipients are refused, not queued.
+    assert!(matches!(
+        f.core
+            .submit(
+                &alice,
+                "alice@example.org",
+                &to("nobody@example.org"),
+                DsnRequest::default(),
+                raw("alice@example.org")
+            )
+            .await,
+        Err(CoreError::NotFound { .. })
+    ));
+    // Local recipients are delivered, others queued.
+    let queued = f
+        .core
+        .submit(
+            &alice,
+            "alice@example.org",
+            &[
+                QueuedAddress::plain("Bob@Example.org"),
+                QueuedAddress::plain("carol@elsewhere.example"),
+            ],
+            DsnRequest::default(),
+            raw("Alice <alice@example.org>"),
+        )
+        .await
+        .unwrap();
+    assert!(queued.is_some(), "the remote recipient is queued");
+    let bob = login(&f, "bob").await;
+    let inbox = inbox_of(&f, &bob).await;
+    let (_, listed) = f.core.list_items(&bob, inbox.id).await.unwrap();
+    assert_eq!(listed.len(), 1, "bob got it");
+    assert!(
+        listed.iter().all(|m| m.summary.is_empty()),
+        "a listing of state carries no summaries"
+    );
+    assert_eq!(inbox.role, Some(MailboxRole::Inbox));
+
+    // A null sender: the report sender may, inbound delivery may not submit at all.
+    let ctx = SessionContext::new(Network::Smtp, None);
+    let reports = f.privileged.service(ServiceRole::ReportSender).internal();
+    f.core
+        .submit(
+            &reports,
+            "",
+            &to("alice@example.org"),
+            DsnRequest::default(),
+            raw("Mail Delivery System <postmaster@example.org>"),
+        )
+        .await
+        .unwrap();
+    let inbound = f
+        .privileged
+        .service(ServiceRole::InboundDelivery)
+        .access(&ctx);
+    assert!(matches!(
+        f.core
+            .submit(
+                &inbound,
+                "",
+                &to("alice@example.org"),
+                DsnRequest::default(),
+                raw("x@y.example")
+            )
+            .await,
+        Err(CoreError::Denied(_))
+    ));
+}
+
+/// What a read returns decides its entry: a listing of state is metadata,
+/// a summary or header read is a read of headers, a whole message a read
+/// of bodies; a header read returns the header alone.
+#[tokio::test]
+async fn the_entry_follows_what_a_read_returns() {
+    let f = fixture().await;
+    let alice = login(&f, "alice").await;
+    let inbox = inbox_of(&f, &alice).await;
+    let inbound = f
+        .privileged
+        .service(ServiceRole::InboundDelivery)
+        .access(&SessionContext::new(Network::Smtp, None));
+    let me = f
+        .core
+        .principal_by_address("alice@example.org")
+        .await
+        .unwrap();
+    f.core
+        .deliver(
+            &inbound,
+            &[me.id],
+            b"From: carol@example.net\r\nSubject: secret plans\r\n\r\nthe body\r\n".to_vec(),
+        )
+        .await
+        .unwrap();
+    let (_, listed) = f.core.list_items(&alice, inbox.id).await.unwrap();
+    let uid = listed[0].uid;
+    for (read, operation, has_summary, raw) in [
+        (MessageRead::State, Operation::ListItems, false, None),
+        (MessageRead::Summary, Operation::ReadHeader, true, None),
+        (
+            MessageRead::Header,
+            Operation::ReadHeader,
+            true,
+            Some(&b"From: carol@example.net\r\nSubject: secret plans\r\n\r\n"[..]),
+        ),
+        (
+            MessageRead::Body,
+            Operation::ReadBody,
+            true,
+            Some(&b"the body"[..]),
+        ),
+        (
+            MessageRead::Search { text: false },
+            Operation::Search,
+            true,
+            None,
+        ),
+    ] {
+        let got = f
+            .core
+            .fetch_messages(&alice, inbox.id, &[uid], read)
+            .await
+            .unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(!got[0].0.summary.is_empty(), has_summary, "{read:?}");
+        match raw {
+            None => assert!(got[0].1.is_none(), "{read:?}"),
+            Some(want) if read == MessageRead::Header => {
+                assert_eq!(got[0].1.as_deref(), Some(want))
+            }
+            Some(want) => {
+                assert!(got[0].1.as_deref().unwrap().ends_with(b"the body\r\n") && !want.is_empty())
+            }
+        }
+        let last = f.entries.0.lock().unwrap().last().cloned().unwrap();
+        assert_eq!(last.operation, operation, "{read:?}");
+    }
+}

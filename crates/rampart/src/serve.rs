@@ -354,24 +354,14 @@ async fn mail_checkpoint(
         line = c.to_line(),
     )
     .into_bytes();
-    let access = role.internal();
-    match core.resolve_recipient(&access, &address).await? {
-        Some(set) if !set.accounts.is_empty() => {
-            let ids: Vec<_> = set.accounts.iter().map(|p| p.id).collect();
-            core.deliver(&access, &ids, raw).await?;
-        }
-        _ => {
-            core.submit(
-                &access,
-                "",
-                &[],
-                &[rampart_store::QueuedAddress::plain(to)],
-                rampart_store::DsnRequest::default(),
-                raw,
-            )
-            .await?;
-        }
-    }
+    core.submit(
+        &role.internal(),
+        "",
+        &[rampart_store::QueuedAddress::plain(address.to_string())],
+        rampart_store::DsnRequest::default(),
+        raw,
+    )
+    .await?;
     Ok(())
 }
 

@@ -512,25 +512,15 @@ async fn report(
         tracing::error!("queue: no report role given; no report sent");
         return;
     };
-    let access = role.internal();
-    let result = match core.resolve_recipient(&access, &sender).await {
-        Ok(Some(set)) if !set.accounts.is_empty() => {
-            let ids: Vec<_> = set.accounts.iter().map(|p| p.id).collect();
-            core.deliver(&access, &ids, message).await.map(|_| ())
-        }
-        Ok(_) => core
-            .submit(
-                &access,
-                "",
-                &[],
-                &[QueuedAddress::plain(sender.to_string())],
-                DsnRequest::default(),
-                message,
-            )
-            .await
-            .map(|_| ()),
-        Err(e) => Err(e),
-    };
+    let result = core
+        .submit(
+            &role.internal(),
+            "",
+            &[QueuedAddress::plain(sender.to_string())],
+            DsnRequest::default(),
+            message,
+        )
+        .await;
     if let Err(e) = result {
         tracing::error!(
             "queue: cannot report {} delivery to {sender}: {e}",

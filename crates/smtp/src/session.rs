@@ -706,16 +706,6 @@ impl Session {
             .collect();
         accounts.sort();
         accounts.dedup();
-        let remote: Vec<QueuedAddress> = envelope
-            .recipients
-            .iter()
-            .filter(|r| r.accounts.is_empty())
-            .map(|r| QueuedAddress {
-                address: r.address.clone(),
-                notify: r.notify,
-                orcpt: r.orcpt.clone(),
-            })
-            .collect();
         let result = match &self.access {
             Some(user) => {
                 // The header's authors are checked before anything is signed.
@@ -735,11 +725,24 @@ impl Session {
                 };
                 let from = envelope.from.as_deref().unwrap_or_default();
                 let sent_copy = raw.clone();
-                let submitted = self
+                // Core resolves and checks them again itself (rule R2).
+                let recipients: Vec<QueuedAddress> = envelope
+                    .recipients
+                    .iter()
+                    .map(|r| QueuedAddress {
+                        address: r.address.clone(),
+                        notify: r.notify,
+                        orcpt: r.orcpt.clone(),
+                    })
+                    .collect();
+                let submitted = match self
                     .core
-                    .submit(user, from, &accounts, &remote, envelope.dsn.clone(), raw)
+                    .submit(user, from, &recipients, envelope.dsn.clone(), raw)
                     .await
-                    .map(|_| ());
+                {
+                    Err(CoreError::Denied(why)) => return Reply::new(format!("553 5.7.1 {why}")),
+                    other => other.map(|_| ()),
+                };
                 // The Sent copy comes second: failing it must not make the
                 // client send again what is already on its way.
                 if submitted.is_ok()
