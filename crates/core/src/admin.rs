@@ -2,6 +2,7 @@
 //! resolution. Administrators manage principals; they never read their data
 //! through these calls (rule R6).
 
+use crate::DirectoryEntry;
 use std::collections::BTreeSet;
 
 use rampart_store::{
@@ -129,8 +130,39 @@ impl Core {
             })
     }
 
-    /// Finds a principal by its primary address or an alias.
-    pub async fn principal_by_address(&self, address: &str) -> CoreResult<Principal> {
+    /// Finds a principal by its primary address or an alias: administrators,
+    /// the server's services, and an account asking about itself; anyone
+    /// else is told it does not exist. Recorded as a directory query.
+    pub async fn principal_by_address(
+        &self,
+        access: &Access,
+        address: &str,
+    ) -> CoreResult<DirectoryEntry> {
+        let found = self.principal_row(address).await?;
+        let own = access.account() == Some(found.id);
+        let allowed = own
+            || access.principal().service_role().is_some()
+            || self.require_admin(access).await.is_ok();
+        if !allowed {
+            // The same answer as for an address nobody has: no probing.
+            return Err(CoreError::NotFound {
+                kind: "account or group",
+                name: Address::parse(address)?.to_string(),
+            });
+        }
+        self.record(
+            access,
+            Event::new(Operation::DirectoryQuery, None)
+                .container(address.to_owned())
+                .objects(vec![found.id.0])
+                .metadata(),
+        )
+        .await?;
+        Ok(found.into())
+    }
+
+    /// The row of a principal by its primary address or an alias.
+    pub(crate) async fn principal_row(&self, address: &str) -> CoreResult<Principal> {
         let a = Address::parse(address)?;
         self.store
             .find_principal(&a.local_part, &a.domain)
@@ -179,7 +211,7 @@ impl Core {
     }
 
     /// Adds a user with the standard special-use mailboxes.
-    pub async fn add_user(&self, access: &Access, new: NewUser) -> CoreResult<Principal> {
+    pub async fn add_user(&self, access: &Access, new: NewUser) -> CoreResult<DirectoryEntry> {
         self.require_admin(access).await?;
         let address = Address::parse(&new.address)?;
         check_new_password(&new.password)?;
@@ -221,7 +253,7 @@ impl Core {
         }
         self.admin_event(access, format!("user add {address}"), vec![principal.id.0])
             .await?;
-        Ok(principal)
+        Ok(principal.into())
     }
 
     async fn hash_password(&self, password: String) -> CoreResult<PasswordHash> {
@@ -235,17 +267,23 @@ impl Core {
         &self,
         access: &Access,
         domain: Option<&str>,
-    ) -> CoreResult<Vec<Principal>> {
+    ) -> CoreResult<Vec<DirectoryEntry>> {
         self.require_admin(access).await?;
         let domain = match domain {
             Some(d) => Some(self.domain_of(d).await?.id),
             None => None,
         };
-        Ok(self.store.list_principals(domain).await?)
+        Ok(self
+            .store
+            .list_principals(domain)
+            .await?
+            .into_iter()
+            .map(DirectoryEntry::from)
+            .collect())
     }
 
     pub(crate) async fn user_by_address(&self, address: &str) -> CoreResult<Principal> {
-        let p = self.principal_by_address(address).await?;
+        let p = self.principal_row(address).await?;
         if p.kind != PrincipalKind::User {
             return Err(CoreError::Invalid(format!(
                 "{} is a group, not a user",
@@ -334,7 +372,7 @@ impl Core {
     /// Removes a user or group and everything it owns.
     pub async fn remove_principal(&self, access: &Access, address: &str) -> CoreResult<()> {
         self.require_admin(access).await?;
-        let p = self.principal_by_address(address).await?;
+        let p = self.principal_row(address).await?;
         let primary = Address::parse(address)?;
         if p.address() != primary.to_string() {
             return Err(CoreError::Invalid(format!(
@@ -352,7 +390,7 @@ impl Core {
         self.require_admin(access).await?;
         let alias = Address::parse(alias)?;
         let domain = self.domain_of(&alias.domain).await?;
-        let target = self.principal_by_address(target).await?;
+        let target = self.principal_row(target).await?;
         self.store
             .add_alias(domain.id, &alias.local_part, target.id)
             .await
@@ -397,7 +435,7 @@ impl Core {
     ) -> CoreResult<Vec<Alias>> {
         self.require_admin(access).await?;
         let target = match target {
-            Some(t) => Some(self.principal_by_address(t).await?.id),
+            Some(t) => Some(self.principal_row(t).await?.id),
             None => None,
         };
         Ok(self.store.list_aliases(target).await?)
@@ -409,7 +447,7 @@ impl Core {
         access: &Access,
         address: &str,
         display_name: Option<String>,
-    ) -> CoreResult<Principal> {
+    ) -> CoreResult<DirectoryEntry> {
         self.require_admin(access).await?;
         let address = Address::parse(address)?;
         let domain = self.domain_of(&address.domain).await?;
@@ -434,11 +472,11 @@ impl Core {
             })?;
         self.admin_event(access, format!("group add {address}"), vec![group.id.0])
             .await?;
-        Ok(group)
+        Ok(group.into())
     }
 
     async fn group_by_address(&self, address: &str) -> CoreResult<Principal> {
-        let g = self.principal_by_address(address).await?;
+        let g = self.principal_row(address).await?;
         if g.kind != PrincipalKind::Group {
             return Err(CoreError::Invalid(format!(
                 "{} is a user, not a group",
@@ -455,13 +493,13 @@ impl Core {
         group: &str,
         add: &[String],
         remove: &[String],
-    ) -> CoreResult<Vec<Principal>> {
+    ) -> CoreResult<Vec<DirectoryEntry>> {
         self.require_admin(access).await?;
         let group = self.group_by_address(group).await?;
         // Resolve every address first, so a typo changes nothing.
         let mut to_add = Vec::new();
         for a in add {
-            let p = self.principal_by_address(a).await?;
+            let p = self.principal_row(a).await?;
             if p.id == group.id {
                 return Err(CoreError::Invalid(
                     "a group cannot be a member of itself".into(),
@@ -471,7 +509,7 @@ impl Core {
         }
         let mut to_remove = Vec::new();
         for a in remove {
-            to_remove.push(self.principal_by_address(a).await?);
+            to_remove.push(self.principal_row(a).await?);
         }
         for p in &to_add {
             self.store.add_group_member(group.id, p.id).await?;
@@ -484,7 +522,13 @@ impl Core {
             self.admin_event(access, format!("group members {}", group.address()), ids)
                 .await?;
         }
-        Ok(self.store.group_members(group.id).await?)
+        Ok(self
+            .store
+            .group_members(group.id)
+            .await?
+            .into_iter()
+            .map(DirectoryEntry::from)
+            .collect())
     }
 
     /// The enabled user accounts an address delivers to, expanding aliases and

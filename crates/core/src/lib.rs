@@ -13,6 +13,7 @@ mod app_passwords;
 mod auth;
 mod authors;
 pub mod calendar;
+mod directory;
 mod error;
 mod folders;
 mod guard;
@@ -36,6 +37,7 @@ pub use app_passwords::MAX_APP_PASSWORD_NAME;
 pub use auth::{
     MAX_PASSWORD_LEN, MIN_PASSWORD_LEN, PasswordParams, check_new_password, random_password,
 };
+pub use directory::DirectoryEntry;
 pub use error::{CoreError, CoreResult};
 pub use folders::{
     Derived, MAX_MAILBOX_DEPTH, MAX_MAILBOX_NAME_BYTES, MessageRead, check_mailbox_name,
@@ -72,9 +74,8 @@ pub mod model {
     pub use rampart_store::{
         Alias, AppPassword, Appended, BlobHash, Change, ChangeKind, DeliveryStatus, DkimKey,
         Domain, DomainId, DsnRequest, FlagChange, Mailbox, MailboxId, MailboxRole, MailboxStatus,
-        MessageId, MessageRecord, Principal, PrincipalId, PrincipalKind, QueueEntry, QueueId,
-        QueueOutcome, QueuedAddress, QueuedRecipient, SystemFlags, TextField, TextMatches, notify,
-        now_millis,
+        MessageId, MessageRecord, PrincipalId, PrincipalKind, QueueEntry, QueueId, QueueOutcome,
+        QueuedAddress, QueuedRecipient, SystemFlags, TextField, TextMatches, notify, now_millis,
     };
 }
 pub use text::{MIN_INDEXED_NEEDLE_CHARS, SearchableText, indexable_needle};

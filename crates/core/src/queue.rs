@@ -61,7 +61,7 @@ impl Core {
         let mut remote: Vec<QueuedAddress> = Vec::new();
         for recipient in recipients {
             let address = crate::Address::parse(&recipient.address)?;
-            if !self.is_local_domain(&address.domain).await? {
+            if !self.local_domain(&address.domain).await? {
                 remote.push(recipient.clone());
                 continue;
             }

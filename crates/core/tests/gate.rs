@@ -660,7 +660,7 @@ async fn app_passwords_log_in_as_such_and_can_be_revoked() {
 async fn secrets_never_print() {
     let f = fixture().await;
     let principals = f.core.list_principals(&f.operator, None).await.unwrap();
-    assert!(principals.iter().any(|p| p.password_hash.is_some()));
+    assert!(principals.iter().any(|p| p.has_password));
     let printed = format!("{principals:?}");
     assert!(!printed.contains("argon2"), "{printed}");
     let new = NewUser {
@@ -687,7 +687,7 @@ async fn services_act_only_in_their_role() {
         .access(&ctx);
     let alice = f
         .core
-        .principal_by_address("alice@example.org")
+        .principal_by_address(&f.operator, "alice@example.org")
         .await
         .unwrap();
     let raw = b"Subject: x\r\n\r\nx\r\n".to_vec();
@@ -885,7 +885,7 @@ async fn the_entry_follows_what_a_read_returns() {
         .access(&SessionContext::new(Network::Smtp, None));
     let me = f
         .core
-        .principal_by_address("alice@example.org")
+        .principal_by_address(&f.operator, "alice@example.org")
         .await
         .unwrap();
     f.core
@@ -939,4 +939,36 @@ async fn the_entry_follows_what_a_read_returns() {
         let last = f.entries.0.lock().unwrap().last().cloned().unwrap();
         assert_eq!(last.operation, operation, "{read:?}");
     }
+}
+
+/// Directory lookups are the gate's too: an account may look up itself; a
+/// colleague's row is as unknown to it as an address nobody has;
+/// administrators and services may look up anyone; each lookup is recorded.
+#[tokio::test]
+async fn principal_lookups_are_gated_and_recorded() {
+    let f = fixture().await;
+    let alice = login(&f, "alice").await;
+    let me = f
+        .core
+        .principal_by_address(&alice, "alice@example.org")
+        .await
+        .unwrap();
+    assert_eq!(me.address(), "alice@example.org");
+    let colleague = f.core.principal_by_address(&alice, "bob@example.org").await;
+    let nobody = f
+        .core
+        .principal_by_address(&alice, "nobody@example.org")
+        .await;
+    assert!(matches!(colleague, Err(CoreError::NotFound { .. })));
+    assert_eq!(
+        colleague.unwrap_err().to_string(),
+        nobody.unwrap_err().to_string().replace("nobody", "bob"),
+        "a colleague looks like nobody"
+    );
+    let entries = f.entries.0.lock().unwrap();
+    assert!(
+        entries
+            .iter()
+            .any(|e| e.operation == Operation::DirectoryQuery && e.objects == vec![me.id.0])
+    );
 }

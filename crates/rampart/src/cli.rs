@@ -404,7 +404,7 @@ pub async fn mail(config: &Config, command: MailCommand) -> anyhow::Result<()> {
             mailbox,
             print_uids,
         } => {
-            let user = core.principal_by_address(&address).await?;
+            let user = core.principal_by_address(&access, &address).await?;
             if user.kind != PrincipalKind::User {
                 bail!("{address} is a group: import into a user's mailbox");
             }

@@ -582,7 +582,14 @@ impl Session {
         let Ok(address) = Address::parse(to) else {
             return self.error("501 5.1.3 Bad recipient address syntax");
         };
-        let local = match self.core.is_local_domain(&address.domain).await {
+        let asking = match (&self.access, &self.config.inbound) {
+            (Some(user), _) => user.clone(),
+            (None, Some(inbound)) => inbound.access(&self.ctx),
+            (None, None) => {
+                return temporary(CoreError::Denied("no inbound delivery role".into()));
+            }
+        };
+        let local = match self.core.is_local_domain(&asking, &address.domain).await {
             Ok(l) => l,
             Err(e) => return temporary(e),
         };
@@ -600,13 +607,6 @@ impl Session {
             return Reply::new("250 2.1.5 Recipient OK (will be relayed)");
         }
         // The lookup is made, and recorded, as the user or as inbound delivery.
-        let asking = match (&self.access, &self.config.inbound) {
-            (Some(user), _) => user.clone(),
-            (None, Some(inbound)) => inbound.access(&self.ctx),
-            (None, None) => {
-                return temporary(CoreError::Denied("no inbound delivery role".into()));
-            }
-        };
         match self.core.resolve_recipient(&asking, &address).await {
             Ok(None) => self.error(&format!("550 5.1.1 <{address}>: no such user here")),
             Ok(Some(set)) if set.accounts.is_empty() => {
