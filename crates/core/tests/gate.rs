@@ -6,13 +6,17 @@ use async_trait::async_trait;
 use rampart_core::*;
 use rampart_store::{OpenMode, StoreConfig, SystemFlags};
 
-/// Keeps every entry, as the ledger will.
+/// Keeps every entry, as the ledger will; once `.1` is set it fails every
+/// entry, as a ledger on a full disk would.
 #[derive(Default)]
-struct Collect(Mutex<Vec<AccessEntry>>);
+struct Collect(Mutex<Vec<AccessEntry>>, std::sync::atomic::AtomicBool);
 
 #[async_trait]
 impl AccessRecorder for Collect {
     async fn record(&self, entry: AccessEntry) -> CoreResult<()> {
+        if self.1.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(CoreError::Ledger("no space left on device".into()));
+        }
         self.0.lock().unwrap().push(entry);
         Ok(())
     }
@@ -971,4 +975,52 @@ async fn principal_lookups_are_gated_and_recorded() {
             .iter()
             .any(|e| e.operation == Operation::DirectoryQuery && e.objects == vec![me.id.0])
     );
+}
+
+/// Fail-closed: once the ledger cannot write, every call that returns user
+/// data fails, whatever it was asked to return.
+#[tokio::test]
+async fn nothing_is_returned_when_the_ledger_cannot_write() {
+    let f = fixture().await;
+    let alice = login(&f, "alice").await;
+    let inbox = inbox_of(&f, &alice).await;
+    let inbound = f
+        .privileged
+        .service(ServiceRole::InboundDelivery)
+        .access(&SessionContext::new(Network::Smtp, None));
+    let me = f
+        .core
+        .principal_by_address(&f.operator, "alice@example.org")
+        .await
+        .unwrap();
+    f.core
+        .deliver(&inbound, &[me.id], b"Subject: s\r\n\r\nbody\r\n".to_vec())
+        .await
+        .unwrap();
+    let (_, listed) = f.core.list_items(&alice, inbox.id).await.unwrap();
+    let uid = listed[0].uid;
+    f.entries.1.store(true, std::sync::atomic::Ordering::SeqCst);
+    for read in [
+        MessageRead::State,
+        MessageRead::Summary,
+        MessageRead::Header,
+        MessageRead::Body,
+        MessageRead::Search { text: true },
+    ] {
+        assert!(
+            matches!(
+                f.core.fetch_messages(&alice, inbox.id, &[uid], read).await,
+                Err(CoreError::Ledger(_))
+            ),
+            "{read:?}"
+        );
+    }
+    assert!(f.core.list_items(&alice, inbox.id).await.is_err());
+    assert!(
+        f.core
+            .fetch_derived(&alice, inbox.id, &[uid], "imap-structure")
+            .await
+            .is_err()
+    );
+    assert!(f.core.mailbox_status(&alice, inbox.id).await.is_err());
 }
