@@ -140,6 +140,9 @@ pub fn summarize(raw: &[u8]) -> (MessageSummary, Vec<String>) {
     (summary, references)
 }
 
+/// Messages larger than this are parsed on the blocking pool.
+const INLINE_PARSE_BYTES: usize = 256 * 1024;
+
 impl Core {
     /// Checks that the caller may read the data of `owner`. Only the owner may
     /// (delegation comes later); operators and services never read mail (R6).
@@ -433,17 +436,30 @@ impl Core {
         // The blob is written and synced on the blocking pool while the
         // message is parsed here: the fsync is most of an APPEND's time.
         // The row naming the blob is written only after both.
-        let (blob, (summary, references, derived)) =
-            tokio::join!(self.store.put_blob(raw.clone()), async {
+        let parse = {
+            let (raw, derivers) = (raw.clone(), self.derivers.clone());
+            move || {
                 let (summary, references) = summarize(&raw);
-                let derived: Vec<(String, Vec<u8>)> = self
-                    .derivers
+                let derived: Vec<(String, Vec<u8>)> = derivers
                     .iter()
                     .map(|d| (d.kind().to_owned(), d.derive(&raw)))
                     .collect();
                 (summary, references, derived)
-            });
+            }
+        };
+        let (blob, parsed) = tokio::join!(self.store.put_blob(raw.clone()), async {
+            // A large message takes milliseconds to parse: not on a runtime
+            // thread, where it would stall every session sharing it.
+            if raw.len() > INLINE_PARSE_BYTES {
+                tokio::task::spawn_blocking(parse)
+                    .await
+                    .map_err(|e| CoreError::Invalid(format!("message parse failed: {e}")))
+            } else {
+                Ok(parse())
+            }
+        });
         let blob = blob?;
+        let (summary, references, derived) = parsed?;
         let new_message = |blob| NewMessage {
             blob,
             size,

@@ -65,6 +65,10 @@ pub enum StoreError {
     /// An error from the database engine.
     #[error("database error: {0}")]
     Backend(String),
+    /// The database was locked by another writer for longer than the wait
+    /// allowed (SQLite's busy timeout).
+    #[error("database busy: {0}")]
+    Busy(String),
 }
 
 /// Result type of every store call.

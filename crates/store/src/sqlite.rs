@@ -48,6 +48,14 @@ impl From<rusqlite::Error> for StoreError {
             rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::NotADatabase => {
                 StoreError::Corrupt(format!("{e}"))
             }
+            rusqlite::Error::SqliteFailure(f, _)
+                if matches!(
+                    f.code,
+                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                ) =>
+            {
+                StoreError::Busy(format!("{e}"))
+            }
             other => StoreError::Backend(other.to_string()),
         }
     }
@@ -115,24 +123,35 @@ impl SqliteStore {
     /// Runs a read of a few rows on the calling thread. A point query takes
     /// microseconds, less than handing it to the blocking pool and back
     /// (measured: those hand-offs were the largest cost of IMAP's mixed
-    /// workload); only reads bounded to a few rows come here.
+    /// workload); only reads bounded to a few rows come here. Nothing here
+    /// may stall the runtime: without an idle connection (opening one reads
+    /// the schema) or when the database is locked past `INLINE_BUSY_WAIT`
+    /// (another process checkpointing, say), the read goes to the blocking
+    /// pool with the full busy timeout instead.
     async fn with_conn_small<T, F>(&self, f: F) -> Result<T>
     where
-        F: FnOnce(&mut Connection) -> Result<T>,
+        T: Send + 'static,
+        F: Fn(&mut Connection) -> Result<T> + Send + 'static,
     {
-        let _permit = self
+        let permit = self
             .permits
             .acquire()
             .await
             .map_err(|_| StoreError::Backend("store is closed".into()))?;
         let pooled = self.idle.lock().expect("pool lock").pop();
-        let mut conn = match pooled {
-            Some(c) => c,
-            None => open_connection(&self.db_path)?,
+        let Some(mut conn) = pooled else {
+            drop(permit);
+            return self.with_conn(f).await;
         };
+        let _ = conn.busy_timeout(INLINE_BUSY_WAIT);
         let result = f(&mut conn);
+        let _ = conn.busy_timeout(BUSY_WAIT);
         self.idle.lock().expect("pool lock").push(conn);
-        result
+        drop(permit);
+        match result {
+            Err(StoreError::Busy(_)) => self.with_conn(f).await,
+            other => other,
+        }
     }
 
     /// Messages of a mailbox by UID, with cached data of `kind` if given.
@@ -263,6 +282,13 @@ impl SqliteStore {
     }
 }
 
+/// How long a statement waits for a lock held by another writer (the CLI,
+/// another process) on the blocking pool.
+const BUSY_WAIT: Duration = Duration::from_secs(30);
+/// How long a read on a runtime thread waits for a lock before it moves to
+/// the blocking pool: a runtime thread that waits stalls every session on it.
+const INLINE_BUSY_WAIT: Duration = Duration::from_millis(2);
+
 fn open_connection(path: &Path) -> Result<Connection> {
     let conn = Connection::open_with_flags(
         path,
@@ -270,7 +296,7 @@ fn open_connection(path: &Path) -> Result<Connection> {
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
-    conn.busy_timeout(Duration::from_secs(30))?;
+    conn.busy_timeout(BUSY_WAIT)?;
     // WAL lets readers run beside the one writer (and beside the CLI in
     // another process); synchronous=FULL makes every commit durable before it
     // returns, which rule R8 needs for anything we acknowledge.
@@ -1409,7 +1435,7 @@ impl Store for SqliteStore {
                 let mut stmt = tx.prepare_cached(
                     "SELECT data FROM message_cache WHERE message_id = ?1 AND kind = ?2",
                 )?;
-                for m in messages {
+                for &m in &messages {
                     if let Some(data) = stmt
                         .query_row(params![m.0, kind], |r| r.get::<_, Vec<u8>>(0))
                         .optional()?
