@@ -23,6 +23,7 @@ mod ledger;
 mod mail;
 pub mod mbox;
 mod queue;
+mod sts;
 mod text;
 
 use std::sync::Arc;
@@ -75,7 +76,8 @@ pub mod model {
         Alias, AppPassword, Appended, BlobHash, Change, ChangeKind, DeliveryStatus, DkimKey,
         Domain, DomainId, DsnRequest, FlagChange, Mailbox, MailboxId, MailboxRole, MailboxStatus,
         MessageId, MessageRecord, PrincipalId, PrincipalKind, QueueEntry, QueueId, QueueOutcome,
-        QueuedAddress, QueuedRecipient, SystemFlags, TextField, TextMatches, notify, now_millis,
+        QueuedAddress, QueuedRecipient, StsPolicyRecord, SystemFlags, TextField, TextMatches,
+        notify, now_millis,
     };
 }
 pub use text::{MIN_INDEXED_NEEDLE_CHARS, SearchableText, indexable_needle};

@@ -705,6 +705,85 @@ async fn services_act_only_in_their_role() {
     assert!(f.core.queue_claim(&inbound, 0, 0, 10).await.is_err());
 }
 
+/// The MTA-STS policy cache is the queue worker's alone (rule R10): no
+/// other service, no operator and no account may read or plant a policy.
+#[tokio::test]
+async fn only_the_queue_worker_keeps_mta_sts_policies() {
+    let f = fixture().await;
+    let worker = f.privileged.service(ServiceRole::QueueWorker).internal();
+    let policy = rampart_core::model::StsPolicyRecord {
+        domain: "Remote.Example.".into(),
+        policy_id: "20261127".into(),
+        mode: "enforce".into(),
+        mx: vec!["mx.remote.example".into()],
+        max_age: 86_400,
+        fetched_at: 1_000,
+        expires_at: 1_000 + 86_400_000,
+    };
+    let alice = f
+        .core
+        .authenticate(
+            &SessionContext::new(Network::Imap, Some("127.0.0.1".parse().unwrap())),
+            "alice@example.org",
+            "alice-password-long",
+        )
+        .await
+        .unwrap();
+    let others = [
+        f.operator.clone(),
+        alice,
+        f.privileged.service(ServiceRole::ReportSender).internal(),
+        f.privileged
+            .service(ServiceRole::InboundDelivery)
+            .internal(),
+        f.privileged.service(ServiceRole::DkimSigner).internal(),
+        f.privileged.service(ServiceRole::Witness).internal(),
+    ];
+    for access in &others {
+        assert!(matches!(
+            f.core.store_sts_policy(access, policy.clone()).await,
+            Err(CoreError::Denied(_))
+        ));
+    }
+    assert_eq!(
+        f.core.sts_policy(&worker, "remote.example").await.unwrap(),
+        None
+    );
+    f.core
+        .store_sts_policy(&worker, policy.clone())
+        .await
+        .unwrap();
+    for access in &others {
+        assert!(matches!(
+            f.core.sts_policy(access, "remote.example").await,
+            Err(CoreError::Denied(_))
+        ));
+    }
+    // The domain is kept normalised, however it was written.
+    let stored = f.core.sts_policy(&worker, "REMOTE.example").await.unwrap();
+    assert_eq!(stored.map(|p| p.domain), Some("remote.example".to_string()));
+    // Nonsense is refused before it reaches the store.
+    for bad in [
+        rampart_core::model::StsPolicyRecord {
+            mode: "strict".into(),
+            ..policy.clone()
+        },
+        rampart_core::model::StsPolicyRecord {
+            policy_id: "a;b".into(),
+            ..policy.clone()
+        },
+        rampart_core::model::StsPolicyRecord {
+            expires_at: 0,
+            ..policy.clone()
+        },
+    ] {
+        assert!(matches!(
+            f.core.store_sts_policy(&worker, bad).await,
+            Err(CoreError::Invalid(_))
+        ));
+    }
+}
+
 /// Rule R7 in core: a password over a connection without TLS is refused
 /// unless it comes from loopback on a protocol the configuration allows,
 /// and the refusal is recorded; the right password does not help.

@@ -474,6 +474,10 @@ pub struct QueueSection {
     pub io_timeout_seconds: u64,
     /// Apply recipient domains' MTA-STS policies (RFC 8461).
     pub mta_sts: bool,
+    /// Seconds one fetch of an MTA-STS policy may take (per address of the policy host).
+    pub mta_sts_fetch_timeout_seconds: u64,
+    /// Seconds after a failed MTA-STS policy fetch before the same policy id is fetched again.
+    pub mta_sts_fetch_retry_seconds: u64,
     /// PEM certificate(s) trusted besides the system's roots when TLS must verify (MTA-STS).
     pub tls_ca_file: Option<PathBuf>,
 }
@@ -489,6 +493,8 @@ impl Default for QueueSection {
             poll_interval_seconds: q.poll_interval.as_secs(),
             io_timeout_seconds: q.io_timeout.as_secs(),
             mta_sts: q.mta_sts,
+            mta_sts_fetch_timeout_seconds: q.mta_sts_fetch_timeout.as_secs(),
+            mta_sts_fetch_retry_seconds: q.mta_sts_fetch_retry.as_secs(),
             tls_ca_file: None,
         }
     }
@@ -786,6 +792,18 @@ impl Config {
                 1,
                 30 * 86_400,
             ),
+            (
+                "queue.mta_sts_fetch_timeout_seconds",
+                self.queue.mta_sts_fetch_timeout_seconds,
+                1,
+                600,
+            ),
+            (
+                "queue.mta_sts_fetch_retry_seconds",
+                self.queue.mta_sts_fetch_retry_seconds,
+                0,
+                86_400,
+            ),
         ] {
             if !(min..=max).contains(&value) {
                 bail!("{key} = {value}: expected {min} to {max}");
@@ -999,6 +1017,8 @@ impl Config {
             },
             verified_tls: Some(crate::tls::verified_client(q.tls_ca_file.as_deref())?),
             mta_sts: q.mta_sts,
+            mta_sts_fetch_timeout: Duration::from_secs(q.mta_sts_fetch_timeout_seconds),
+            mta_sts_fetch_retry: Duration::from_secs(q.mta_sts_fetch_retry_seconds),
             // Roles are handed out by `serve`, never read from a file.
             worker: None,
             reports: None,

@@ -499,7 +499,56 @@ fn mta_sts_enforce_policies_decide_where_and_how_mail_goes() {
         "{list}"
     );
 
+    // A restart, and then an attacker: the policy server is unreachable
+    // (its fetch blocked), remote.example's TXT id changes (so the policy
+    // must be fetched anew, and that fails), wrong.example's TXT record is
+    // gone, and remote.example's MX now points at a host its policy does not
+    // name (which would take the mail, over opportunistic TLS). The policies
+    // fetched before the restart are in the store and still unexpired, so
+    // they apply (RFC 8461 §5): nothing goes to the unnamed host.
+    assert!(server.stop().success());
     drop(policy_server);
+    let config = std::fs::read_to_string(local.config_path()).unwrap();
+    let attacked = config
+        .replace("id=20261127", "id=20270101")
+        .replace("\"_mta-sts.wrong.example\" = \"v=STSv1; id=1\"\n", "")
+        .replace(
+            "\"remote.example\" = [\"mx.remote.example\"]",
+            "\"remote.example\" = [\"mx.evil.example\"]",
+        )
+        .replace(
+            "[dns.a]\n",
+            "[dns.a]\n\"mx.evil.example\" = [\"127.0.0.1\"]\n",
+        );
+    assert!(
+        attacked.contains("mx.evil.example") && !attacked.contains("id=1\""),
+        "{attacked}"
+    );
+    local.write_config(&attacked);
+    let server = local.serve(&[]);
+    smtp_scenario(&local, &server, "sts");
+    let start = Instant::now();
+    loop {
+        let list = local.ok(&["queue", "list"], "");
+        if list.contains("none of the MX hosts of remote.example")
+            && list
+                .matches("none of the MX hosts of wrong.example")
+                .count()
+                == 2
+        {
+            assert!(list.contains("pending    bob@remote.example"), "{list}");
+            assert!(!list.contains("failed "), "{list}");
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the cached policies were not applied after the restart; queue: {list}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let delivered = mailbox(&remote, "bob", "remote.example", MailboxRole::Inbox);
+    assert_eq!(delivered.len(), 1, "nothing went to mx.evil.example");
+
     assert!(server.stop().success());
     assert!(remote_server.stop().success());
 }

@@ -69,6 +69,10 @@ pub struct QueueConfig {
     pub verified_tls: Option<Arc<tokio_rustls::rustls::ClientConfig>>,
     /// Apply recipient domains' MTA-STS policies.
     pub mta_sts: bool,
+    /// How long one fetch of an MTA-STS policy may take, per address.
+    pub mta_sts_fetch_timeout: Duration,
+    /// How long after a failed policy fetch the same policy id is not fetched again.
+    pub mta_sts_fetch_retry: Duration,
     /// The role the worker acts in; handed out by the binary.
     pub worker: Option<rampart_core::ServiceMinter>,
     /// The role delivery status reports are sent in.
@@ -151,39 +155,38 @@ impl Dns {
             .map(|r| r.id.clone())
     }
 
-    /// The domain's MTA-STS policy when it is in enforce mode (fetched or cached).
+    /// The domain's MTA-STS policy when it is in enforce mode (cached or
+    /// fetched, RFC 8461 §5); `Err` when delivery must wait.
     async fn enforced_policy(
         &self,
+        core: &Core,
+        access: &Access,
         config: &QueueConfig,
         domain: &str,
-    ) -> Option<crate::mta_sts::Policy> {
-        let tls = config.verified_tls.as_ref()?;
-        if !config.mta_sts {
-            return None;
-        }
-        let policy = match self.mta_sts_id(domain).await {
-            // No record: a policy cached earlier still holds until it expires.
-            None => self.sts.get_any_fresh(domain),
-            Some(id) => match self.sts.get(domain, &id) {
-                Some(p) => Some(p),
-                None => {
-                    let addrs = self.socket_addrs(&format!("mta-sts.{domain}"), 443).await;
-                    match crate::mta_sts::fetch(domain, &addrs, tls.clone(), config.io_timeout)
-                        .await
-                    {
-                        Ok(p) => {
-                            self.sts.put(domain, &id, p.clone());
-                            Some(p)
-                        }
-                        Err(e) => {
-                            tracing::warn!("MTA-STS policy of {domain}: {e}");
-                            self.sts.get_any_fresh(domain)
-                        }
-                    }
-                }
-            },
+    ) -> Result<Option<crate::mta_sts::Policy>, String> {
+        let Some(tls) = config.verified_tls.as_ref() else {
+            return Ok(None);
         };
-        policy.filter(|p| p.mode == crate::mta_sts::Mode::Enforce)
+        if !config.mta_sts {
+            return Ok(None);
+        }
+        let id = self.mta_sts_id(domain).await;
+        let fetch = async || {
+            let addrs = self.socket_addrs(&format!("mta-sts.{domain}"), 443).await;
+            crate::mta_sts::fetch(domain, &addrs, tls.clone(), config.mta_sts_fetch_timeout).await
+        };
+        let policy = self
+            .sts
+            .policy(
+                core,
+                access,
+                domain,
+                id.as_deref(),
+                config.mta_sts_fetch_retry,
+                fetch,
+            )
+            .await?;
+        Ok(policy.filter(|p| p.mode == crate::mta_sts::Mode::Enforce))
     }
 }
 
@@ -204,6 +207,9 @@ impl QueueConfig {
             static_dns: StaticDns::default(),
             verified_tls: None,
             mta_sts: true,
+            mta_sts_fetch_timeout: Duration::from_secs(30),
+            // RFC 8461 §3.3 suggests five minutes or longer per version id.
+            mta_sts_fetch_retry: Duration::from_secs(300),
             worker: None,
             reports: None,
         }
@@ -273,7 +279,7 @@ async fn deliver_entry(
     let mut reports: Vec<(Action, &QueuedRecipient, String)> = Vec::new();
     for (domain, recipients) in by_domain {
         let addresses: Vec<String> = recipients.iter().map(|r| r.address.clone()).collect();
-        let results = match next_hops(config, dns, domain).await {
+        let results = match next_hops(core, access, config, dns, domain).await {
             Err(e) => vec![e; addresses.len()],
             Ok(hops) => attempt(config, dns, &hops, entry, &addresses, &raw).await,
         };
@@ -364,6 +370,8 @@ impl Action {
 
 /// The hosts to try for a domain, best first.
 async fn next_hops(
+    core: &Core,
+    access: &Access,
     config: &QueueConfig,
     dns: &Dns,
     domain: &str,
@@ -377,7 +385,11 @@ async fn next_hops(
     let mut hops = mx_hosts(dns, domain).await?;
     // MTA-STS: only the MX hosts the domain's policy names, only over TLS
     // verified for that host name, never in clear text.
-    if let Some(policy) = dns.enforced_policy(config, domain).await {
+    let policy = dns
+        .enforced_policy(core, access, config, domain)
+        .await
+        .map_err(RecipientResult::Temporary)?;
+    if let Some(policy) = policy {
         hops.retain(|h| policy.matches(&h.host));
         if hops.is_empty() {
             return Err(RecipientResult::Temporary(format!(

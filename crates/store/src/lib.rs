@@ -23,7 +23,7 @@ pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 /// The schema version this binary writes and understands.
-pub const SCHEMA_VERSION: i64 = 9;
+pub const SCHEMA_VERSION: i64 = 10;
 
 /// Everything that can go wrong in the store, phrased for the operator.
 #[derive(Debug, thiserror::Error)]
@@ -110,7 +110,7 @@ pub async fn open(config: &StoreConfig, mode: OpenMode) -> Result<Arc<dyn Store>
 /// The storage interface used by `core`. Every method is atomic: it either
 /// commits entirely or leaves no trace.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: StsPolicyStore + Send + Sync + 'static {
     /// Short name of the backend, for logs.
     fn backend_name(&self) -> &'static str;
 
@@ -356,6 +356,35 @@ pub trait Store: Send + Sync + 'static {
     async fn add_dkim_key(&self, domain: DomainId, key: DkimKey) -> Result<()>;
     /// The DKIM signing keys of a domain, oldest first.
     async fn dkim_keys(&self, domain: DomainId) -> Result<Vec<DkimKey>>;
+}
+
+/// Recipient domains' MTA-STS policies (RFC 8461 §5): what the outbound
+/// queue learnt about other domains, not user data.
+#[async_trait]
+pub trait StsPolicyStore: Send + Sync + 'static {
+    /// The stored policy of a domain (lower case), expired or not.
+    async fn sts_policy(&self, domain: &str) -> Result<Option<StsPolicyRecord>>;
+    /// Stores a domain's policy in place of the one before, and drops every
+    /// policy that expired before this one was fetched.
+    async fn put_sts_policy(&self, policy: StsPolicyRecord) -> Result<()>;
+}
+
+/// MX patterns as one column: one per line (a policy line holds one).
+fn encode_mx(mx: &[String]) -> Result<String> {
+    if mx.iter().any(|m| m.contains(['\r', '\n'])) {
+        return Err(StoreError::Conflict(
+            "an MTA-STS mx pattern cannot hold a line break".into(),
+        ));
+    }
+    Ok(mx.join("\n"))
+}
+
+fn decode_mx(column: &str) -> Vec<String> {
+    column
+        .split('\n')
+        .filter(|m| !m.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// Milliseconds since the Unix epoch, the store's clock.

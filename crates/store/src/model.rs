@@ -722,3 +722,23 @@ pub struct StoredMessage {
     /// The summary JSON written by core.
     pub summary: String,
 }
+
+/// A recipient domain's MTA-STS policy as last fetched, with the TXT id it
+/// was fetched for: the cache RFC 8461 §5 relies on, kept across restarts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StsPolicyRecord {
+    /// The policy domain (the recipient domain, lower case).
+    pub domain: String,
+    /// The `id` of the `_mta-sts` TXT record it was fetched under (RFC 8461 §3.1).
+    pub policy_id: String,
+    /// `enforce`, `testing` or `none`.
+    pub mode: String,
+    /// The MX host patterns, in the policy's order.
+    pub mx: Vec<String>,
+    /// The policy's `max_age` in seconds (already capped by the caller).
+    pub max_age: u64,
+    /// When it was fetched, milliseconds since the epoch.
+    pub fetched_at: i64,
+    /// When it stops applying, milliseconds since the epoch.
+    pub expires_at: i64,
+}

@@ -11,6 +11,8 @@ use tokio_postgres::{NoTls, Row};
 use crate::model::{decode_keywords, encode_keywords};
 use crate::*;
 
+mod sts_policies;
+
 /// The PostgreSQL backend.
 pub struct PostgresStore {
     pool: Pool,
@@ -45,6 +47,7 @@ const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
     include_str!("postgres_schema_7.sql"),
     include_str!("postgres_schema_8.sql"),
     include_str!("postgres_schema_9.sql"),
+    include_str!("postgres_schema_10.sql"),
 ];
 
 impl PostgresStore {

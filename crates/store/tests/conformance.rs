@@ -1359,6 +1359,78 @@ async fn subscriptions_recent_settings(h: Harness) {
     assert!(store.subscriptions(bob.id).await.unwrap().is_empty());
 }
 
+/// RFC 8461 §5: a domain's policy outlives the store's process, is replaced
+/// whole by the next one fetched, and policies long expired are dropped.
+async fn mta_sts_policies_persist(h: Harness) {
+    let store = h.store;
+    assert_eq!(store.sts_policy("remote.example").await.unwrap(), None);
+    let first = StsPolicyRecord {
+        domain: "remote.example".into(),
+        policy_id: "20261127".into(),
+        mode: "enforce".into(),
+        mx: vec!["mx.remote.example".into(), "*.backup.remote.example".into()],
+        max_age: 86_400,
+        fetched_at: 1_000_000,
+        expires_at: 1_000_000 + 86_400_000,
+    };
+    store.put_sts_policy(first.clone()).await.unwrap();
+    let gone = StsPolicyRecord {
+        domain: "gone.example".into(),
+        policy_id: "1".into(),
+        mode: "none".into(),
+        mx: vec![],
+        max_age: 60,
+        fetched_at: 1_000_000,
+        expires_at: 1_060_000,
+    };
+    store.put_sts_policy(gone.clone()).await.unwrap();
+    assert_eq!(
+        store.sts_policy("remote.example").await.unwrap().as_ref(),
+        Some(&first)
+    );
+    // `mode: none` is kept as well, with no patterns.
+    assert_eq!(store.sts_policy("gone.example").await.unwrap(), Some(gone));
+
+    // Reopened (a restart): still there.
+    drop(store);
+    let store = open(&h.reopen, OpenMode::MustExist).await.unwrap();
+    assert_eq!(
+        store.sts_policy("remote.example").await.unwrap().as_ref(),
+        Some(&first)
+    );
+
+    // A new id's policy replaces the old one; gone.example's expired before
+    // it was fetched and is dropped.
+    let second = StsPolicyRecord {
+        policy_id: "20270101".into(),
+        mode: "testing".into(),
+        mx: vec!["mx2.remote.example".into()],
+        max_age: 3_600,
+        fetched_at: 2_000_000,
+        expires_at: 2_000_000 + 3_600_000,
+        ..first
+    };
+    store.put_sts_policy(second.clone()).await.unwrap();
+    assert_eq!(
+        store.sts_policy("remote.example").await.unwrap(),
+        Some(second)
+    );
+    assert_eq!(store.sts_policy("gone.example").await.unwrap(), None);
+
+    // A pattern cannot smuggle in a second one.
+    let bad = StsPolicyRecord {
+        domain: "bad.example".into(),
+        policy_id: "1".into(),
+        mode: "enforce".into(),
+        mx: vec!["a.example\nevil.example".into()],
+        max_age: 60,
+        fetched_at: 2_000_000,
+        expires_at: 2_060_000,
+    };
+    assert!(store.put_sts_policy(bad).await.is_err());
+    assert_eq!(store.sts_policy("bad.example").await.unwrap(), None);
+}
+
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -1400,4 +1472,5 @@ conformance!(
     full_text_index,
     app_passwords,
     subscriptions_recent_settings,
+    mta_sts_policies_persist,
 );
