@@ -366,6 +366,8 @@ impl Session {
 
     fn ehlo(&mut self, host: &str, esmtp: bool) -> Reply {
         let host: String = host.chars().take(255).collect();
+        // The EHLO name is what SMTP tells of the client (RFC 5321 §4.1.1.1).
+        self.ctx.set_client_software(&host);
         self.helo = Some(host.clone());
         self.esmtp = esmtp;
         self.envelope = Envelope::default();
