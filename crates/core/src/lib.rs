@@ -11,7 +11,6 @@ mod address;
 mod admin;
 mod app_passwords;
 mod auth;
-pub mod calendar;
 mod error;
 mod folders;
 mod guard;

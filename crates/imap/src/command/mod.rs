@@ -9,7 +9,9 @@ mod search;
 mod sequence;
 mod store;
 
-pub use date::{civil_from_days, days_from_civil, month_name, parse_date, parse_date_time};
+pub use date::{
+    civil_from_days, days_from_civil, format_date_time, month_name, parse_date, parse_date_time,
+};
 pub use fetch::{FetchAtt, Section, SectionName, SectionText};
 pub use mailbox::{ListOptions, Qresync, StatusItem};
 pub use search::{SearchKey, SearchReturn, SortKey, ThreadAlgorithm};
