@@ -40,6 +40,7 @@ fn entry(i: u64) -> Record {
         acting_as: format!("user{}@town.example", i % 500),
         auth: "app-password".into(),
         client: Some(format!("192.0.2.{}", i % 250)),
+        client_software: None,
         protocol: "imap".into(),
         operation: if i.is_multiple_of(3) {
             "read-body"

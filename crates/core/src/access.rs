@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 
 use rampart_store::PrincipalId;
 use serde::Serialize;
@@ -145,6 +146,69 @@ pub struct SessionContext {
     /// Whether the connection is TLS: set only with the proof a completed
     /// handshake gives ([`crate::io::accept_tls`]), so no protocol can claim it.
     tls: bool,
+    /// What the client says its software is; shared with every [`Access`]
+    /// made from this context, so a name told after login still reaches
+    /// the ledger entries that follow.
+    software: ClientSoftware,
+}
+
+/// Most characters of a client's software name kept. Real names are short
+/// (`Mozilla Thunderbird 128.5.0`, an EHLO host name of at most 255 octets
+/// under RFC 5321 §4.5.3.1.2): the cap keeps one attacker's string from
+/// filling every ledger entry of its session.
+pub const MAX_CLIENT_SOFTWARE_CHARS: usize = 128;
+
+/// The client's software as it names itself (IMAP ID, SMTP EHLO/HELO, HTTP
+/// User-Agent): attacker text, kept only sanitised.
+#[derive(Clone, Debug, Default)]
+pub struct ClientSoftware(Arc<Mutex<Option<Arc<str>>>>);
+
+impl ClientSoftware {
+    fn set(&self, name: Option<Arc<str>>) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = name;
+    }
+
+    fn get(&self) -> Option<Arc<str>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// A client's self-description made safe to keep and show: white space
+/// runs become one space; ASCII graphic characters and non-ASCII letters
+/// and digits stay; every other character (controls, bidirectional and
+/// zero-width formatting, symbols a terminal or table could misread)
+/// becomes `?`; at most [`MAX_CLIENT_SOFTWARE_CHARS`] characters. `None`
+/// when nothing printable is left.
+pub fn sanitize_client_software(raw: &str) -> Option<String> {
+    let mut out = String::new();
+    let mut chars = 0;
+    let mut space = false;
+    for c in raw.chars() {
+        if chars >= MAX_CLIENT_SOFTWARE_CHARS {
+            break;
+        }
+        if c.is_whitespace() {
+            space = !out.is_empty();
+            continue;
+        }
+        if space {
+            out.push(' ');
+            chars += 1;
+            space = false;
+            if chars >= MAX_CLIENT_SOFTWARE_CHARS {
+                break;
+            }
+        }
+        out.push(
+            if c.is_ascii_graphic() || (!c.is_ascii() && c.is_alphanumeric()) {
+                c
+            } else {
+                '?'
+            },
+        );
+        chars += 1;
+    }
+    (!out.is_empty()).then_some(out)
 }
 
 impl SessionContext {
@@ -157,6 +221,7 @@ impl SessionContext {
             protocol: network.into(),
             client,
             tls: false,
+            software: ClientSoftware::default(),
         }
     }
 
@@ -167,6 +232,7 @@ impl SessionContext {
             protocol: Protocol::Internal,
             client: None,
             tls: false,
+            software: ClientSoftware::default(),
         }
     }
 
@@ -178,6 +244,21 @@ impl SessionContext {
     /// Marks the connection as TLS, with the proof of the handshake.
     pub fn tls_started(&mut self, _proof: crate::io::TlsEstablished) {
         self.tls = true;
+    }
+
+    /// Notes the client's software as the protocol tells it (IMAP `ID`'s
+    /// name and version, the SMTP EHLO/HELO name, later the HTTP
+    /// User-Agent), sanitised ([`sanitize_client_software`]). Every later
+    /// ledger entry of the session names it, those of accesses made
+    /// earlier in the session included; a name told again replaces it.
+    pub fn set_client_software(&self, raw: &str) {
+        self.software
+            .set(sanitize_client_software(raw).map(Arc::from));
+    }
+
+    /// The client's software as last told, sanitised.
+    pub fn client_software(&self) -> Option<Arc<str>> {
+        self.software.get()
     }
 }
 
@@ -192,6 +273,8 @@ pub struct Access {
     protocol: Protocol,
     client: Option<IpAddr>,
     auth_method: AuthMethod,
+    #[serde(skip)]
+    software: ClientSoftware,
 }
 
 impl Access {
@@ -209,6 +292,7 @@ impl Access {
             protocol: ctx.protocol,
             client: ctx.client,
             auth_method: method,
+            software: ctx.software.clone(),
         }
     }
 
@@ -224,6 +308,7 @@ impl Access {
             protocol: Protocol::Cli,
             client: None,
             auth_method: AuthMethod::LocalOperator,
+            software: ClientSoftware::default(),
         }
     }
 
@@ -240,6 +325,7 @@ impl Access {
             protocol: ctx.protocol,
             client: ctx.client,
             auth_method: AuthMethod::Unauthenticated,
+            software: ctx.software.clone(),
         }
     }
 
@@ -276,6 +362,10 @@ impl Access {
     /// How the principal authenticated.
     pub fn auth_method(&self) -> AuthMethod {
         self.auth_method
+    }
+    /// The client's software as its session last told it, sanitised.
+    pub fn client_software(&self) -> Option<Arc<str>> {
+        self.software.get()
     }
 
     /// The account this access acts as, if it is an account.
@@ -509,5 +599,53 @@ impl ServiceMinter {
     /// rounds, reports, checkpoints).
     pub fn internal(&self) -> Access {
         Access::service(self.role.name(), &SessionContext::internal())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_software_is_sanitised() {
+        assert_eq!(
+            sanitize_client_software("  Mozilla  Thunderbird\t128.5.0 ").as_deref(),
+            Some("Mozilla Thunderbird 128.5.0")
+        );
+        // Terminal escapes, line breaks, bidirectional overrides and
+        // zero-width characters cannot reach a report.
+        assert_eq!(
+            sanitize_client_software("evil\x1b[31m\r\nx\u{202e}gpj.exe\u{200b}").as_deref(),
+            Some("evil?[31m x?gpj.exe?")
+        );
+        assert_eq!(
+            sanitize_client_software("Почта 2").as_deref(),
+            Some("Почта 2")
+        );
+        assert_eq!(sanitize_client_software(" \r\n\t"), None);
+        assert_eq!(sanitize_client_software(""), None);
+        let long = "x".repeat(10_000);
+        assert_eq!(
+            sanitize_client_software(&long).unwrap().chars().count(),
+            MAX_CLIENT_SOFTWARE_CHARS
+        );
+    }
+
+    #[test]
+    fn client_software_told_after_login_reaches_the_access() {
+        let ctx = SessionContext::new(Network::Imap, None);
+        let access = Access::for_account(
+            PrincipalId(1),
+            "a@example.org".into(),
+            &ctx,
+            AuthMethod::Password,
+        );
+        assert_eq!(access.client_software(), None);
+        ctx.set_client_software("K-9 Mail 6.8");
+        assert_eq!(access.client_software().as_deref(), Some("K-9 Mail 6.8"));
+        assert_eq!(
+            Access::local_operator("root".into()).client_software(),
+            None
+        );
     }
 }

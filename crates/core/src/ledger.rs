@@ -36,6 +36,7 @@ pub fn to_record(entry: AccessEntry) -> Record {
         acting_as: access.acting_as().to_string(),
         auth: name(&access.auth_method()),
         client: access.client().map(|ip| ip.to_string()),
+        client_software: access.client_software().map(|s| s.to_string()),
         protocol: name(&access.protocol()),
         operation: name(&entry.operation),
         owner: entry.owner.map(|o| o.0),

@@ -12,7 +12,6 @@ mod admin;
 mod app_passwords;
 mod auth;
 mod authors;
-pub mod calendar;
 mod directory;
 mod error;
 mod folders;

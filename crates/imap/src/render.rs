@@ -3,7 +3,7 @@
 
 use rampart_core::model::SystemFlags;
 
-use crate::command::{civil_from_days, month_name};
+use crate::command::format_date_time;
 use crate::mime::{self, Mime, Part, PartKind};
 
 /// Longest string sent quoted; longer ones go as literals.
@@ -68,16 +68,7 @@ pub fn message_flags(flags: SystemFlags, keywords: &[String], recent: bool) -> S
 
 /// INTERNALDATE text (`"27-Nov-2026 07:14:10 +0000"`) for milliseconds since the epoch.
 pub fn internal_date(millis: i64) -> String {
-    let secs = millis.div_euclid(1000);
-    let (y, m, d) = civil_from_days(secs.div_euclid(86400));
-    let t = secs.rem_euclid(86400);
-    format!(
-        "\"{d:2}-{}-{y:04} {:02}:{:02}:{:02} +0000\"",
-        month_name(m),
-        t / 3600,
-        t / 60 % 60,
-        t % 60
-    )
+    format!("\"{}\"", format_date_time(millis))
 }
 
 /// Writes the ENVELOPE of the message (or embedded message) whose header is `part`'s.

@@ -283,6 +283,43 @@ mod tests {
     use super::*;
     use crate::command::{SequenceSet, parse_date};
 
+    /// SENTON and friends take the Date header's day in its own zone,
+    /// disregarding time and zone (RFC 9051 §6.4.4), whatever day it was in
+    /// UTC; `-0000` (RFC 5322 §3.3: UTC, local zone unknown) is UTC.
+    #[test]
+    fn sent_dates_are_days_in_the_senders_zone() {
+        let sent_on = |date: &str, day: &str| {
+            let raw = format!("Date: {date}\r\nSubject: x\r\n\r\nx\r\n");
+            let (summary, _) = rampart_core::summarize(raw.as_bytes());
+            let c = Candidate {
+                recent: false,
+                seq: 1,
+                uid: 1,
+                flags: SystemFlags(0),
+                keywords: &[],
+                modseq: 1,
+                size: 1,
+                received_at: 0,
+                email_id: "M1",
+                thread_id: "T1",
+                summary: Some(&summary),
+                text: None,
+            };
+            let scope = Scope {
+                max_seq: 1,
+                max_uid: 1,
+                now: 0,
+            };
+            matches(&SearchKey::SentOn(parse_date(day).unwrap()), &c, scope)
+        };
+        // 00:30 in Sydney on 2 February is 13:30 UTC on 1 February.
+        assert!(sent_on("Mon, 2 Feb 2026 00:30:00 +1100", "2-Feb-2026"));
+        assert!(!sent_on("Mon, 2 Feb 2026 00:30:00 +1100", "1-Feb-2026"));
+        // 23:30 in Los Angeles on 28 February 2024 is 29 February UTC.
+        assert!(sent_on("Wed, 28 Feb 2024 23:30:00 -0800", "28-Feb-2024"));
+        assert!(sent_on("Thu, 29 Feb 2024 12:00:00 -0000", "29-Feb-2024"));
+    }
+
     #[test]
     fn matches_keys() {
         let raw = "From: =?utf-8?q?J=C3=BCrgen?= <j@example.org>\r\nSubject: Hallo\r\n\

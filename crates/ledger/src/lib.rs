@@ -16,7 +16,9 @@
 //! head, so a writer sees what another wrote before it.
 
 mod checkpoint;
+pub mod query;
 mod record;
+pub mod report;
 pub mod segment;
 mod verify;
 
@@ -1006,13 +1008,8 @@ fn last_checkpoint_seq(dir: &Path) -> u64 {
 /// Calls `f` with every entry of the ledger in `dir`, in order, skipping
 /// lines that do not parse (`verify` reports those).
 pub fn for_each_record(dir: &Path, mut f: impl FnMut(Record)) -> Result<()> {
-    for (_, path) in list_segments(dir)? {
-        let segment = read_segment(&path)?;
-        for entry in segment.entries {
-            if let Ok(record) = serde_json::from_str::<Record>(&entry.json) {
-                f(record);
-            }
-        }
+    for record in query::entries(dir, query::Filter::default())? {
+        f(record?);
     }
     Ok(())
 }

@@ -25,6 +25,10 @@ pub struct Record {
     /// The peer's address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client: Option<String>,
+    /// The client's software as it named itself (IMAP ID, SMTP EHLO name,
+    /// HTTP User-Agent), sanitised by core; absent when it did not say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_software: Option<String>,
     /// The protocol (imap, smtp, cli, ...).
     pub protocol: String,
     /// What was done (read-body, search, login-failure, ...).

@@ -62,6 +62,9 @@ pub struct ServerConfig {
     pub shutdown_grace_seconds: u64,
     /// This node's name in the access ledger (defaults to the hostname).
     pub node_name: Option<String>,
+    /// The zone reports speak in and read zone-less times in (an IANA name
+    /// such as `Europe/Berlin`, or `UTC`); default: the system's, else UTC.
+    pub time_zone: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -72,6 +75,7 @@ impl Default for ServerConfig {
             run_as: None,
             shutdown_grace_seconds: 10,
             node_name: None,
+            time_zone: None,
         }
     }
 }
@@ -621,6 +625,10 @@ impl Config {
     }
 
     fn validate(&self) -> anyhow::Result<()> {
+        if let Some(zone) = &self.server.time_zone {
+            crate::ledger_cli::time_zone(zone)
+                .map_err(|e| anyhow::anyhow!("server.time_zone: {e}"))?;
+        }
         if rampart_core::normalize_domain(&self.server.hostname).is_err() {
             bail!(
                 "server.hostname = {:?}: expected a host name such as mail.example.org",

@@ -237,6 +237,86 @@ fn intruder_report_lists_exactly_what_the_intruder_read() {
     assert!(failure.contains("removed from its end"), "{failure}");
 }
 
+/// Reports tell the client software of each session: IMAP ID's name and
+/// version, the SMTP EHLO name, sanitised; sessions group by it.
+#[test]
+#[cfg_attr(
+    not(rampart_test_python),
+    ignore = "skipped: needs python3 (imaplib, smtplib) as the clients"
+)]
+fn reports_name_the_client_software_of_each_session() {
+    let sb = Sandbox::new();
+    let server = sb.serve(&["--domain", "example.org"]);
+    sb.ok(
+        &["user", "add", "alice@example.org", "--password-stdin"],
+        &format!("{PASSWORD}\n"),
+    );
+    let mx = server.addr("smtp").port().to_string();
+    python(&sb, &server, &["software", &mx]);
+
+    let report = json(&sb.ok(&["ledger", "report", "--format", "json"], ""));
+    let sessions = report["sessions"].as_array().unwrap();
+    let software = |client: &str, protocol: &str| -> BTreeSet<String> {
+        sessions
+            .iter()
+            .filter(|s| s["client"] == client && s["protocol"] == protocol)
+            .flat_map(|s| s["client_software"].as_array().unwrap().clone())
+            .map(|v| v.as_str().unwrap().to_owned())
+            .collect()
+    };
+    // Told after login, it still names the session's reads.
+    assert_eq!(
+        software("127.0.0.1", "imap"),
+        BTreeSet::from(["Thunderbird 128.5.0".to_string()])
+    );
+    // The terminal escape is gone.
+    assert_eq!(
+        software("127.0.0.2", "imap"),
+        BTreeSet::from(["harvest?[2J 0.1".to_string()])
+    );
+    assert_eq!(
+        software("127.0.0.1", "smtp"),
+        BTreeSet::from(["mail.partner.example".to_string()])
+    );
+    // The town's two Thunderbird sessions are one group.
+    let groups = report["groups"].as_array().unwrap();
+    let thunderbird: Vec<&Value> = groups
+        .iter()
+        .filter(|g| g["client_software"] == "Thunderbird 128.5.0")
+        .collect();
+    assert_eq!(thunderbird.len(), 1, "{groups:?}");
+    assert_eq!(thunderbird[0]["sessions"], 2);
+    assert_eq!(thunderbird[0]["principal"], "alice@example.org");
+
+    let only_script = json(&sb.ok(
+        &[
+            "ledger",
+            "who-read",
+            "--owner",
+            "alice@example.org",
+            "--client-software",
+            "HARVEST",
+            "--format",
+            "json",
+        ],
+        "",
+    ));
+    assert_eq!(
+        field_of_each(&only_script, "client"),
+        BTreeSet::from(["127.0.0.2".into()])
+    );
+    let markdown = sb.ok(&["ledger", "report", "--tz", "UTC"], "");
+    assert!(
+        markdown.contains("| alice@example.org | 127.0.0.1 | Thunderbird 128.5.0 | imap |"),
+        "{markdown}"
+    );
+    let incident = sb.ok(&["ledger", "incident", "--session-detail", "0"], "");
+    assert!(
+        incident.contains("Thunderbird 128.5.0 (2)") && !incident.contains("## Sessions\n"),
+        "{incident}"
+    );
+}
+
 fn only_segment(dir: &Path) -> std::path::PathBuf {
     let mut segments: Vec<_> = std::fs::read_dir(dir)
         .unwrap()

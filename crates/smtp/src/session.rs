@@ -386,6 +386,8 @@ impl Session {
 
     fn ehlo(&mut self, host: &str, esmtp: bool) -> Reply {
         let host: String = host.chars().take(255).collect();
+        // The EHLO name is what SMTP tells of the client (RFC 5321 §4.1.1.1).
+        self.ctx.set_client_software(&host);
         self.helo = Some(host.clone());
         self.esmtp = esmtp;
         self.envelope = Envelope::default();
@@ -909,25 +911,18 @@ fn has_bare_line_ending(data: &[u8], before: Option<u8>) -> bool {
     false
 }
 
-/// Formats seconds since the epoch as an RFC 5322 date in UTC.
+/// Formats seconds since the epoch as an RFC 5322 date in UTC
+/// (§3.3: `Thu, 1 Jan 1970 00:00:00 +0000`; `+0000`, not `-0000`, since
+/// the server knows the zone it speaks in).
 pub fn rfc5322_date(secs: i64) -> String {
-    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let (year, month, day) = rampart_core::calendar::civil_from_days(days);
-    format!(
-        "{}, {} {} {} {:02}:{:02}:{:02} +0000",
-        DAYS[days.rem_euclid(7) as usize],
-        day,
-        MONTHS[(month - 1) as usize],
-        year,
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    let t = jiff::Timestamp::from_second(secs).unwrap_or(if secs < 0 {
+        jiff::Timestamp::MIN
+    } else {
+        jiff::Timestamp::MAX
+    });
+    t.to_zoned_datetime(jiff::tz::TimeZone::UTC)
+        .strftime("%a, %-d %b %Y %H:%M:%S +0000")
+        .to_string()
 }
 
 impl std::fmt::Debug for Session {
@@ -951,6 +946,15 @@ mod tests {
             "Tue, 1 Sep 2026 10:00:00 +0000"
         );
         assert_eq!(rfc5322_date(951_782_400), "Tue, 29 Feb 2000 00:00:00 +0000");
+        // 2100 is no leap year: 28 February is followed by 1 March.
+        assert_eq!(
+            rfc5322_date(4_107_456_000 + 86_400),
+            "Mon, 1 Mar 2100 00:00:00 +0000"
+        );
+        assert_eq!(rfc5322_date(-1), "Wed, 31 Dec 1969 23:59:59 +0000");
+        // The result parses back as RFC 5322 (jiff's own reader).
+        let back = jiff::fmt::rfc2822::parse(&rfc5322_date(1_788_256_800)).unwrap();
+        assert_eq!(back.timestamp().as_second(), 1_788_256_800);
     }
 
     #[test]

@@ -9,7 +9,9 @@ mod search;
 mod sequence;
 mod store;
 
-pub use date::{civil_from_days, days_from_civil, month_name, parse_date, parse_date_time};
+pub use date::{
+    civil_from_days, days_from_civil, format_date_time, month_name, parse_date, parse_date_time,
+};
 pub use fetch::{FetchAtt, Section, SectionName, SectionText};
 pub use mailbox::{ListOptions, Qresync, StatusItem};
 pub use search::{SearchKey, SearchReturn, SortKey, ThreadAlgorithm};
@@ -45,8 +47,9 @@ pub enum Command {
     },
     /// ENABLE capability...
     Enable(Vec<String>),
-    /// ID (...) or ID NIL
-    Id,
+    /// ID (...) or ID NIL: the client's software ("name" and "version"
+    /// joined), when it told them (RFC 2971 §3.3).
+    Id(Option<String>),
     /// NAMESPACE
     Namespace,
     /// SELECT or EXAMINE
@@ -255,6 +258,36 @@ impl<'a> Args<'a> {
     }
 }
 
+/// The client's software from ID's parameters (RFC 2971 §3.3: NIL, or a
+/// list of field and value pairs, field names case-insensitive, values
+/// strings or NIL): its "name" and "version", joined by a space. A list
+/// that breaks the grammar is still accepted, as before, and yields what
+/// it holds in well-formed pairs; core sanitises the text.
+fn id_software(params: &Token) -> Option<String> {
+    let Token::List(items) = params else {
+        return None;
+    };
+    let mut name = None;
+    let mut version = None;
+    for pair in items.chunks_exact(2) {
+        let (Token::Str(field), Token::Str(value)) = (&pair[0], &pair[1]) else {
+            continue;
+        };
+        let value = String::from_utf8_lossy(value).into_owned();
+        if field.eq_ignore_ascii_case(b"name") {
+            name.get_or_insert(value);
+        } else if field.eq_ignore_ascii_case(b"version") {
+            version.get_or_insert(value);
+        }
+    }
+    match (name, version) {
+        (Some(n), Some(v)) => Some(format!("{n} {v}")),
+        (Some(n), None) => Some(n),
+        (None, Some(v)) => Some(v),
+        (None, None) => None,
+    }
+}
+
 fn parse_number(a: &str) -> R<u64> {
     if a.is_empty() || a.len() > 20 || !a.bytes().all(|b| b.is_ascii_digit()) {
         return Err(format!("Expected a number, got {a:?}"));
@@ -329,11 +362,7 @@ pub fn parse_command(tokens: &[Token], limits: CommandLimits) -> Result<Command,
             }
             Command::Enable(caps)
         }
-        "ID" => {
-            // Parameters are only for logs; accepted and not kept.
-            let _ = args.next()?;
-            Command::Id
-        }
+        "ID" => Command::Id(id_software(args.next()?)),
         "SELECT" | "EXAMINE" => mailbox::parse_select(name == "EXAMINE", &mut args)?,
         "CREATE" => {
             // RFC 6154's (USE (...)) needs CREATE-SPECIAL-USE, which is not
@@ -408,6 +437,31 @@ mod tests {
     fn parse(s: &str) -> Result<Command, String> {
         let (_, tokens) = tokenize(s.as_bytes(), 8).map_err(|e| e.reason)?;
         parse_command(&tokens, LIMITS)
+    }
+
+    /// RFC 2971 §3.3 and its example in §4.
+    #[test]
+    fn id_tells_the_client_software() {
+        let id = |s: &str| match parse(s).unwrap() {
+            Command::Id(software) => software,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            id(r#"a023 ID ("name" "sodr" "version" "19.34" "vendor" "Pink Floyd Music Limited")"#),
+            Some("sodr 19.34".into())
+        );
+        assert_eq!(id("a ID NIL"), None);
+        assert_eq!(
+            id(r#"a ID ("NAME" "Thunderbird" "Version" NIL)"#),
+            Some("Thunderbird".into())
+        );
+        assert_eq!(
+            id(r#"a ID ("os" "Linux" "version" "1.0")"#),
+            Some("1.0".into())
+        );
+        // A malformed list is still accepted, as clients send odd IDs.
+        assert_eq!(id(r#"a ID ("name")"#), None);
+        assert!(parse("a ID").is_err());
     }
 
     #[test]

@@ -657,15 +657,20 @@ impl Session {
                 out.extend(ok(tag, "Logout completed"));
                 Reply::new(out, Next::Close)
             }
-            Command::Id => done(
-                [
-                    b"* ID (\"name\" \"Rampart\" \"version\" \"".to_vec(),
-                    env!("CARGO_PKG_VERSION").as_bytes().to_vec(),
-                    b"\")\r\n".to_vec(),
-                    ok(tag, "ID completed"),
-                ]
-                .concat(),
-            ),
+            Command::Id(software) => {
+                if let Some(software) = software {
+                    self.ctx.set_client_software(&software);
+                }
+                done(
+                    [
+                        b"* ID (\"name\" \"Rampart\" \"version\" \"".to_vec(),
+                        env!("CARGO_PKG_VERSION").as_bytes().to_vec(),
+                        b"\")\r\n".to_vec(),
+                        ok(tag, "ID completed"),
+                    ]
+                    .concat(),
+                )
+            }
             Command::StartTls => {
                 if self.tls || !self.starttls_available {
                     done(bad(tag, "TLS is already active or not offered"))

@@ -212,8 +212,12 @@ pub fn inspect(chain_pem: &[u8], names: &Names, now: OffsetDateTime) -> Verdict 
     let not_before = cert.validity().not_before.timestamp();
     let not_after = cert.validity().not_after.timestamp();
     let day = |t: i64| {
-        OffsetDateTime::from_unix_timestamp(t)
-            .map(|d| d.date().to_string())
+        jiff::Timestamp::from_second(t)
+            .map(|d| {
+                d.to_zoned_datetime(jiff::tz::TimeZone::UTC)
+                    .date()
+                    .to_string()
+            })
             .unwrap_or_else(|_| t.to_string())
     };
     if not_after - now.unix_timestamp() < RENEW_DAYS * 86_400 {

@@ -11,11 +11,18 @@ every address in their From, To, Cc and Reply-To.
 
 download: fetches messages one by one, appending the subject of each one
 received whole to the file in argv[6], until the server goes away.
+
+software (argv[5]: the MX port): smtplib delivers one message to the user
+with the EHLO name mail.partner.example; the user (127.0.0.1) logs in and
+then says it is Thunderbird with IMAP ID (RFC 2971), twice, in two
+sessions; a script (127.0.0.2) says ID before login with a name holding a
+terminal escape; both read the message.
 """
 
 import imaplib
 import json
 import re
+import smtplib
 import socket
 import ssl
 import sys
@@ -129,5 +136,37 @@ elif scenario == "download":
     except (OSError, imaplib.IMAP4.abort, imaplib.IMAP4.error, AssertionError, TypeError, IndexError):
         pass
     print("download: stopped")
+elif scenario == "software":
+    mx_port = int(sys.argv[5])
+    with smtplib.SMTP("localhost", mx_port) as s:
+        code, _ = s.ehlo("mail.partner.example")
+        assert code == 250
+        refused = s.sendmail("bob@partner.example", ["alice@example.org"],
+                             "From: bob@partner.example\r\nTo: alice@example.org\r\n"
+                             "Subject: minutes\r\nMessage-ID: <minutes@partner.example>\r\n\r\nHello\r\n")
+        assert refused == {}, refused
+    # imaplib knows no ID command; it is allowed in every state (RFC 2971 §3.1).
+    imaplib.Commands["ID"] = ("NONAUTH", "AUTH", "SELECTED")
+
+    def ident(conn, params):
+        typ, data = conn._simple_command("ID", params)
+        assert typ == "OK", (typ, data)
+        typ, data = conn._untagged_response(typ, data, "ID")
+        assert b"Rampart" in data[0], data
+
+    for _ in range(2):
+        town = connect("127.0.0.1", password)
+        ident(town, '("name" "Thunderbird" "version" "128.5.0" "os" "Windows")')
+        ok(town.select("INBOX", readonly=True))
+        ok(town.fetch("1", "(BODY.PEEK[])"))
+        town.logout()
+    ctx = ssl.create_default_context(cafile=cafile)
+    script = FromAddress("127.0.0.2", "localhost", port, ssl_context=ctx, timeout=30)
+    ident(script, '("name" "harvest\x1b[2J" "version" "0.1")')
+    ok(script.login(USER, password))
+    ok(script.select("INBOX", readonly=True))
+    ok(script.fetch("1", "(BODY.PEEK[])"))
+    script.logout()
+    print("{}")
 else:
     raise SystemExit(f"unknown scenario {scenario}")
