@@ -94,3 +94,17 @@ settle() {
 }
 # A process and all its descendants, from one process table listing.
 descendants() { ps -e -o pid=,ppid= | awk -v root="$1" '{ parent[$1] = $2 } END { for (p in parent) { q = p; while (q != "" && q != 0 && q != 1) { if (q == root) { print p; break } q = parent[q] } } }' | tr '\n' ' '; }
+
+# Starts a private Rampart for IMAP on a free port with one user $1
+# (password $PASSWORD); sets R (the command), R_PORT and R_PID.
+start_rampart() {
+    R_PORT=$(free_port)
+    rampart_config "$R_PORT"
+    R="$RAMPART --config $WORK/rampart.toml --data $WORK/rampart-data"
+    $R init --domain bench.example >/dev/null
+    echo "$PASSWORD" | $R user add "$1" --password-stdin --quota 0 >/dev/null
+    $R serve >/dev/null 2>"$WORK/rampart.log" &
+    R_PID=$!
+    PIDS+=("$R_PID")
+    wait_port "$R_PORT"
+}

@@ -34,15 +34,7 @@ RAMPART=${RAMPART_BIN:-target/release/rampart}
 LOAD=${LOAD_BIN:-target/release/imap-load}
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r); $(dovecot --version | sed 's/^/dovecot /')"
 
-R_PORT=$(free_port)
-rampart_config "$R_PORT"
-R="$RAMPART --config $WORK/rampart.toml --data $WORK/rampart-data"
-$R init --domain bench.example >/dev/null
-echo "$PASSWORD" | $R user add bench@bench.example --password-stdin --quota 0 >/dev/null
-$R serve >/dev/null 2>"$WORK/rampart.log" &
-R_PID=$!
-PIDS+=("$R_PID")
-wait_port "$R_PORT"
+start_rampart bench@bench.example
 D_PORT=$(free_port)
 start_dovecot "$D_PORT"
 

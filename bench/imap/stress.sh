@@ -57,15 +57,7 @@ stress() {
 }
 
 if [[ " $SERVERS " == *" rampart "* ]]; then
-    R_PORT=$(free_port)
-    rampart_config "$R_PORT"
-    R="$RAMPART --config $WORK/rampart.toml --data $WORK/rampart-data"
-    $R init --domain bench.example >/dev/null
-    echo "$PASSWORD" | $R user add stress@bench.example --password-stdin --quota 0 >/dev/null
-    $R serve >/dev/null 2>"$WORK/rampart.log" &
-    R_PID=$!
-    PIDS+=("$R_PID")
-    wait_port "$R_PORT"
+    start_rampart stress@bench.example
     stress rampart "$R_PORT" stress@bench.example
     kill "$R_PID"; wait "$R_PID" 2>/dev/null
     if [ -s "$WORK/rampart.log" ]; then

@@ -230,6 +230,11 @@ impl Core {
         if access.principal().service_role() != Some(crate::ServiceRole::DkimSigner) {
             self.require_admin(access).await?;
         }
+        self.domain_dkim_keys(domain).await
+    }
+
+    /// The DKIM keys of a local domain; none for a domain not ours.
+    async fn domain_dkim_keys(&self, domain: &str) -> CoreResult<Vec<rampart_store::DkimKey>> {
         let Some(d) = self
             .store
             .find_domain(&crate::normalize_domain(domain)?)
@@ -255,16 +260,8 @@ impl Core {
         ) {
             self.require_admin(access).await?;
         }
-        let Some(d) = self
-            .store
-            .find_domain(&crate::normalize_domain(domain)?)
-            .await?
-        else {
-            return Ok(Vec::new());
-        };
         Ok(self
-            .store
-            .dkim_keys(d.id)
+            .domain_dkim_keys(domain)
             .await?
             .into_iter()
             .map(|k| DkimPublicKey {
