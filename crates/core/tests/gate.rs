@@ -128,6 +128,23 @@ async fn inbox_of(f: &Fixture, access: &Access) -> rampart_store::Mailbox {
         .unwrap()
 }
 
+/// Delivers `raw` to `who@example.org` as inbound mail would arrive.
+async fn deliver_to(f: &Fixture, who: &str, raw: &[u8]) {
+    let inbound = f
+        .privileged
+        .service(ServiceRole::InboundDelivery)
+        .access(&SessionContext::new(Network::Smtp, None));
+    let account = f
+        .core
+        .principal_by_address(&f.operator, &format!("{who}@example.org"))
+        .await
+        .unwrap();
+    f.core
+        .deliver(&inbound, &[account.id], raw.to_vec())
+        .await
+        .unwrap();
+}
+
 fn ctx() -> SessionContext {
     // No test can make a TLS context (only a real handshake proves one):
     // the fixture allows passwords on IMAP from loopback, all of 127/8.
@@ -962,23 +979,12 @@ async fn the_entry_follows_what_a_read_returns() {
     let f = fixture().await;
     let alice = login(&f, "alice").await;
     let inbox = inbox_of(&f, &alice).await;
-    let inbound = f
-        .privileged
-        .service(ServiceRole::InboundDelivery)
-        .access(&SessionContext::new(Network::Smtp, None));
-    let me = f
-        .core
-        .principal_by_address(&f.operator, "alice@example.org")
-        .await
-        .unwrap();
-    f.core
-        .deliver(
-            &inbound,
-            &[me.id],
-            b"From: carol@example.net\r\nSubject: secret plans\r\n\r\nthe body\r\n".to_vec(),
-        )
-        .await
-        .unwrap();
+    deliver_to(
+        &f,
+        "alice",
+        b"From: carol@example.net\r\nSubject: secret plans\r\n\r\nthe body\r\n",
+    )
+    .await;
     let (_, listed) = f.core.list_items(&alice, inbox.id).await.unwrap();
     let uid = listed[0].uid;
     for (read, operation, has_summary, raw) in [
@@ -1063,19 +1069,7 @@ async fn nothing_is_returned_when_the_ledger_cannot_write() {
     let f = fixture().await;
     let alice = login(&f, "alice").await;
     let inbox = inbox_of(&f, &alice).await;
-    let inbound = f
-        .privileged
-        .service(ServiceRole::InboundDelivery)
-        .access(&SessionContext::new(Network::Smtp, None));
-    let me = f
-        .core
-        .principal_by_address(&f.operator, "alice@example.org")
-        .await
-        .unwrap();
-    f.core
-        .deliver(&inbound, &[me.id], b"Subject: s\r\n\r\nbody\r\n".to_vec())
-        .await
-        .unwrap();
+    deliver_to(&f, "alice", b"Subject: s\r\n\r\nbody\r\n").await;
     let (_, listed) = f.core.list_items(&alice, inbox.id).await.unwrap();
     let uid = listed[0].uid;
     f.entries.1.store(true, std::sync::atomic::Ordering::SeqCst);
