@@ -110,6 +110,26 @@ impl Guard {
         }
     }
 
+    /// Bans the client (its /64 for IPv6) for `duration` from now, unless a
+    /// longer ban holds already: a ban another node decided, or one that
+    /// outlived a restart.
+    pub fn ban_for(&self, ip: IpAddr, duration: Duration) {
+        let ip = client_key(ip);
+        let until = Instant::now() + duration;
+        let mut state = self.state.lock().expect("guard lock");
+        if state.banned.len() >= MAX_ENTRIES {
+            let now = Instant::now();
+            state.banned.retain(|_, u| *u > now);
+        }
+        let entry = state.banned.entry(ip).or_insert(until);
+        *entry = (*entry).max(until);
+    }
+
+    /// How long a ban lasts.
+    pub fn ban_duration(&self) -> Duration {
+        self.config.ban
+    }
+
     fn recent(&self, f: Option<&Failures>) -> u32 {
         f.filter(|f| f.first.elapsed() < self.config.window)
             .map_or(0, |f| f.count)
@@ -171,6 +191,9 @@ impl Guard {
         let Some(ip) = ip else { return false };
         if state.by_address.len() >= MAX_ENTRIES {
             state.by_address.retain(|_, f| f.first.elapsed() < window);
+        }
+        if state.banned.len() >= MAX_ENTRIES {
+            state.banned.retain(|_, until| *until > now);
         }
         let count = bump(state.by_address.entry(ip).or_insert(Failures {
             count: 0,
@@ -253,6 +276,9 @@ mod tests {
         );
         assert!(g.is_banned(a) && g.is_banned(b));
         assert!(!g.is_banned(elsewhere));
+        // A ban decided elsewhere (another node, before a restart) covers the /64 too.
+        g.ban_for(elsewhere, Duration::from_secs(60));
+        assert!(g.is_banned("2001:db8:1:3:abcd::9".parse().unwrap()));
         let mapped: IpAddr = "::ffff:192.0.2.1".parse().unwrap();
         assert_eq!(client_key(mapped), "192.0.2.1".parse::<IpAddr>().unwrap());
     }

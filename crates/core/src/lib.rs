@@ -81,6 +81,18 @@ pub mod model {
 }
 pub use text::{MIN_INDEXED_NEEDLE_CHARS, SearchableText, indexable_needle};
 
+/// Bans a client named in the store (an address as text) until `until`
+/// (Unix milliseconds), if that is still ahead.
+fn take_up_ban(guard: &Guard, client: &str, until: i64, now: i64) {
+    let Ok(ip) = client.parse::<std::net::IpAddr>() else {
+        tracing::warn!("ignoring a stored ban of {client:?}: not an address");
+        return;
+    };
+    if until > now {
+        guard.ban_for(ip, std::time::Duration::from_millis((until - now) as u64));
+    }
+}
+
 /// Settings of the core, taken from the config file.
 #[derive(Clone, Debug)]
 pub struct CoreConfig {
@@ -223,7 +235,7 @@ pub struct Core {
     /// A hash of a random password, verified when the account does not
     /// exist so that failures take the same time either way.
     dummy_hash: String,
-    guard: Guard,
+    guard: Arc<Guard>,
     /// The threads that run argon2.
     hashers: auth::HashWorkers,
     /// Wakes the queue worker when a message is queued.
@@ -251,7 +263,7 @@ impl Core {
         let dummy_hash = hashers.hash(params, random_password()).await?;
         let core = Core {
             hashers,
-            guard: Guard::new(config.guard),
+            guard: Arc::new(Guard::new(config.guard)),
             queue_wakeup: tokio::sync::Notify::new(),
             mailbox_changes: tokio::sync::broadcast::channel(1024).0,
             derivers: Vec::new(),
@@ -263,6 +275,51 @@ impl Core {
             dummy_hash,
         };
         Ok((core, Privileged::new()))
+    }
+
+    /// Takes up the bans in force in the store (made before a restart or by
+    /// another node), and passes what other nodes sharing the store announce
+    /// on to this node's sessions and guard, so that a message delivered
+    /// through one node wakes IMAP IDLE on every node and a client banned on
+    /// one is refused by all (the server calls this once at start).
+    pub async fn hear_other_nodes(&self) -> CoreResult<()> {
+        let now = rampart_store::now_millis();
+        for (client, until) in self.store.login_bans(now).await? {
+            self.take_up_ban(&client, until, now);
+        }
+        let Some(mut announcements) = self.store.announcements() else {
+            return Ok(());
+        };
+        let mailbox_changes = self.mailbox_changes.clone();
+        let guard = Arc::downgrade(&self.guard);
+        tokio::spawn(async move {
+            use tokio::sync::broadcast::error::RecvError;
+            loop {
+                let announcement = match announcements.recv().await {
+                    Ok(a) => a,
+                    Err(RecvError::Lagged(n)) => {
+                        tracing::warn!("missed {n} announcements of other nodes");
+                        continue;
+                    }
+                    Err(RecvError::Closed) => return,
+                };
+                // The core is gone once its guard is.
+                let Some(guard) = guard.upgrade() else { return };
+                match announcement {
+                    rampart_store::Announcement::Mailbox(id) => {
+                        let _ = mailbox_changes.send(id);
+                    }
+                    rampart_store::Announcement::Ban { client, until } => {
+                        take_up_ban(&guard, &client, until, rampart_store::now_millis());
+                    }
+                }
+            }
+        });
+        Ok(())
+    }
+
+    fn take_up_ban(&self, client: &str, until: i64, now: i64) {
+        take_up_ban(&self.guard, client, until, now);
     }
 
     /// Adds a deriver whose data is kept with every message stored from now on.
@@ -410,11 +467,17 @@ impl Core {
                 Ok(access)
             }
             other => {
-                if self.guard.failed(ctx.client, &guard_key) {
-                    tracing::warn!(
-                        "banned {} after repeated failed logins",
-                        ctx.client.map(|ip| ip.to_string()).unwrap_or_default()
-                    );
+                if let Some(ip) = ctx
+                    .client
+                    .filter(|_| self.guard.failed(ctx.client, &guard_key))
+                {
+                    tracing::warn!("banned {ip} after repeated failed logins");
+                    // Every node refuses it, and a restart does not lift it.
+                    let until = rampart_store::now_millis()
+                        .saturating_add(self.guard.ban_duration().as_millis() as i64);
+                    self.store
+                        .put_login_ban(&client_key(ip).to_string(), until)
+                        .await?;
                 }
                 let attempt = Access::service("login", ctx);
                 let mut event = Event::new(Operation::LoginFailure, other.map(|p| p.id));

@@ -17,7 +17,6 @@ pub mod utf7;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use rampart_core::Core;
 use rampart_core::io::TimedStream;
@@ -32,8 +31,6 @@ pub use session::{ImapConfig, Limiter, Next, Reply, Session, StructureDeriver};
 
 use crate::parser::Framer;
 
-/// How often IDLE looks for changes made by other processes (the CLI).
-const IDLE_POLL: Duration = Duration::from_secs(30);
 /// Bytes read from the socket at a time.
 const READ_CHUNK: usize = 4096;
 
@@ -197,7 +194,7 @@ async fn idle<S: AsyncRead + AsyncWrite + Unpin>(
         stream.flush().await?;
     }
     let deadline = tokio::time::Instant::now() + session.timeout();
-    let mut poll = tokio::time::interval(IDLE_POLL);
+    let mut poll = tokio::time::interval(session.config().idle_poll);
     poll.reset();
     loop {
         if let Some(line) = framer.take_line() {

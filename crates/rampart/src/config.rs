@@ -366,6 +366,8 @@ pub struct ImapSection {
     pub idle_timeout_seconds: u64,
     /// Seconds a client has to log in.
     pub login_timeout_seconds: u64,
+    /// Seconds between IDLE's own checks for changes nobody announced.
+    pub idle_poll_seconds: u64,
     /// Seconds a response may wait for a client that reads nothing before
     /// the connection is closed.
     pub write_timeout_seconds: u64,
@@ -389,6 +391,7 @@ impl Default for ImapSection {
             max_search_keys: d.command.max_search_keys,
             idle_timeout_seconds: d.idle_timeout.as_secs(),
             login_timeout_seconds: d.login_timeout.as_secs(),
+            idle_poll_seconds: d.idle_poll.as_secs(),
             write_timeout_seconds: d.write_timeout.as_secs(),
             max_connections_per_user: d.max_connections_per_user,
             max_connections_per_address: d.max_connections_per_address,
@@ -724,6 +727,7 @@ impl Config {
                 60,
                 86_400,
             ),
+            ("imap.idle_poll_seconds", i.idle_poll_seconds, 1, 86_400),
             (
                 "imap.login_timeout_seconds",
                 i.login_timeout_seconds,
@@ -1072,6 +1076,7 @@ impl Config {
         c.command.max_search_depth = i.max_search_depth;
         c.command.max_search_keys = i.max_search_keys;
         c.idle_timeout = Duration::from_secs(i.idle_timeout_seconds);
+        c.idle_poll = Duration::from_secs(i.idle_poll_seconds);
         c.login_timeout = Duration::from_secs(i.login_timeout_seconds);
         c.write_timeout = Duration::from_secs(i.write_timeout_seconds);
         c.max_connections_per_user = i.max_connections_per_user;

@@ -149,6 +149,9 @@ pub async fn run(prepared: Prepared, first_domain: &str) -> anyhow::Result<()> {
     .await
     .context("cannot start the core")?;
     let core = Arc::new(crate::cli::with_derivers(core));
+    core.hear_other_nodes()
+        .await
+        .context("cannot read the failed-login bans")?;
     let operator = crate::operator(&privileged);
     let bootstrap = core
         .bootstrap(&operator, first_domain)

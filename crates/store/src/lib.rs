@@ -23,7 +23,7 @@ pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 /// The schema version this binary writes and understands.
-pub const SCHEMA_VERSION: i64 = 10;
+pub const SCHEMA_VERSION: i64 = 11;
 
 /// Everything that can go wrong in the store, phrased for the operator.
 #[derive(Debug, thiserror::Error)]
@@ -110,9 +110,16 @@ pub async fn open(config: &StoreConfig, mode: OpenMode) -> Result<Arc<dyn Store>
 /// The storage interface used by `core`. Every method is atomic: it either
 /// commits entirely or leaves no trace.
 #[async_trait]
-pub trait Store: StsPolicyStore + Send + Sync + 'static {
+pub trait Store: StsPolicyStore + LoginBanStore + Send + Sync + 'static {
     /// Short name of the backend, for logs.
     fn backend_name(&self) -> &'static str;
+
+    /// Announcements of what other processes sharing this store change
+    /// (other nodes on one PostgreSQL database), for as long as the store is
+    /// open; `None` where the backend has no other writers to hear from.
+    fn announcements(&self) -> Option<tokio::sync::broadcast::Receiver<Announcement>> {
+        None
+    }
 
     /// Reads a store-wide setting.
     async fn get_meta(&self, key: &str) -> Result<Option<String>>;
@@ -367,6 +374,26 @@ pub trait StsPolicyStore: Send + Sync + 'static {
     /// Stores a domain's policy in place of the one before, and drops every
     /// policy that expired before this one was fetched.
     async fn put_sts_policy(&self, policy: StsPolicyRecord) -> Result<()>;
+}
+
+/// Client addresses banned for failed logins: kept across restarts, and
+/// shared by every node of one database.
+#[async_trait]
+pub trait LoginBanStore: Send + Sync + 'static {
+    /// Bans `client` (an IPv4 address, or an IPv6 /64 as its first address)
+    /// until `until` (Unix milliseconds), and forgets bans that ran out.
+    async fn put_login_ban(&self, client: &str, until: i64) -> Result<()>;
+    /// The bans that last beyond `now` (Unix milliseconds).
+    async fn login_bans(&self, now: i64) -> Result<Vec<(String, i64)>>;
+}
+
+/// What another process sharing the store changed, as it announced it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Announcement {
+    /// A mailbox's contents or flags changed, or it was deleted.
+    Mailbox(MailboxId),
+    /// A client was banned for failed logins until `until` (Unix milliseconds).
+    Ban { client: String, until: i64 },
 }
 
 /// MX patterns as one column: one per line (a policy line holds one).

@@ -11,11 +11,29 @@ use tokio_postgres::{NoTls, Row};
 use crate::model::{decode_keywords, encode_keywords};
 use crate::*;
 
+mod announcements;
+mod login_bans;
 mod sts_policies;
 
 /// The PostgreSQL backend.
 pub struct PostgresStore {
     pool: Pool,
+    /// The connection settings, for the listening connection.
+    pg_config: tokio_postgres::Config,
+    /// This process's `application_name`, which its announcements carry.
+    node: String,
+    /// Other nodes' announcements, once someone asked for them.
+    announcements: std::sync::OnceLock<tokio::sync::broadcast::Sender<Announcement>>,
+    /// The task that listens for them, stopped with the store.
+    listener: std::sync::Mutex<Option<tokio::task::AbortHandle>>,
+}
+
+impl Drop for PostgresStore {
+    fn drop(&mut self) {
+        if let Some(task) = self.listener.lock().ok().and_then(|mut l| l.take()) {
+            task.abort();
+        }
+    }
 }
 
 impl From<tokio_postgres::Error> for StoreError {
@@ -48,18 +66,31 @@ const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
     include_str!("postgres_schema_8.sql"),
     include_str!("postgres_schema_9.sql"),
     include_str!("postgres_schema_10.sql"),
+    include_str!("postgres_schema_11.sql"),
 ];
 
 impl PostgresStore {
     /// Connects to `url` and runs schema migrations.
     pub async fn open(url: &str, pool_size: usize) -> Result<Self> {
+        let node = announcements::node_name();
         let mut cfg = deadpool_postgres::Config::new();
         cfg.url = Some(url.to_owned());
         cfg.pool = Some(deadpool_postgres::PoolConfig::new(pool_size.max(1)));
+        // Announcements name the node by the writing connection's name.
+        cfg.application_name = Some(node.clone());
+        let pg_config = cfg
+            .get_pg_config()
+            .map_err(|e| StoreError::Backend(format!("bad PostgreSQL URL: {e}")))?;
         let pool = cfg
             .create_pool(Some(Runtime::Tokio1), NoTls)
             .map_err(|e| StoreError::Backend(format!("bad PostgreSQL URL: {e}")))?;
-        let store = PostgresStore { pool };
+        let store = PostgresStore {
+            pool,
+            pg_config,
+            node,
+            announcements: std::sync::OnceLock::new(),
+            listener: std::sync::Mutex::new(None),
+        };
         store.migrate().await?;
         Ok(store)
     }
@@ -480,6 +511,10 @@ fn like_pattern(needle: &str) -> String {
 impl Store for PostgresStore {
     fn backend_name(&self) -> &'static str {
         "postgres"
+    }
+
+    fn announcements(&self) -> Option<tokio::sync::broadcast::Receiver<Announcement>> {
+        Some(self.subscribe())
     }
 
     async fn get_meta(&self, key: &str) -> Result<Option<String>> {

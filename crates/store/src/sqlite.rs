@@ -14,6 +14,7 @@ use crate::blob::FsBlobs;
 use crate::model::{decode_keywords, encode_keywords};
 use crate::*;
 
+mod login_bans;
 mod sts_policies;
 
 const DB_FILE: &str = "rampart.db";
@@ -375,6 +376,7 @@ const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
     include_str!("sqlite_schema_8.sql"),
     include_str!("sqlite_schema_9.sql"),
     include_str!("sqlite_schema_10.sql"),
+    include_str!("sqlite_schema_11.sql"),
 ];
 
 const PRINCIPAL_COLUMNS: &str = "p.id, p.kind, p.domain_id, d.name, p.local_part, p.display_name, p.password_hash, \

@@ -50,6 +50,9 @@ pub struct ImapConfig {
     pub idle_timeout: Duration,
     /// How long a client may take to log in.
     pub login_timeout: Duration,
+    /// How often IDLE looks for changes it was not told of (made by the
+    /// CLI on SQLite, or by a node whose announcement was lost).
+    pub idle_poll: Duration,
     /// How long a write may wait for a client that reads nothing before the
     /// connection is closed.
     pub write_timeout: Duration,
@@ -81,6 +84,7 @@ impl ImapConfig {
             },
             idle_timeout: Duration::from_secs(30 * 60),
             login_timeout: Duration::from_secs(60),
+            idle_poll: Duration::from_secs(30),
             write_timeout: Duration::from_secs(30),
             max_connections_per_user: 20,
             max_connections_per_address: 50,

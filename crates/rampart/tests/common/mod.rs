@@ -22,6 +22,48 @@ pub fn rampart() -> Command {
 /// A temporary data directory with a config file that puts every service on a free loopback port.
 pub struct Sandbox {
     pub dir: tempfile::TempDir,
+    /// The PostgreSQL URL of the sandbox's store (its own schema), if not SQLite.
+    pub postgres_url: Option<String>,
+}
+
+/// Whether the server-level tests run on PostgreSQL (`RAMPART_TEST_STORE=postgres`,
+/// as `.ci/run` does in a second pass) instead of the embedded store.
+pub fn on_postgres() -> bool {
+    std::env::var("RAMPART_TEST_STORE").is_ok_and(|v| v == "postgres")
+}
+
+/// A fresh schema in the test database (`RAMPART_TEST_POSTGRES_URL`), as the
+/// URL of a store in it, so that servers of different tests do not meet.
+pub fn fresh_postgres_store() -> String {
+    let url = std::env::var("RAMPART_TEST_POSTGRES_URL")
+        .expect("RAMPART_TEST_POSTGRES_URL names the test database");
+    let schema = format!("server_{:016x}", {
+        use std::hash::{BuildHasher, Hasher};
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos(),
+        );
+        h.finish()
+    });
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .expect("connect to RAMPART_TEST_POSTGRES_URL");
+        tokio::spawn(conn);
+        client
+            .batch_execute(&format!("CREATE SCHEMA {schema}"))
+            .await
+            .unwrap();
+    });
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}options=-csearch_path%3D{schema}")
 }
 
 /// Every service name in `[listen]`.
@@ -62,7 +104,20 @@ impl Sandbox {
         if !rest.contains("[dns]") {
             config.push_str("[dns]\nsource = \"static\"\n");
         }
-        let sandbox = Sandbox { dir };
+        let postgres_url = if rest.contains("[store]") {
+            rest.split_once("url = \"")
+                .and_then(|(_, tail)| tail.split_once('"'))
+                .map(|(url, _)| url.to_owned())
+        } else if on_postgres() {
+            let url = fresh_postgres_store();
+            config.push_str(&format!(
+                "[store]\nbackend = \"postgres\"\nurl = \"{url}\"\n"
+            ));
+            Some(url)
+        } else {
+            None
+        };
+        let sandbox = Sandbox { dir, postgres_url };
         sandbox.write_config(&format!("{config}{rest}"));
         sandbox
     }
@@ -258,7 +313,8 @@ pub fn file_bytes(path: &Path) -> Vec<u8> {
 }
 
 /// Every message in a user's mailbox (by role), read straight from the
-/// sandbox's store (SQLite in WAL mode allows this while the server runs),
+/// sandbox's store (SQLite in WAL mode allows this while the server runs;
+/// PostgreSQL anyway),
 /// with its blob verified against its hash.
 pub fn mailbox(
     sb: &Sandbox,
@@ -268,15 +324,19 @@ pub fn mailbox(
     let (local, domain) = address.split_once('@').expect("an address");
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let store = rampart_store::open(
-            &rampart_store::StoreConfig::Sqlite {
+        let config = match &sb.postgres_url {
+            Some(url) => rampart_store::StoreConfig::Postgres {
+                url: url.clone(),
+                pool_size: 1,
+            },
+            None => rampart_store::StoreConfig::Sqlite {
                 data_dir: sb.data(),
                 pool_size: 1,
             },
-            rampart_store::OpenMode::MustExist,
-        )
-        .await
-        .expect("the store opens");
+        };
+        let store = rampart_store::open(&config, rampart_store::OpenMode::MustExist)
+            .await
+            .expect("the store opens");
         let p = store.find_principal(local, domain).await.unwrap().unwrap();
         let mbox = store
             .list_mailboxes(p.id)
