@@ -27,6 +27,10 @@ source = "static"
 [log]
 level = "warn"
 EOC
+# BENCH_STORE_URL=postgres://... runs Rampart on PostgreSQL (a database of its own).
+if [ -n "${BENCH_STORE_URL:-}" ]; then
+    printf '[store]\nbackend = "postgres"\nurl = "%s"\n' "$BENCH_STORE_URL" >> "$WORK/rampart.toml"
+fi
 }
 
 # Whether a Dovecot to compare with is installed.

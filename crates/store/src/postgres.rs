@@ -259,51 +259,78 @@ async fn insert_mailbox(
         .ok_or_else(|| StoreError::AlreadyExists(format!("mailbox {:?}", new.name)))
 }
 
+/// Deletes the messages no mailbox holds any more, releasing their blobs
+/// and their accounts' quota: three statements for any number of messages.
 async fn release_orphan_messages(c: &impl GenericClient, messages: &[i64]) -> Result<()> {
-    for &id in messages {
-        let held: bool = c
-            .query_one(
-                "SELECT EXISTS (SELECT 1 FROM mailbox_messages WHERE message_id = $1)",
-                &[&id],
-            )
-            .await?
-            .get(0);
-        if held {
-            continue;
-        }
-        let row = c
-            .query_one(
-                "DELETE FROM messages WHERE id = $1 RETURNING account_id, blob_hash, size",
-                &[&id],
-            )
-            .await?;
-        let (account, hash, size): (i64, String, i64) = (row.get(0), row.get(1), row.get(2));
-        c.execute(
-            "UPDATE blobs SET refcount = refcount - 1 WHERE hash = $1",
-            &[&hash],
-        )
-        .await?;
-        c.execute(
-            "UPDATE principals SET used_bytes = greatest(0, used_bytes - $2) WHERE id = $1",
-            &[&account, &size],
-        )
-        .await?;
+    if messages.is_empty() {
+        return Ok(());
     }
+    c.execute(
+        "WITH gone AS (
+             DELETE FROM messages m WHERE m.id = ANY($1)
+                 AND NOT EXISTS (SELECT 1 FROM mailbox_messages mm WHERE mm.message_id = m.id)
+             RETURNING m.account_id, m.blob_hash, m.size
+         ), blobs_released AS (
+             UPDATE blobs SET refcount = refcount - g.n
+             FROM (SELECT blob_hash, count(*) AS n FROM gone GROUP BY blob_hash) g
+             WHERE blobs.hash = g.blob_hash
+         )
+         UPDATE principals SET used_bytes = greatest(0, used_bytes - s.total)
+         FROM (SELECT account_id, sum(size)::bigint AS total FROM gone GROUP BY account_id) s
+         WHERE principals.id = s.account_id",
+        &[&messages],
+    )
+    .await?;
     Ok(())
 }
 
-async fn bump_modseq(c: &impl GenericClient, mailbox: MailboxId) -> Result<u64> {
+/// Takes `n` new MODSEQs of a mailbox at once; returns the first (the
+/// others follow it). One statement, so a change over many messages
+/// announces its mailbox once.
+async fn allocate_modseqs(c: &impl GenericClient, mailbox: MailboxId, n: usize) -> Result<u64> {
     let row = c
         .query_opt(
-            "UPDATE mailboxes SET highest_modseq = highest_modseq + 1 WHERE id = $1 RETURNING highest_modseq",
-            &[&mailbox.0],
+            "UPDATE mailboxes SET highest_modseq = highest_modseq + $2 WHERE id = $1 RETURNING highest_modseq",
+            &[&mailbox.0, &(n as i64)],
         )
         .await?
         .ok_or_else(|| StoreError::NotFound {
             kind: "mailbox",
             name: mailbox.to_string(),
         })?;
-    Ok(row.get::<_, i64>(0) as u64)
+    Ok((row.get::<_, i64>(0) - n as i64 + 1) as u64)
+}
+
+/// Logs changes of one kind in a mailbox: (modseq, message, uid) each, in one statement.
+async fn log_changes(
+    c: &impl GenericClient,
+    account: i64,
+    mailbox: MailboxId,
+    kind: ChangeKind,
+    changes: &[(i64, i64, i64)],
+) -> Result<()> {
+    if changes.is_empty() {
+        return Ok(());
+    }
+    let modseqs: Vec<i64> = changes.iter().map(|c| c.0).collect();
+    let messages: Vec<i64> = changes.iter().map(|c| c.1).collect();
+    let uids: Vec<i64> = changes.iter().map(|c| c.2).collect();
+    c.execute(
+        "INSERT INTO changes (account_id, mailbox_id, modseq, message_id, uid, kind, at)
+         SELECT $1, $2, u.modseq, u.message_id, u.uid, $6, $7
+         FROM unnest($3::bigint[], $4::bigint[], $5::bigint[]) AS u(modseq, message_id, uid)",
+        &[
+            &account,
+            &mailbox.0,
+            &modseqs,
+            &messages,
+            &uids,
+            &kind.as_str(),
+            &now_millis(),
+        ],
+    )
+    .await?;
+    Ok(())
 }
 
 async fn log_change(
@@ -1474,63 +1501,62 @@ impl Store for PostgresStore {
                 "messages are copied only between mailboxes of one account".into(),
             ));
         }
+        let uid_list: Vec<i64> = uids.iter().map(|&u| u as i64).collect();
+        let rows = tx
+            .query(
+                "SELECT uid, message_id, flags, keywords FROM mailbox_messages
+                 WHERE mailbox_id = $1 AND uid = ANY($2) ORDER BY uid",
+                &[&from.0, &uid_list],
+            )
+            .await?;
         let mut out = Vec::new();
-        for uid in uids {
-            let Some(row) = tx
-                .query_opt(
-                    "SELECT message_id, flags, keywords FROM mailbox_messages
-                     WHERE mailbox_id = $1 AND uid = $2",
-                    &[&from.0, &(uid as i64)],
-                )
-                .await?
-            else {
-                continue;
-            };
-            let (message, flags, keywords): (i64, i64, String) =
-                (row.get(0), row.get(1), row.get(2));
+        if !rows.is_empty() {
+            let n = rows.len() as i64;
+            let old_uids: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
+            let messages: Vec<i64> = rows.iter().map(|r| r.get(1)).collect();
+            let flags: Vec<i64> = rows.iter().map(|r| r.get(2)).collect();
+            let keywords: Vec<String> = rows.iter().map(|r| r.get(3)).collect();
+            // UIDs and MODSEQs for all of them in one step (RFC 9051 §2.3.1.1:
+            // ascending, in the order of the source UIDs).
             let next = tx
                 .query_one(
-                    "UPDATE mailboxes SET uid_next = uid_next + 1, highest_modseq = highest_modseq + 1
-                     WHERE id = $1 RETURNING uid_next - 1, highest_modseq",
-                    &[&to.0],
+                    "UPDATE mailboxes SET uid_next = uid_next + $2, highest_modseq = highest_modseq + $2
+                     WHERE id = $1 RETURNING uid_next - $2, highest_modseq - $2 + 1",
+                    &[&to.0, &n],
                 )
                 .await?;
-            let (new_uid, modseq): (i64, i64) = (next.get(0), next.get(1));
+            let (first_uid, first_modseq): (i64, i64) = (next.get(0), next.get(1));
+            let new_uids: Vec<i64> = (first_uid..first_uid + n).collect();
+            let modseqs: Vec<i64> = (first_modseq..first_modseq + n).collect();
             tx.execute(
                 "INSERT INTO mailbox_messages (mailbox_id, uid, message_id, flags, keywords, modseq)
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-                &[&to.0, &new_uid, &message, &flags, &keywords, &modseq],
+                 SELECT $1, u.uid, u.message_id, u.flags, u.keywords, u.modseq
+                 FROM unnest($2::bigint[], $3::bigint[], $4::bigint[], $5::text[], $6::bigint[])
+                     AS u(uid, message_id, flags, keywords, modseq)",
+                &[&to.0, &new_uids, &messages, &flags, &keywords, &modseqs],
             )
             .await?;
-            log_change(
-                &tx,
-                account,
-                to,
-                modseq as u64,
-                message,
-                new_uid as u32,
-                ChangeKind::Created,
-            )
-            .await?;
+            let created: Vec<(i64, i64, i64)> = (0..rows.len())
+                .map(|i| (modseqs[i], messages[i], new_uids[i]))
+                .collect();
+            log_changes(&tx, account, to, ChangeKind::Created, &created).await?;
             if remove {
                 tx.execute(
-                    "DELETE FROM mailbox_messages WHERE mailbox_id = $1 AND uid = $2",
-                    &[&from.0, &(uid as i64)],
+                    "DELETE FROM mailbox_messages WHERE mailbox_id = $1 AND uid = ANY($2)",
+                    &[&from.0, &old_uids],
                 )
                 .await?;
-                let modseq = bump_modseq(&tx, from).await?;
-                log_change(
-                    &tx,
-                    account,
-                    from,
-                    modseq,
-                    message,
-                    uid,
-                    ChangeKind::Expunged,
-                )
-                .await?;
+                let first = allocate_modseqs(&tx, from, rows.len()).await? as i64;
+                let expunged: Vec<(i64, i64, i64)> = (0..rows.len())
+                    .map(|i| (first + i as i64, messages[i], old_uids[i]))
+                    .collect();
+                log_changes(&tx, account, from, ChangeKind::Expunged, &expunged).await?;
             }
-            out.push((uid, new_uid as u32));
+            out = old_uids
+                .iter()
+                .zip(&new_uids)
+                .map(|(&old, &new)| (old as u32, new as u32))
+                .collect();
         }
         tx.commit().await?;
         Ok(out)
@@ -1545,86 +1571,92 @@ impl Store for PostgresStore {
         let mut c = self.pool.get().await?;
         let tx = c.transaction().await?;
         let (account, _) = mailbox_account(&tx, mailbox, true).await?;
-        let mut out = Vec::new();
-        for &uid in uids {
-            let Some(row) = tx
-                .query_opt(
-                    "SELECT message_id, flags, keywords FROM mailbox_messages WHERE mailbox_id = $1 AND uid = $2",
-                    &[&mailbox.0, &(uid as i64)],
-                )
-                .await?
-            else {
-                continue;
-            };
-            let (message, flags, keywords): (i64, i64, String) =
-                (row.get(0), row.get(1), row.get(2));
+        // Set-based (issue 12 point 10): one read, one MODSEQ block, one
+        // update and one change-log insert for any number of messages.
+        let uid_list: Vec<i64> = uids.iter().map(|&u| u as i64).collect();
+        let rows = tx
+            .query(
+                "SELECT uid, message_id, flags, keywords FROM mailbox_messages
+                 WHERE mailbox_id = $1 AND uid = ANY($2) ORDER BY uid",
+                &[&mailbox.0, &uid_list],
+            )
+            .await?;
+        let mut changed = Vec::new();
+        for row in &rows {
+            let (uid, message, flags, keywords): (i64, i64, i64, String) =
+                (row.get(0), row.get(1), row.get(2), row.get(3));
             let old_keywords = decode_keywords(&keywords);
             let (new_flags, new_keywords) = change.apply(SystemFlags(flags as u32), &old_keywords);
-            if new_flags.0 as i64 == flags && new_keywords == old_keywords {
-                continue;
+            if new_flags.0 as i64 != flags || new_keywords != old_keywords {
+                changed.push((
+                    uid,
+                    message,
+                    new_flags.0 as i64,
+                    encode_keywords(&new_keywords),
+                ));
             }
-            let modseq = bump_modseq(&tx, mailbox).await?;
-            tx.execute(
-                "UPDATE mailbox_messages SET flags = $3, keywords = $4, modseq = $5
-                 WHERE mailbox_id = $1 AND uid = $2",
-                &[
-                    &mailbox.0,
-                    &(uid as i64),
-                    &(new_flags.0 as i64),
-                    &encode_keywords(&new_keywords),
-                    &(modseq as i64),
-                ],
-            )
-            .await?;
-            log_change(
-                &tx,
-                account,
-                mailbox,
-                modseq,
-                message,
-                uid,
-                ChangeKind::Flags,
-            )
-            .await?;
-            out.push((uid, modseq, MessageId(message)));
         }
+        if changed.is_empty() {
+            tx.commit().await?;
+            return Ok(Vec::new());
+        }
+        let first = allocate_modseqs(&tx, mailbox, changed.len()).await? as i64;
+        let modseqs: Vec<i64> = (first..first + changed.len() as i64).collect();
+        let changed_uids: Vec<i64> = changed.iter().map(|c| c.0).collect();
+        let new_flags: Vec<i64> = changed.iter().map(|c| c.2).collect();
+        let new_keywords: Vec<&str> = changed.iter().map(|c| c.3.as_str()).collect();
+        tx.execute(
+            "UPDATE mailbox_messages mm SET flags = u.flags, keywords = u.keywords, modseq = u.modseq
+             FROM unnest($2::bigint[], $3::bigint[], $4::text[], $5::bigint[])
+                 AS u(uid, flags, keywords, modseq)
+             WHERE mm.mailbox_id = $1 AND mm.uid = u.uid",
+            &[&mailbox.0, &changed_uids, &new_flags, &new_keywords, &modseqs],
+        )
+        .await?;
+        let log: Vec<(i64, i64, i64)> = changed
+            .iter()
+            .zip(&modseqs)
+            .map(|(c, &m)| (m, c.1, c.0))
+            .collect();
+        log_changes(&tx, account, mailbox, ChangeKind::Flags, &log).await?;
         tx.commit().await?;
-        Ok(out)
+        Ok(log
+            .into_iter()
+            .map(|(modseq, message, uid)| (uid as u32, modseq as u64, MessageId(message)))
+            .collect())
     }
 
     async fn expunge(&self, mailbox: MailboxId, uids: &[u32]) -> Result<u64> {
         let mut c = self.pool.get().await?;
         let tx = c.transaction().await?;
-        let (account, mut highest) = mailbox_account(&tx, mailbox, true).await?;
-        let mut released = Vec::new();
-        for &uid in uids {
-            let Some(row) = tx
-                .query_opt(
-                    "DELETE FROM mailbox_messages WHERE mailbox_id = $1 AND uid = $2 RETURNING message_id",
-                    &[&mailbox.0, &(uid as i64)],
-                )
-                .await?
-            else {
-                continue;
-            };
-            let message: i64 = row.get(0);
-            let modseq = bump_modseq(&tx, mailbox).await?;
-            highest = modseq as i64;
-            log_change(
-                &tx,
-                account,
-                mailbox,
-                modseq,
-                message,
-                uid,
-                ChangeKind::Expunged,
+        let (account, highest) = mailbox_account(&tx, mailbox, true).await?;
+        let uid_list: Vec<i64> = uids.iter().map(|&u| u as i64).collect();
+        let mut gone: Vec<(i64, i64)> = tx
+            .query(
+                "DELETE FROM mailbox_messages WHERE mailbox_id = $1 AND uid = ANY($2)
+                 RETURNING uid, message_id",
+                &[&mailbox.0, &uid_list],
             )
-            .await?;
-            released.push(message);
+            .await?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        if gone.is_empty() {
+            tx.commit().await?;
+            return Ok(highest as u64);
         }
+        gone.sort_unstable();
+        let first = allocate_modseqs(&tx, mailbox, gone.len()).await? as i64;
+        let log: Vec<(i64, i64, i64)> = gone
+            .iter()
+            .zip(first..)
+            .map(|(&(uid, message), modseq)| (modseq, message, uid))
+            .collect();
+        log_changes(&tx, account, mailbox, ChangeKind::Expunged, &log).await?;
+        let released: Vec<i64> = gone.iter().map(|g| g.1).collect();
         release_orphan_messages(&tx, &released).await?;
         tx.commit().await?;
-        Ok(highest as u64)
+        Ok((first + gone.len() as i64 - 1) as u64)
     }
 
     async fn changes_since(&self, mailbox: MailboxId, since_modseq: u64) -> Result<Vec<Change>> {

@@ -1431,6 +1431,139 @@ async fn mta_sts_policies_persist(h: Harness) {
     assert_eq!(store.sts_policy("bad.example").await.unwrap(), None);
 }
 
+/// STORE, COPY, MOVE and EXPUNGE over many messages at once (set-based):
+/// every changed message gets its own MODSEQ, in UID order, every change is
+/// logged, and expunging the last copies releases blobs and quota.
+async fn bulk_changes(h: Harness) {
+    let store = h.store;
+    let (user, boxes) = domain_and_user(&store, "bulk", 0).await;
+    let inbox = inbox(&boxes);
+    let other = boxes.iter().find(|m| m.id != inbox).unwrap().id;
+    let mut uids = Vec::new();
+    let mut blobs = Vec::new();
+    for i in 0..300 {
+        let msg = put_message(&store, &format!("bulk {i}")).await;
+        blobs.push(msg.blob);
+        uids.push(store.append_message(&[inbox], msg).await.unwrap()[0].uid);
+    }
+    let before = store
+        .get_mailbox(inbox)
+        .await
+        .unwrap()
+        .unwrap()
+        .highest_modseq;
+    // Half of them are \Seen already: only the other half change.
+    store
+        .store_flags(
+            inbox,
+            &uids[..150],
+            FlagChange::Add(SystemFlags(SystemFlags::SEEN), vec![]),
+        )
+        .await
+        .unwrap();
+    let mid = store
+        .get_mailbox(inbox)
+        .await
+        .unwrap()
+        .unwrap()
+        .highest_modseq;
+    assert_eq!(mid, before + 150);
+    let changed = store
+        .store_flags(
+            inbox,
+            &uids,
+            FlagChange::Add(SystemFlags(SystemFlags::SEEN), vec!["$Bulk".into()]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(changed.len(), 300, "the keyword is new on every message");
+    let modseqs: Vec<u64> = changed.iter().map(|c| c.1).collect();
+    assert_eq!(modseqs, (mid + 1..=mid + 300).collect::<Vec<_>>());
+    assert!(changed.windows(2).all(|w| w[0].0 < w[1].0), "in UID order");
+    let logged = store.changes_since(inbox, mid).await.unwrap();
+    assert_eq!(logged.len(), 300);
+    assert!(logged.iter().all(|c| c.kind == ChangeKind::Flags));
+    let records = store.list_messages(inbox).await.unwrap();
+    assert!(
+        records
+            .iter()
+            .all(|r| r.flags.contains(SystemFlags::SEEN) && r.keywords == vec!["$Bulk".to_owned()])
+    );
+
+    // MOVE the first 100 (UIDs missing from the set are skipped).
+    let mut wanted = uids[..100].to_vec();
+    wanted.push(999_999);
+    let moved = store
+        .copy_messages(inbox, &wanted, other, true)
+        .await
+        .unwrap();
+    assert_eq!(moved.len(), 100);
+    let target = store.get_mailbox(other).await.unwrap().unwrap();
+    let new_uids: Vec<u32> = moved.iter().map(|m| m.1).collect();
+    assert_eq!(
+        new_uids,
+        (target.uid_next - 100..target.uid_next).collect::<Vec<_>>()
+    );
+    let there = store.list_messages(other).await.unwrap();
+    assert_eq!(there.len(), 100);
+    assert!(
+        there.iter().all(|r| r.keywords == vec!["$Bulk".to_owned()]),
+        "flags travel"
+    );
+    let left = store.changes_since(inbox, mid + 300).await.unwrap();
+    assert_eq!(left.len(), 100);
+    assert!(left.iter().all(|c| c.kind == ChangeKind::Expunged));
+
+    // EXPUNGE everything: the moved ones stay (held by the other mailbox).
+    let used_before = store
+        .get_principal(user.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .used_bytes;
+    let highest = store.expunge(inbox, &uids).await.unwrap();
+    assert_eq!(store.list_messages(inbox).await.unwrap().len(), 0);
+    assert_eq!(
+        highest,
+        store
+            .get_mailbox(inbox)
+            .await
+            .unwrap()
+            .unwrap()
+            .highest_modseq
+    );
+    let used_after = store
+        .get_principal(user.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .used_bytes;
+    assert!(
+        used_after < used_before && used_after > 0,
+        "{used_before} -> {used_after}"
+    );
+    assert_eq!(
+        store.blob_refcount(blobs[0]).await.unwrap(),
+        1,
+        "moved: still held"
+    );
+    assert_eq!(
+        store.blob_refcount(blobs[200]).await.unwrap(),
+        0,
+        "expunged: released"
+    );
+    store.expunge(other, &new_uids).await.unwrap();
+    assert_eq!(
+        store
+            .get_principal(user.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .used_bytes,
+        0
+    );
+}
+
 /// Bans outlive a reopen (a restart), and on a backend shared by several
 /// nodes each one hears the others' bans and mailbox changes, not its own.
 async fn login_bans_and_announcements(h: Harness) {
@@ -1555,4 +1688,5 @@ conformance!(
     subscriptions_recent_settings,
     mta_sts_policies_persist,
     login_bans_and_announcements,
+    bulk_changes,
 );
