@@ -21,6 +21,7 @@ pub mod io;
 mod ledger;
 mod mail;
 pub mod mbox;
+mod object_ids;
 mod queue;
 mod sts;
 mod text;
@@ -45,6 +46,7 @@ pub use folders::{
 pub use guard::{Guard, GuardConfig, client_key};
 pub use ledger::{LedgerRecorder, to_record};
 pub use mail::{AddressSummary, MessageSummary, parse_summary, summarize};
+pub use object_ids::ObjectKind;
 pub use queue::DkimPublicKey;
 /// The stored data's types, as protocols see them. The store itself (its
 /// trait, backends and `open`) is not reachable through core: protocol code
@@ -80,6 +82,25 @@ pub mod model {
     };
 }
 pub use text::{MIN_INDEXED_NEEDLE_CHARS, SearchableText, indexable_needle};
+
+/// The store's key for wire ids, made on first use (every node reads the
+/// same one).
+async fn object_id_key(store: &dyn Store) -> CoreResult<[u8; 32]> {
+    const KEY: &str = "object_id_key";
+    if store.get_meta(KEY).await?.is_none() {
+        let mut fresh = [0u8; 32];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut fresh);
+        let fresh = blake3::Hash::from_bytes(fresh).to_hex();
+        store.set_meta_if_absent(KEY, fresh.as_str()).await?;
+    }
+    let stored = store.get_meta(KEY).await?.unwrap_or_default();
+    let key = blake3::Hash::from_hex(stored.trim()).map_err(|_| {
+        CoreError::Store(rampart_store::StoreError::Corrupt(format!(
+            "the store's {KEY} is not 64 hex digits"
+        )))
+    })?;
+    Ok(*key.as_bytes())
+}
 
 /// Bans a client named in the store (an address as text) until `until`
 /// (Unix milliseconds), if that is still ahead.
@@ -246,6 +267,8 @@ pub struct Core {
     derivers: Vec<Arc<dyn Deriver>>,
     /// Tells the full-text indexer that messages were stored.
     text_wakeup: tokio::sync::Notify,
+    /// The permutation that turns row ids into wire ids.
+    object_ids: object_ids::ObjectIds,
     /// Owners and names of mailboxes seen (see `Core::owned`).
     mailbox_owners: std::sync::Mutex<std::collections::HashMap<MailboxId, folders::OwnedMailbox>>,
 }
@@ -261,7 +284,9 @@ impl Core {
         let params = config.passwords;
         let hashers = auth::HashWorkers::new(config.hash_threads);
         let dummy_hash = hashers.hash(params, random_password()).await?;
+        let object_ids = object_ids::ObjectIds::new(object_id_key(&*store).await?);
         let core = Core {
+            object_ids,
             hashers,
             guard: Arc::new(Guard::new(config.guard)),
             queue_wakeup: tokio::sync::Notify::new(),
@@ -320,6 +345,18 @@ impl Core {
 
     fn take_up_ban(&self, client: &str, until: i64, now: i64) {
         take_up_ban(&self.guard, client, until, now);
+    }
+
+    /// The id a protocol shows for a stored object (a message, thread or
+    /// mailbox): opaque, the same on every node, revealing no counts.
+    pub fn object_id(&self, kind: ObjectKind, id: i64) -> String {
+        self.object_ids.encode(kind, id)
+    }
+
+    /// The stored object a wire id of `kind` names, if it is one (whether the
+    /// caller may see it is for the call that uses it to decide).
+    pub fn object_from_id(&self, kind: ObjectKind, wire: &str) -> Option<i64> {
+        self.object_ids.decode(kind, wire)
     }
 
     /// Adds a deriver whose data is kept with every message stored from now on.

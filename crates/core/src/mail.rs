@@ -501,6 +501,11 @@ impl Core {
         received_at: Option<i64>,
     ) -> CoreResult<Appended> {
         let target = self.mailbox(mailbox).await?;
+        // Another account is told the mailbox does not exist, as for an id
+        // never made, so that ids cannot be probed by appending.
+        if matches!(access.acting_as(), Actor::Account { id, .. } if *id != target.account) {
+            return Err(not_found(mailbox));
+        }
         self.require_writer(access, target.account)?;
         if let Some(filed) = self.filed_sent_copy(&target, &raw).await? {
             return Ok(filed);

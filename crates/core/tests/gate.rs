@@ -1097,3 +1097,236 @@ async fn nothing_is_returned_when_the_ledger_cannot_write() {
     );
     assert!(f.core.mailbox_status(&alice, inbox.id).await.is_err());
 }
+
+/// Every core call that takes a mailbox (and message UIDs) answers another
+/// account's caller NotFound, exactly as for a mailbox never made, changes
+/// nothing and records nothing as done (issue 12: the table-driven gate
+/// test). A new call on ids belongs in this table.
+#[tokio::test]
+async fn every_call_on_another_accounts_ids_is_not_found() {
+    use std::future::Future;
+    use std::pin::Pin;
+    type Call<'a> = Pin<Box<dyn Future<Output = CoreResult<()>> + 'a>>;
+
+    let f = fixture().await;
+    let alice = login(&f, "alice").await;
+    let bob = login(&f, "bob").await;
+    deliver_to(
+        &f,
+        "alice",
+        b"From: Carol <carol@example.net>\r\nSubject: budget 2027\r\n\r\nHaushalt\r\n",
+    )
+    .await;
+    f.core.index_pending_text(100).await.unwrap();
+    let inbox = inbox_of(&f, &alice).await.id;
+    let bobs = inbox_of(&f, &bob).await.id;
+    let before = f.core.list_items(&alice, inbox).await.unwrap().1;
+    let uids: Vec<u32> = before.iter().map(|m| m.uid).collect();
+    let uid = uids[0];
+    let never = model::MailboxId(987_654);
+
+    let calls = |target: model::MailboxId| -> Vec<(&'static str, Call<'_>)> {
+        let (core, bob, uids) = (&f.core, &bob, uids.clone());
+        let seen = || model::FlagChange::Add(SystemFlags(SystemFlags::SEEN), vec![]);
+        vec![
+            (
+                "mailbox_status",
+                Box::pin(async move { core.mailbox_status(bob, target).await.map(drop) }),
+            ),
+            (
+                "list_items",
+                Box::pin(async move { core.list_items(bob, target).await.map(drop) }),
+            ),
+            (
+                "list_messages",
+                Box::pin(async move { core.list_messages(bob, target).await.map(drop) }),
+            ),
+            (
+                "read_message",
+                Box::pin(async move { core.read_message(bob, target, uid).await.map(drop) }),
+            ),
+            (
+                "fetch state",
+                Box::pin(async move {
+                    core.fetch_messages(bob, target, &[uid], MessageRead::State)
+                        .await
+                        .map(drop)
+                }),
+            ),
+            (
+                "fetch summary",
+                Box::pin(async move {
+                    core.fetch_messages(bob, target, &[uid], MessageRead::Summary)
+                        .await
+                        .map(drop)
+                }),
+            ),
+            (
+                "fetch header",
+                Box::pin(async move {
+                    core.fetch_messages(bob, target, &[uid], MessageRead::Header)
+                        .await
+                        .map(drop)
+                }),
+            ),
+            (
+                "fetch body",
+                Box::pin(async move {
+                    core.fetch_messages(bob, target, &[uid], MessageRead::Body)
+                        .await
+                        .map(drop)
+                }),
+            ),
+            (
+                "fetch search",
+                Box::pin(async move {
+                    core.fetch_messages(bob, target, &[uid], MessageRead::Search { text: true })
+                        .await
+                        .map(drop)
+                }),
+            ),
+            (
+                "fetch_derived",
+                Box::pin(async move {
+                    core.fetch_derived(bob, target, &[uid], "imap.envelope")
+                        .await
+                        .map(drop)
+                }),
+            ),
+            (
+                "remember",
+                Box::pin(async move {
+                    core.remember(bob, target, "imap.envelope", vec![(uid, b"x".to_vec())])
+                        .await
+                        .map(drop)
+                }),
+            ),
+            (
+                "search_text",
+                Box::pin(async move {
+                    core.search_text(bob, target, model::TextField::All, "haushalt")
+                        .await
+                        .map(drop)
+                }),
+            ),
+            (
+                "changes_since",
+                Box::pin(async move { core.changes_since(bob, target, 0).await.map(drop) }),
+            ),
+            (
+                "claim_recent",
+                Box::pin(async move { core.claim_recent(bob, target).await.map(drop) }),
+            ),
+            (
+                "set_flags",
+                Box::pin(
+                    async move { core.set_flags(bob, target, &[uid], seen()).await.map(drop) },
+                ),
+            ),
+            (
+                "remove_messages",
+                Box::pin({
+                    let uids = uids.clone();
+                    async move { core.remove_messages(bob, target, &uids).await.map(drop) }
+                }),
+            ),
+            (
+                "copy from",
+                Box::pin({
+                    let uids = uids.clone();
+                    async move {
+                        core.copy_messages(bob, target, &uids, bobs, false)
+                            .await
+                            .map(drop)
+                    }
+                }),
+            ),
+            (
+                "move from",
+                Box::pin({
+                    let uids = uids.clone();
+                    async move {
+                        core.copy_messages(bob, target, &uids, bobs, true)
+                            .await
+                            .map(drop)
+                    }
+                }),
+            ),
+            (
+                "copy into",
+                Box::pin(async move {
+                    core.copy_messages(bob, bobs, &[1], target, false)
+                        .await
+                        .map(drop)
+                }),
+            ),
+            (
+                "append",
+                Box::pin(async move {
+                    core.append(
+                        bob,
+                        target,
+                        b"Subject: planted\r\n\r\nx\r\n".to_vec(),
+                        SystemFlags::default(),
+                        vec![],
+                        None,
+                    )
+                    .await
+                    .map(drop)
+                }),
+            ),
+            (
+                "rename_mailbox",
+                Box::pin(async move { core.rename_mailbox(bob, target, "Taken").await.map(drop) }),
+            ),
+            (
+                "delete_mailbox",
+                Box::pin(async move { core.delete_mailbox(bob, target).await.map(drop) }),
+            ),
+        ]
+    };
+
+    let recorded = || f.entries.0.lock().unwrap().len();
+    let never_made: Vec<String> = {
+        let mut out = Vec::new();
+        for (_, call) in calls(never) {
+            out.push(call.await.unwrap_err().to_string().replace("987654", "ID"));
+        }
+        out
+    };
+    for ((name, call), expected) in calls(inbox).into_iter().zip(never_made) {
+        let entries_before = recorded();
+        let err = call.await.expect_err(name);
+        assert!(matches!(err, CoreError::NotFound { .. }), "{name}: {err:?}");
+        assert_eq!(
+            err.to_string().replace(&inbox.0.to_string(), "ID"),
+            expected,
+            "{name}: alice's mailbox can be told from none"
+        );
+        let entries = f.entries.0.lock().unwrap();
+        assert!(
+            entries[entries_before..]
+                .iter()
+                .all(|e| e.outcome != Outcome::Ok && e.owner != alice.account()),
+            "{name} recorded an access to alice's data: {:?}",
+            &entries[entries_before..]
+        );
+    }
+    // Nothing of alice's changed.
+    let (mailbox, after) = f.core.list_items(&alice, inbox).await.unwrap();
+    assert_eq!(mailbox.name, "INBOX");
+    assert_eq!(
+        after
+            .iter()
+            .map(|m| (m.uid, m.flags, m.modseq))
+            .collect::<Vec<_>>(),
+        before
+            .iter()
+            .map(|m| (m.uid, m.flags, m.modseq))
+            .collect::<Vec<_>>()
+    );
+    assert!(
+        f.core.list_items(&bob, bobs).await.unwrap().1.is_empty(),
+        "nothing reached bob"
+    );
+}

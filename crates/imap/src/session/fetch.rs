@@ -333,10 +333,11 @@ impl Session {
                     FetchAtt::ModSeq => {
                         out.extend_from_slice(format!("MODSEQ ({})", m.modseq).as_bytes())
                     }
-                    FetchAtt::EmailId => out
-                        .extend_from_slice(format!("EMAILID ({})", email_id(m.message)).as_bytes()),
+                    FetchAtt::EmailId => out.extend_from_slice(
+                        format!("EMAILID ({})", email_id(&self.core, m.message)).as_bytes(),
+                    ),
                     FetchAtt::ThreadId => out.extend_from_slice(
-                        format!("THREADID ({})", thread_id(m.thread)).as_bytes(),
+                        format!("THREADID ({})", thread_id(&self.core, m.thread)).as_bytes(),
                     ),
                     FetchAtt::Envelope => {
                         out.extend_from_slice(b"ENVELOPE ");

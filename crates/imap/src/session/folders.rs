@@ -236,7 +236,9 @@ impl Session {
                 StatusItem::AppendLimit => {
                     format!("APPENDLIMIT {}", self.config.frame.max_append_bytes)
                 }
-                StatusItem::MailboxId => format!("MAILBOXID ({})", mailbox_id(mailbox.id)),
+                StatusItem::MailboxId => {
+                    format!("MAILBOXID ({})", mailbox_id(&self.core, mailbox.id))
+                }
             })
             .collect();
         out.extend_from_slice(format!(" ({})\r\n", values.join(" ")).as_bytes());

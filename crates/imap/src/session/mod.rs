@@ -399,16 +399,17 @@ fn one_line(s: &str) -> String {
     s.replace(['\r', '\n'], " ")
 }
 
-fn email_id(message: i64) -> String {
-    format!("M{message}")
+// RFC 8474 §5: ids that reveal nothing (core's opaque wire ids).
+fn email_id(core: &Core, message: i64) -> String {
+    core.object_id(rampart_core::ObjectKind::Email, message)
 }
 
-fn thread_id(thread: i64) -> String {
-    format!("T{thread}")
+fn thread_id(core: &Core, thread: i64) -> String {
+    core.object_id(rampart_core::ObjectKind::Thread, thread)
 }
 
-fn mailbox_id(id: MailboxId) -> String {
-    format!("F{}", id.0)
+fn mailbox_id(core: &Core, id: MailboxId) -> String {
+    core.object_id(rampart_core::ObjectKind::Mailbox, id.0)
 }
 
 impl Session {

@@ -58,7 +58,10 @@ impl Session {
                     .then(|| serde_json_summary(&record.summary))
                     .flatten();
                 let text = raw.as_deref().map(rampart_core::SearchableText::new);
-                let (eid, tid) = (email_id(m.message), thread_id(m.thread));
+                let (eid, tid) = (
+                    email_id(&self.core, m.message),
+                    thread_id(&self.core, m.thread),
+                );
                 let c = Candidate {
                     seq: i as u32 + 1,
                     uid: m.uid,

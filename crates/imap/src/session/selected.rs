@@ -87,7 +87,7 @@ impl Session {
                 mailbox.uid_validity,
                 mailbox.uid_next,
                 mailbox.highest_modseq,
-                mailbox_id(mailbox.id)
+                mailbox_id(&self.core, mailbox.id)
             )
             .as_bytes(),
         );

@@ -272,6 +272,14 @@ def scenario_messages():
     assert b"\\Seen" in b"".join(x if isinstance(x, bytes) else x[0] for x in data), data
     data = ok(conn.fetch("1:2", "(UID FLAGS EMAILID THREADID)"))
     assert b"EMAILID (M" in data[0] and b"THREADID (T" in data[0], data
+    # RFC 8474 ids are opaque: 16 hex digits after the letter, unrelated for
+    # neighbouring messages (no count of the server's messages shows), and
+    # SEARCH EMAILID finds the message by its id.
+    ids = [re.search(rb"EMAILID \((M[0-9a-f]{16})\)", d).group(1).decode() for d in data]
+    assert ids[0] != ids[1], ids
+    assert sum(a != b for a, b in zip(ids[0], ids[1])) >= 6, ids
+    assert ok(conn.search(None, "EMAILID", ids[1]))[0] == b"2", ids
+    assert ok(conn.search(None, "EMAILID", "M1"))[0] == b"", "a guessed row id finds nothing"
 
     # STORE in its forms.
     data = ok(conn.store("2", "+FLAGS", "(\\Answered $Work)"))
