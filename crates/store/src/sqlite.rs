@@ -504,11 +504,12 @@ fn release_orphan_messages(tx: &Connection, messages: &[i64]) -> Result<()> {
     Ok(())
 }
 
-fn bump_modseq(tx: &Connection, mailbox: i64) -> Result<u64> {
-    let modseq: i64 = tx
+/// Takes `n` new MODSEQs of a mailbox at once; returns the first.
+fn allocate_modseqs(tx: &Connection, mailbox: i64, n: usize) -> Result<u64> {
+    let last: i64 = tx
         .query_row(
-            "UPDATE mailboxes SET highest_modseq = highest_modseq + 1 WHERE id = ?1 RETURNING highest_modseq",
-            params![mailbox],
+            "UPDATE mailboxes SET highest_modseq = highest_modseq + ?2 WHERE id = ?1 RETURNING highest_modseq",
+            params![mailbox, n as i64],
             |r| r.get(0),
         )
         .optional()?
@@ -516,7 +517,51 @@ fn bump_modseq(tx: &Connection, mailbox: i64) -> Result<u64> {
             kind: "mailbox",
             name: mailbox.to_string(),
         })?;
-    Ok(modseq as u64)
+    Ok((last - n as i64 + 1) as u64)
+}
+
+/// The (uid, message, flags, keywords) of those of `uids` (sorted, without
+/// duplicates) that the mailbox holds, in UID order: one range scan where
+/// the set is dense (`1:*`), point reads where it is sparse.
+fn rows_for_uids(
+    tx: &Connection,
+    mailbox: i64,
+    uids: &[u32],
+) -> Result<Vec<(u32, i64, i64, String)>> {
+    let (Some(&low), Some(&high)) = (uids.first(), uids.last()) else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::with_capacity(uids.len());
+    if u64::from(high - low) < 4 * uids.len() as u64 {
+        let mut stmt = tx.prepare_cached(
+            "SELECT uid, message_id, flags, keywords FROM mailbox_messages
+             WHERE mailbox_id = ?1 AND uid BETWEEN ?2 AND ?3 ORDER BY uid",
+        )?;
+        let rows = stmt.query_map(params![mailbox, low, high], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })?;
+        for row in rows {
+            let row: (u32, i64, i64, String) = row?;
+            if uids.binary_search(&row.0).is_ok() {
+                out.push(row);
+            }
+        }
+    } else {
+        let mut stmt = tx.prepare_cached(
+            "SELECT message_id, flags, keywords FROM mailbox_messages WHERE mailbox_id = ?1 AND uid = ?2",
+        )?;
+        for &uid in uids {
+            if let Some((message, flags, keywords)) = stmt
+                .query_row(params![mailbox, uid], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })
+                .optional()?
+            {
+                out.push((uid, message, flags, keywords));
+            }
+        }
+    }
+    Ok(out)
 }
 
 fn log_change(
@@ -528,19 +573,19 @@ fn log_change(
     uid: u32,
     kind: ChangeKind,
 ) -> Result<()> {
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO changes (account_id, mailbox_id, modseq, message_id, uid, kind, at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![
-            account,
-            mailbox,
-            modseq as i64,
-            message,
-            uid,
-            kind.as_str(),
-            now_millis()
-        ],
-    )?;
+    )?
+    .execute(params![
+        account,
+        mailbox,
+        modseq as i64,
+        message,
+        uid,
+        kind.as_str(),
+        now_millis()
+    ])?;
     Ok(())
 }
 
@@ -1575,38 +1620,56 @@ impl Store for SqliteStore {
                     "messages are copied only between mailboxes of one account".into(),
                 ));
             }
-            let mut out = Vec::new();
-            for uid in uids {
-                let row: Option<(i64, i64, String)> = tx
-                    .query_row(
-                        "SELECT message_id, flags, keywords FROM mailbox_messages
-                         WHERE mailbox_id = ?1 AND uid = ?2",
-                        params![from.0, uid],
-                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-                    )
-                    .optional()?;
-                let Some((message, flags, keywords)) = row else {
-                    continue;
-                };
-                let (new_uid, modseq): (i64, i64) = tx.query_row(
-                    "UPDATE mailboxes SET uid_next = uid_next + 1, highest_modseq = highest_modseq + 1
-                     WHERE id = ?1 RETURNING uid_next - 1, highest_modseq",
-                    params![to.0],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
+            // Set-based: one read, one allocation of UIDs and MODSEQs for
+            // all (RFC 9051 §2.3.1.1: ascending, in source UID order).
+            let rows = rows_for_uids(tx, from.0, &uids)?;
+            if rows.is_empty() {
+                return Ok(Vec::new());
+            }
+            let n = rows.len() as i64;
+            let (first_uid, first_modseq): (i64, i64) = tx.query_row(
+                "UPDATE mailboxes SET uid_next = uid_next + ?2, highest_modseq = highest_modseq + ?2
+                 WHERE id = ?1 RETURNING uid_next - ?2, highest_modseq - ?2 + 1",
+                params![to.0, n],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            let first_removed = if remove {
+                allocate_modseqs(tx, from.0, rows.len())? as i64
+            } else {
+                0
+            };
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO mailbox_messages (mailbox_id, uid, message_id, flags, keywords, modseq)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            let mut delete = tx.prepare_cached(
+                "DELETE FROM mailbox_messages WHERE mailbox_id = ?1 AND uid = ?2",
+            )?;
+            let mut out = Vec::with_capacity(rows.len());
+            for (i, (uid, message, flags, keywords)) in rows.into_iter().enumerate() {
+                let (new_uid, modseq) = (first_uid + i as i64, first_modseq + i as i64);
+                insert.execute(params![to.0, new_uid, message, flags, keywords, modseq])?;
+                log_change(
+                    tx,
+                    account,
+                    to.0,
+                    modseq as u64,
+                    message,
+                    new_uid as u32,
+                    ChangeKind::Created,
                 )?;
-                tx.execute(
-                    "INSERT INTO mailbox_messages (mailbox_id, uid, message_id, flags, keywords, modseq)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                    params![to.0, new_uid, message, flags, keywords, modseq],
-                )?;
-                log_change(tx, account, to.0, modseq as u64, message, new_uid as u32, ChangeKind::Created)?;
                 if remove {
-                    tx.execute(
-                        "DELETE FROM mailbox_messages WHERE mailbox_id = ?1 AND uid = ?2",
-                        params![from.0, uid],
+                    delete.execute(params![from.0, uid])?;
+                    let modseq = (first_removed + i as i64) as u64;
+                    log_change(
+                        tx,
+                        account,
+                        from.0,
+                        modseq,
+                        message,
+                        uid,
+                        ChangeKind::Expunged,
                     )?;
-                    let modseq = bump_modseq(tx, from.0)?;
-                    log_change(tx, account, from.0, modseq, message, uid, ChangeKind::Expunged)?;
                 }
                 out.push((uid, new_uid as u32));
             }
@@ -1621,7 +1684,9 @@ impl Store for SqliteStore {
         uids: &[u32],
         change: FlagChange,
     ) -> Result<Vec<(u32, u64, MessageId)>> {
-        let uids = uids.to_vec();
+        let mut uids = uids.to_vec();
+        uids.sort_unstable();
+        uids.dedup();
         self.write(move |tx| {
             let account: i64 = tx
                 .query_row(
@@ -1634,37 +1699,36 @@ impl Store for SqliteStore {
                     kind: "mailbox",
                     name: mailbox.to_string(),
                 })?;
-            let mut out = Vec::new();
-            for uid in uids {
-                let current: Option<(i64, i64, String)> = tx
-                    .query_row(
-                        "SELECT message_id, flags, keywords FROM mailbox_messages WHERE mailbox_id = ?1 AND uid = ?2",
-                        params![mailbox.0, uid],
-                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-                    )
-                    .optional()?;
-                let Some((message, flags, keywords)) = current else {
-                    continue;
-                };
+            let mut changed = Vec::new();
+            for (uid, message, flags, keywords) in rows_for_uids(tx, mailbox.0, &uids)? {
                 let old_keywords = decode_keywords(&keywords);
                 let (new_flags, new_keywords) =
                     change.apply(SystemFlags(flags as u32), &old_keywords);
-                if new_flags.0 as i64 == flags && new_keywords == old_keywords {
-                    continue;
+                if new_flags.0 as i64 != flags || new_keywords != old_keywords {
+                    changed.push((uid, message, new_flags, encode_keywords(&new_keywords)));
                 }
-                let modseq = bump_modseq(tx, mailbox.0)?;
-                tx.execute(
-                    "UPDATE mailbox_messages SET flags = ?3, keywords = ?4, modseq = ?5
-                     WHERE mailbox_id = ?1 AND uid = ?2",
-                    params![
-                        mailbox.0,
-                        uid,
-                        new_flags.0,
-                        encode_keywords(&new_keywords),
-                        modseq as i64
-                    ],
+            }
+            if changed.is_empty() {
+                return Ok(Vec::new());
+            }
+            let first = allocate_modseqs(tx, mailbox.0, changed.len())?;
+            let mut update = tx.prepare_cached(
+                "UPDATE mailbox_messages SET flags = ?3, keywords = ?4, modseq = ?5
+                 WHERE mailbox_id = ?1 AND uid = ?2",
+            )?;
+            let mut out = Vec::with_capacity(changed.len());
+            for (i, (uid, message, flags, keywords)) in changed.into_iter().enumerate() {
+                let modseq = first + i as u64;
+                update.execute(params![mailbox.0, uid, flags.0, keywords, modseq as i64])?;
+                log_change(
+                    tx,
+                    account,
+                    mailbox.0,
+                    modseq,
+                    message,
+                    uid,
+                    ChangeKind::Flags,
                 )?;
-                log_change(tx, account, mailbox.0, modseq, message, uid, ChangeKind::Flags)?;
                 out.push((uid, modseq, MessageId(message)));
             }
             Ok(out)
@@ -1673,7 +1737,9 @@ impl Store for SqliteStore {
     }
 
     async fn expunge(&self, mailbox: MailboxId, uids: &[u32]) -> Result<u64> {
-        let uids = uids.to_vec();
+        let mut uids = uids.to_vec();
+        uids.sort_unstable();
+        uids.dedup();
         self.write(move |tx| {
             let (account, mut highest): (i64, i64) = tx
                 .query_row(
@@ -1686,21 +1752,29 @@ impl Store for SqliteStore {
                     kind: "mailbox",
                     name: mailbox.to_string(),
                 })?;
-            let mut released = Vec::new();
-            for uid in uids {
-                let message: Option<i64> = tx
-                    .query_row(
-                        "DELETE FROM mailbox_messages WHERE mailbox_id = ?1 AND uid = ?2 RETURNING message_id",
-                        params![mailbox.0, uid],
-                        |r| r.get(0),
-                    )
-                    .optional()?;
-                let Some(message) = message else { continue };
-                let modseq = bump_modseq(tx, mailbox.0)?;
-                highest = modseq as i64;
-                log_change(tx, account, mailbox.0, modseq, message, uid, ChangeKind::Expunged)?;
-                released.push(message);
+            let mut gone = Vec::new();
+            {
+                let mut delete = tx.prepare_cached(
+                    "DELETE FROM mailbox_messages WHERE mailbox_id = ?1 AND uid = ?2 RETURNING message_id",
+                )?;
+                for uid in uids {
+                    if let Some(message) = delete
+                        .query_row(params![mailbox.0, uid], |r| r.get::<_, i64>(0))
+                        .optional()?
+                    {
+                        gone.push((uid, message));
+                    }
+                }
             }
+            if gone.is_empty() {
+                return Ok(highest as u64);
+            }
+            let first = allocate_modseqs(tx, mailbox.0, gone.len())?;
+            for (i, &(uid, message)) in gone.iter().enumerate() {
+                log_change(tx, account, mailbox.0, first + i as u64, message, uid, ChangeKind::Expunged)?;
+            }
+            highest = (first + gone.len() as u64 - 1) as i64;
+            let released: Vec<i64> = gone.iter().map(|g| g.1).collect();
             release_orphan_messages(tx, &released)?;
             Ok(highest as u64)
         })
