@@ -284,6 +284,22 @@ async fn release_orphan_messages(c: &impl GenericClient, messages: &[i64]) -> Re
     Ok(())
 }
 
+/// The rows (uid, message, flags, keywords) of those of `uids` the mailbox
+/// holds, in UID order, in one statement.
+async fn rows_for_uids(
+    c: &impl GenericClient,
+    mailbox: MailboxId,
+    uids: &[u32],
+) -> Result<Vec<Row>> {
+    let uid_list: Vec<i64> = uids.iter().map(|&u| u as i64).collect();
+    Ok(c.query(
+        "SELECT uid, message_id, flags, keywords FROM mailbox_messages
+         WHERE mailbox_id = $1 AND uid = ANY($2) ORDER BY uid",
+        &[&mailbox.0, &uid_list],
+    )
+    .await?)
+}
+
 /// Takes `n` new MODSEQs of a mailbox at once; returns the first (the
 /// others follow it). One statement, so a change over many messages
 /// announces its mailbox once.
@@ -1501,14 +1517,7 @@ impl Store for PostgresStore {
                 "messages are copied only between mailboxes of one account".into(),
             ));
         }
-        let uid_list: Vec<i64> = uids.iter().map(|&u| u as i64).collect();
-        let rows = tx
-            .query(
-                "SELECT uid, message_id, flags, keywords FROM mailbox_messages
-                 WHERE mailbox_id = $1 AND uid = ANY($2) ORDER BY uid",
-                &[&from.0, &uid_list],
-            )
-            .await?;
+        let rows = rows_for_uids(&tx, from, &uids).await?;
         let mut out = Vec::new();
         if !rows.is_empty() {
             let n = rows.len() as i64;
@@ -1573,14 +1582,7 @@ impl Store for PostgresStore {
         let (account, _) = mailbox_account(&tx, mailbox, true).await?;
         // Set-based (issue 12 point 10): one read, one MODSEQ block, one
         // update and one change-log insert for any number of messages.
-        let uid_list: Vec<i64> = uids.iter().map(|&u| u as i64).collect();
-        let rows = tx
-            .query(
-                "SELECT uid, message_id, flags, keywords FROM mailbox_messages
-                 WHERE mailbox_id = $1 AND uid = ANY($2) ORDER BY uid",
-                &[&mailbox.0, &uid_list],
-            )
-            .await?;
+        let rows = rows_for_uids(&tx, mailbox, uids).await?;
         let mut changed = Vec::new();
         for row in &rows {
             let (uid, message, flags, keywords): (i64, i64, i64, String) =
