@@ -322,8 +322,9 @@ impl Core {
         id: MailboxId,
     ) -> CoreResult<(Mailbox, Vec<MessageRecord>)> {
         let mailbox = self.own_mailbox(access, id).await?;
-        let mut messages = self.store.list_messages(id).await?;
-        MessageRead::State.strip(&mut messages);
+        // RFC 9051 §6.3.2 SELECT needs only state: the summaries (user
+        // data) are not even read.
+        let messages = self.store.list_message_state(id).await?;
         self.record(
             access,
             Event::new(Operation::ListItems, Some(mailbox.account))

@@ -267,6 +267,9 @@ pub trait Store: StsPolicyStore + LoginBanStore + Send + Sync + 'static {
     ) -> Result<Vec<Appended>>;
     /// Lists a mailbox's messages in UID order.
     async fn list_messages(&self, mailbox: MailboxId) -> Result<Vec<MessageRecord>>;
+    /// Lists a mailbox's messages in UID order without reading their
+    /// summaries (left empty): UIDs, flags, MODSEQs, sizes and dates only.
+    async fn list_message_state(&self, mailbox: MailboxId) -> Result<Vec<MessageRecord>>;
     /// The messages of a mailbox with the given UIDs, in UID order; UIDs
     /// not in the mailbox are left out.
     async fn get_messages(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<MessageRecord>>;

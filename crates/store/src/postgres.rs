@@ -1349,6 +1349,18 @@ impl Store for PostgresStore {
         rows.iter().map(|r| message_from(mailbox, r)).collect()
     }
 
+    async fn list_message_state(&self, mailbox: MailboxId) -> Result<Vec<MessageRecord>> {
+        let c = self.pool.get().await?;
+        let state_only = SELECT_MESSAGES.replace("m.summary", "'' AS summary");
+        let rows = c
+            .query(
+                &format!("{state_only} WHERE mm.mailbox_id = $1 ORDER BY mm.uid"),
+                &[&mailbox.0],
+            )
+            .await?;
+        rows.iter().map(|r| message_from(mailbox, r)).collect()
+    }
+
     async fn get_messages(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<MessageRecord>> {
         if uids.is_empty() {
             return Ok(Vec::new());

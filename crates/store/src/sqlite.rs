@@ -1420,6 +1420,25 @@ impl Store for SqliteStore {
             .map(without_cached)
     }
 
+    async fn list_message_state(&self, mailbox: MailboxId) -> Result<Vec<MessageRecord>> {
+        self.with_conn(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT mm.uid, m.id, m.blob_hash, m.size, m.received_at, mm.flags, mm.keywords,
+                        mm.modseq, m.thread_id, ''
+                 FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id
+                 WHERE mm.mailbox_id = ?1 ORDER BY mm.uid",
+            )?;
+            let mut rows = stmt.query(params![mailbox.0])?;
+            let mut out = Vec::new();
+            while let Some(r) = rows.next()? {
+                let uid = r.get::<_, i64>(0)? as u32;
+                out.push(message_from(mailbox, uid, r, false)?.0);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     async fn get_messages(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<MessageRecord>> {
         self.read_messages(mailbox, uids, None)
             .await

@@ -1484,6 +1484,34 @@ async fn bulk_changes(h: Harness) {
     assert_eq!(logged.len(), 300);
     assert!(logged.iter().all(|c| c.kind == ChangeKind::Flags));
     let records = store.list_messages(inbox).await.unwrap();
+    // The state alone: the same rows, without the summaries.
+    let state = store.list_message_state(inbox).await.unwrap();
+    assert_eq!(state.len(), records.len());
+    for (s, r) in state.iter().zip(&records) {
+        assert!(s.summary.is_empty() && !r.summary.is_empty());
+        assert_eq!(
+            (
+                s.uid,
+                s.message,
+                s.blob,
+                s.size,
+                s.flags,
+                &s.keywords,
+                s.modseq,
+                s.thread
+            ),
+            (
+                r.uid,
+                r.message,
+                r.blob,
+                r.size,
+                r.flags,
+                &r.keywords,
+                r.modseq,
+                r.thread
+            )
+        );
+    }
     assert!(
         records
             .iter()
