@@ -67,6 +67,7 @@ const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
     include_str!("postgres_schema_9.sql"),
     include_str!("postgres_schema_10.sql"),
     include_str!("postgres_schema_11.sql"),
+    include_str!("postgres_schema_12.sql"),
 ];
 
 impl PostgresStore {
@@ -332,8 +333,8 @@ async fn log_changes(
     let messages: Vec<i64> = changes.iter().map(|c| c.1).collect();
     let uids: Vec<i64> = changes.iter().map(|c| c.2).collect();
     c.execute(
-        "INSERT INTO changes (account_id, mailbox_id, modseq, message_id, uid, kind, at)
-         SELECT $1, $2, u.modseq, u.message_id, u.uid, $6, $7
+        "INSERT INTO changes (account_id, collection_kind, collection_id, modseq, object_id, uid, kind, at)
+         SELECT $1, 'mailbox', $2, u.modseq, u.message_id, u.uid, $6, $7
          FROM unnest($3::bigint[], $4::bigint[], $5::bigint[]) AS u(modseq, message_id, uid)",
         &[
             &account,
@@ -359,8 +360,8 @@ async fn log_change(
     kind: ChangeKind,
 ) -> Result<()> {
     c.execute(
-        "INSERT INTO changes (account_id, mailbox_id, modseq, message_id, uid, kind, at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO changes (account_id, collection_kind, collection_id, modseq, object_id, uid, kind, at)
+         VALUES ($1, 'mailbox', $2, $3, $4, $5, $6, $7)",
         &[
             &account,
             &mailbox.0,
@@ -1115,8 +1116,11 @@ impl Store for PostgresStore {
             .map(|r| r.get(0))
             .collect();
         release_orphan_messages(&tx, &messages).await?;
-        tx.execute("DELETE FROM changes WHERE mailbox_id = $1", &[&id.0])
-            .await?;
+        tx.execute(
+            "DELETE FROM changes WHERE collection_kind = 'mailbox' AND collection_id = $1",
+            &[&id.0],
+        )
+        .await?;
         tx.execute("DELETE FROM mailboxes WHERE id = $1", &[&id.0])
             .await?;
         tx.commit().await?;
@@ -1676,8 +1680,8 @@ impl Store for PostgresStore {
     async fn changes_since(&self, mailbox: MailboxId, since_modseq: u64) -> Result<Vec<Change>> {
         let c = self.pool.get().await?;
         c.query(
-            "SELECT modseq, message_id, uid, kind FROM changes
-             WHERE mailbox_id = $1 AND modseq > $2 ORDER BY modseq",
+            "SELECT modseq, object_id, uid, kind FROM changes
+             WHERE collection_kind = 'mailbox' AND collection_id = $1 AND modseq > $2 ORDER BY modseq",
             &[&mailbox.0, &(since_modseq as i64)],
         )
         .await?

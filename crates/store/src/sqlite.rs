@@ -377,6 +377,7 @@ const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
     include_str!("sqlite_schema_9.sql"),
     include_str!("sqlite_schema_10.sql"),
     include_str!("sqlite_schema_11.sql"),
+    include_str!("sqlite_schema_12.sql"),
 ];
 
 const PRINCIPAL_COLUMNS: &str = "p.id, p.kind, p.domain_id, d.name, p.local_part, p.display_name, p.password_hash, \
@@ -574,8 +575,8 @@ fn log_change(
     kind: ChangeKind,
 ) -> Result<()> {
     tx.prepare_cached(
-        "INSERT INTO changes (account_id, mailbox_id, modseq, message_id, uid, kind, at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO changes (account_id, collection_kind, collection_id, modseq, object_id, uid, kind, at)
+         VALUES (?1, 'mailbox', ?2, ?3, ?4, ?5, ?6, ?7)",
     )?
     .execute(params![
         account,
@@ -1189,7 +1190,10 @@ impl Store for SqliteStore {
                 rows.collect::<rusqlite::Result<_>>()?
             };
             release_orphan_messages(tx, &messages)?;
-            tx.execute("DELETE FROM changes WHERE mailbox_id = ?1", params![id.0])?;
+            tx.execute(
+                "DELETE FROM changes WHERE collection_kind = 'mailbox' AND collection_id = ?1",
+                params![id.0],
+            )?;
             let n = tx.execute("DELETE FROM mailboxes WHERE id = ?1", params![id.0])?;
             if n == 0 {
                 return Err(StoreError::NotFound {
@@ -1803,8 +1807,8 @@ impl Store for SqliteStore {
     async fn changes_since(&self, mailbox: MailboxId, since_modseq: u64) -> Result<Vec<Change>> {
         self.with_conn(move |c| {
             let mut stmt = c.prepare_cached(
-                "SELECT modseq, message_id, uid, kind FROM changes
-                 WHERE mailbox_id = ?1 AND modseq > ?2 ORDER BY modseq",
+                "SELECT modseq, object_id, uid, kind FROM changes
+                 WHERE collection_kind = 'mailbox' AND collection_id = ?1 AND modseq > ?2 ORDER BY modseq",
             )?;
             let rows = stmt.query_map(params![mailbox.0, since_modseq as i64], |r| {
                 Ok((
@@ -2354,4 +2358,36 @@ pub(crate) fn domain_of(address: &str) -> String {
         .rsplit_once('@')
         .map(|(_, d)| d.to_ascii_lowercase())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A store written at schema 11 keeps its change log through migration
+    /// 12 (the one log for every kind of collection).
+    #[test]
+    fn the_change_log_survives_migration_12() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            .unwrap();
+        for sql in &MIGRATIONS[..11] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.execute_batch(
+            "INSERT INTO meta (key, value) VALUES ('schema_version', '11');
+             INSERT INTO changes (account_id, mailbox_id, modseq, message_id, uid, kind, at)
+                 VALUES (1, 7, 42, 9, 3, 'flags', 0);",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let row: (String, i64, i64, i64, i64) = conn
+            .query_row(
+                "SELECT collection_kind, collection_id, modseq, object_id, uid FROM changes",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            )
+            .unwrap();
+        assert_eq!(row, ("mailbox".into(), 7, 42, 9, 3));
+    }
 }
