@@ -512,9 +512,15 @@ impl Core {
                     // Every node refuses it, and a restart does not lift it.
                     let until = rampart_store::now_millis()
                         .saturating_add(self.guard.ban_duration().as_millis() as i64);
-                    self.store
+                    // This node's ban holds either way: a store that cannot
+                    // take it costs the sharing, not the answer.
+                    if let Err(e) = self
+                        .store
                         .put_login_ban(&client_key(ip).to_string(), until)
-                        .await?;
+                        .await
+                    {
+                        tracing::warn!("cannot share the ban of {ip} with other nodes: {e}");
+                    }
                 }
                 let attempt = Access::service("login", ctx);
                 let mut event = Event::new(Operation::LoginFailure, other.map(|p| p.id));
