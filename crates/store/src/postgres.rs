@@ -68,6 +68,7 @@ const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
     include_str!("postgres_schema_10.sql"),
     include_str!("postgres_schema_11.sql"),
     include_str!("postgres_schema_12.sql"),
+    include_str!("postgres_schema_13.sql"),
 ];
 
 impl PostgresStore {

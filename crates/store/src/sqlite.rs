@@ -378,6 +378,7 @@ const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
     include_str!("sqlite_schema_10.sql"),
     include_str!("sqlite_schema_11.sql"),
     include_str!("sqlite_schema_12.sql"),
+    include_str!("sqlite_schema_13.sql"),
 ];
 
 const PRINCIPAL_COLUMNS: &str = "p.id, p.kind, p.domain_id, d.name, p.local_part, p.display_name, p.password_hash, \

@@ -1477,6 +1477,11 @@ async fn bulk_changes(h: Harness) {
         .await
         .unwrap();
     assert_eq!(changed.len(), 300, "the keyword is new on every message");
+    let status = store.mailbox_status(inbox).await.unwrap().1;
+    assert_eq!(
+        (status.messages, status.unseen, status.deleted),
+        (300, 0, 0)
+    );
     let modseqs: Vec<u64> = changed.iter().map(|c| c.1).collect();
     assert_eq!(modseqs, (mid + 1..=mid + 300).collect::<Vec<_>>());
     assert!(changed.windows(2).all(|w| w[0].0 < w[1].0), "in UID order");
@@ -1542,6 +1547,32 @@ async fn bulk_changes(h: Harness) {
     assert_eq!(left.len(), 100);
     assert!(left.iter().all(|c| c.kind == ChangeKind::Expunged));
 
+    let status = store.mailbox_status(inbox).await.unwrap().1;
+    assert_eq!((status.messages, status.unseen), (200, 0));
+    let moved_status = store.mailbox_status(other).await.unwrap().1;
+    assert_eq!((moved_status.messages, moved_status.unseen), (100, 0));
+    assert!(moved_status.size > 0);
+    store
+        .store_flags(
+            inbox,
+            &uids[150..],
+            FlagChange::Remove(SystemFlags(SystemFlags::SEEN), vec![]),
+        )
+        .await
+        .unwrap();
+    store
+        .store_flags(
+            inbox,
+            &uids,
+            FlagChange::Add(SystemFlags(SystemFlags::DELETED), vec![]),
+        )
+        .await
+        .unwrap();
+    let status = store.mailbox_status(inbox).await.unwrap().1;
+    assert_eq!(
+        (status.messages, status.unseen, status.deleted),
+        (200, 150, 200)
+    );
     // EXPUNGE everything: the moved ones stay (held by the other mailbox).
     let used_before = store
         .get_principal(user.id)
@@ -1579,6 +1610,11 @@ async fn bulk_changes(h: Harness) {
         store.blob_refcount(blobs[200]).await.unwrap(),
         0,
         "expunged: released"
+    );
+    let status = store.mailbox_status(inbox).await.unwrap().1;
+    assert_eq!(
+        (status.messages, status.unseen, status.deleted, status.size),
+        (0, 0, 0, 0)
     );
     store.expunge(other, &new_uids).await.unwrap();
     assert_eq!(
