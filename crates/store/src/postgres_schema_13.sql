@@ -48,23 +48,30 @@ BEGIN
 END
 $$;
 
--- Rows keep their (mailbox_id, uid): a move is an insert and a delete.
+-- The counts after minus the counts before, per mailbox: no join of the
+-- two transition tables (they have no statistics, and a join planned for
+-- one row each went quadratic: 20 s for 20,000 rows, measured).
 CREATE FUNCTION rampart_count_updated() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     UPDATE mailboxes mb SET
         unseen_count = unseen_count + s.unseen,
         deleted_count = deleted_count + s.deleted
     FROM (
-        SELECT n.mailbox_id,
-               sum(CASE WHEN (n.flags & 1) = 0 THEN 1 ELSE 0 END
-                 - CASE WHEN (o.flags & 1) = 0 THEN 1 ELSE 0 END) AS unseen,
-               sum(CASE WHEN (n.flags & 8) <> 0 THEN 1 ELSE 0 END
-                 - CASE WHEN (o.flags & 8) <> 0 THEN 1 ELSE 0 END) AS deleted
-        FROM after_rows n JOIN before_rows o ON o.mailbox_id = n.mailbox_id AND o.uid = n.uid
-        WHERE o.flags <> n.flags
-        GROUP BY n.mailbox_id
+        SELECT d.mailbox_id, sum(d.unseen) AS unseen, sum(d.deleted) AS deleted
+        FROM (
+            SELECT mailbox_id,
+                   CASE WHEN (flags & 1) = 0 THEN 1 ELSE 0 END AS unseen,
+                   CASE WHEN (flags & 8) <> 0 THEN 1 ELSE 0 END AS deleted
+            FROM after_rows
+            UNION ALL
+            SELECT mailbox_id,
+                   CASE WHEN (flags & 1) = 0 THEN -1 ELSE 0 END,
+                   CASE WHEN (flags & 8) <> 0 THEN -1 ELSE 0 END
+            FROM before_rows
+        ) d
+        GROUP BY d.mailbox_id
     ) s
-    WHERE mb.id = s.mailbox_id;
+    WHERE mb.id = s.mailbox_id AND (s.unseen <> 0 OR s.deleted <> 0);
     RETURN NULL;
 END
 $$;
