@@ -61,6 +61,10 @@ source = "static"
 [log]
 level = "warn"
 EOF
+# BENCH_STORE_URL=postgres://... runs Rampart on PostgreSQL (a database of its own).
+if [ -n "${BENCH_STORE_URL:-}" ]; then
+    printf '[store]\nbackend = "postgres"\nurl = "%s"\n' "$BENCH_STORE_URL" >> "$WORK/rampart.toml"
+fi
 $RAMPART --config "$WORK/rampart.toml" --data "$WORK/rampart-data" init --domain bench.example >/dev/null
 $RAMPART --config "$WORK/rampart.toml" --data "$WORK/rampart-data" user add rcpt@bench.example --generate-password --quota 0 >/dev/null
 $RAMPART --config "$WORK/rampart.toml" --data "$WORK/rampart-data" serve >/dev/null 2>"$WORK/rampart.log" &

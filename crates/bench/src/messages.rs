@@ -10,7 +10,7 @@ pub fn message(i: usize) -> Vec<u8> {
         _ => (4, 100 + (i % 101)),
     };
     let mut m = format!(
-        "From: Load <load@bench.example>\r\nTo: <rcpt@bench.example>\r\nSubject: load test message {i}\r\n\
+        "From: Load <load@sender.example>\r\nTo: <rcpt@bench.example>\r\nSubject: load test message {i}\r\n\
          Message-ID: <load-{i}@bench.example>\r\nDate: Fri, 27 Nov 2026 10:00:00 +0000\r\nMIME-Version: 1.0\r\n"
     );
     let boundary = format!("b{i}");

@@ -27,8 +27,9 @@ struct Args {
     /// Envelope recipient.
     #[arg(long)]
     rcpt: String,
-    /// Envelope sender.
-    #[arg(long, default_value = "load@bench.example")]
+    /// Envelope sender: of a domain not ours, as inbound mail on the MX is
+    /// (mail in our own domain's name needs our own DKIM signature there).
+    #[arg(long, default_value = "load@sender.example")]
     sender: String,
     /// Messages per connection before reconnecting.
     #[arg(long, default_value_t = 50)]
