@@ -310,7 +310,7 @@ impl Core {
     pub async fn hear_other_nodes(&self) -> CoreResult<()> {
         let now = rampart_store::now_millis();
         for (client, until) in self.store.login_bans(now).await? {
-            self.take_up_ban(&client, until, now);
+            take_up_ban(&self.guard, &client, until, now);
         }
         let Some(mut announcements) = self.store.announcements() else {
             return Ok(());
@@ -341,10 +341,6 @@ impl Core {
             }
         });
         Ok(())
-    }
-
-    fn take_up_ban(&self, client: &str, until: i64, now: i64) {
-        take_up_ban(&self.guard, client, until, now);
     }
 
     /// The id a protocol shows for a stored object (a message, thread or

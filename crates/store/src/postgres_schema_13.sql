@@ -6,41 +6,24 @@
 DROP TRIGGER mailbox_messages_count ON mailbox_messages;
 DROP FUNCTION rampart_count_mailbox_messages();
 
-CREATE FUNCTION rampart_count_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
+-- One function for both directions: the insert and delete triggers name
+-- their transition table alike, and the sign follows the operation.
+CREATE FUNCTION rampart_count_added_or_removed() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    sign BIGINT := CASE TG_OP WHEN 'INSERT' THEN 1 ELSE -1 END;
 BEGIN
     UPDATE mailboxes mb SET
-        message_count = message_count + s.n,
-        unseen_count = unseen_count + s.unseen,
-        deleted_count = deleted_count + s.deleted,
-        total_size = total_size + s.size
+        message_count = message_count + sign * s.n,
+        unseen_count = unseen_count + sign * s.unseen,
+        deleted_count = deleted_count + sign * s.deleted,
+        total_size = total_size + sign * s.size
     FROM (
         SELECT r.mailbox_id,
                count(*) AS n,
                count(*) FILTER (WHERE (r.flags & 1) = 0) AS unseen,
                count(*) FILTER (WHERE (r.flags & 8) <> 0) AS deleted,
                coalesce(sum(m.size), 0) AS size
-        FROM added r LEFT JOIN messages m ON m.id = r.message_id
-        GROUP BY r.mailbox_id
-    ) s
-    WHERE mb.id = s.mailbox_id;
-    RETURN NULL;
-END
-$$;
-
-CREATE FUNCTION rampart_count_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    UPDATE mailboxes mb SET
-        message_count = message_count - s.n,
-        unseen_count = unseen_count - s.unseen,
-        deleted_count = deleted_count - s.deleted,
-        total_size = total_size - s.size
-    FROM (
-        SELECT r.mailbox_id,
-               count(*) AS n,
-               count(*) FILTER (WHERE (r.flags & 1) = 0) AS unseen,
-               count(*) FILTER (WHERE (r.flags & 8) <> 0) AS deleted,
-               coalesce(sum(m.size), 0) AS size
-        FROM removed r LEFT JOIN messages m ON m.id = r.message_id
+        FROM changed_rows r LEFT JOIN messages m ON m.id = r.message_id
         GROUP BY r.mailbox_id
     ) s
     WHERE mb.id = s.mailbox_id;
@@ -77,11 +60,11 @@ END
 $$;
 
 CREATE TRIGGER mailbox_messages_count_insert
-    AFTER INSERT ON mailbox_messages REFERENCING NEW TABLE AS added
-    FOR EACH STATEMENT EXECUTE FUNCTION rampart_count_inserted();
+    AFTER INSERT ON mailbox_messages REFERENCING NEW TABLE AS changed_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION rampart_count_added_or_removed();
 CREATE TRIGGER mailbox_messages_count_delete
-    AFTER DELETE ON mailbox_messages REFERENCING OLD TABLE AS removed
-    FOR EACH STATEMENT EXECUTE FUNCTION rampart_count_deleted();
+    AFTER DELETE ON mailbox_messages REFERENCING OLD TABLE AS changed_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION rampart_count_added_or_removed();
 CREATE TRIGGER mailbox_messages_count_update
     AFTER UPDATE ON mailbox_messages REFERENCING OLD TABLE AS before_rows NEW TABLE AS after_rows
     FOR EACH STATEMENT EXECUTE FUNCTION rampart_count_updated();
