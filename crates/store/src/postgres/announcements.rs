@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::sync::broadcast;
 use tokio_postgres::{AsyncMessage, NoTls};
 
-use super::PostgresStore;
+use super::Postgres;
 use crate::{Announcement, MailboxId};
 
 /// Announcements kept for a slow receiver before it sees `Lagged`.
@@ -28,7 +28,7 @@ pub(super) fn node_name() -> String {
     format!("rampart-{}", &hash[..16])
 }
 
-impl PostgresStore {
+impl Postgres {
     /// Starts listening on first use; later calls share the one connection.
     pub(super) fn subscribe(&self) -> broadcast::Receiver<Announcement> {
         self.announcements
