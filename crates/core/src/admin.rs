@@ -646,11 +646,13 @@ impl Core {
 }
 
 impl Core {
-    /// Stored messages by id, for an audit of the access ledger by the
-    /// machine's operator (only they may; the read is itself recorded).
+    /// Stored messages of one account by id, for an audit of the access
+    /// ledger by the machine's operator (only they may; the read is itself
+    /// recorded).
     pub async fn audit_messages(
         &self,
         access: &Access,
+        owner: rampart_store::PrincipalId,
         ids: &[rampart_store::MessageId],
     ) -> CoreResult<Vec<rampart_store::StoredMessage>> {
         if !matches!(access.principal(), Actor::Operator { .. }) {
@@ -661,10 +663,10 @@ impl Core {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let found = self.store.messages_by_id(ids).await?;
+        let found = self.store.messages_by_id(owner, ids).await?;
         self.record(
             access,
-            Event::new(Operation::ReadHeader, None)
+            Event::new(Operation::ReadHeader, Some(owner))
                 .container("ledger audit")
                 .objects(found.iter().map(|m| m.id.0).collect()),
         )

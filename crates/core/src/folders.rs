@@ -86,7 +86,7 @@ impl Core {
 
     /// A mailbox of the caller's own account, checked.
     async fn own_mailbox(&self, access: &Access, id: MailboxId) -> CoreResult<Mailbox> {
-        let mailbox = self.mailbox(id).await?;
+        let mailbox = self.mailbox(access, id).await?;
         self.require_reader(access, mailbox.account, id)?;
         Ok(mailbox)
     }
@@ -222,7 +222,9 @@ impl Core {
         {
             self.create_mailbox(access, parent).await?;
         }
-        self.store.rename_mailboxes(&renames).await?;
+        self.store
+            .rename_mailboxes(mailbox.account, &renames)
+            .await?;
         self.forget_mailboxes();
         self.record(
             access,
@@ -251,8 +253,8 @@ impl Core {
         {
             return Err(CoreError::HasChildren(mailbox.name));
         }
-        let messages = self.store.list_messages(id).await?;
-        self.store.delete_mailbox(id).await?;
+        let messages = self.store.list_messages(mailbox.account, id).await?;
+        self.store.delete_mailbox(mailbox.account, id).await?;
         self.forget_mailboxes();
         self.record(
             access,
@@ -291,8 +293,8 @@ impl Core {
     /// Claims the messages of a mailbox that no session has seen as
     /// `\Recent` yet, for the caller's session (RFC 3501 §2.3.2).
     pub async fn claim_recent(&self, access: &Access, id: MailboxId) -> CoreResult<(u32, u32)> {
-        self.owned(access, id).await?;
-        Ok(self.store.claim_recent(id).await?)
+        let mailbox = self.owned(access, id).await?;
+        Ok(self.store.claim_recent(mailbox.account, id).await?)
     }
 
     /// A mailbox of the caller's with its message counts.
@@ -301,8 +303,8 @@ impl Core {
         access: &Access,
         id: MailboxId,
     ) -> CoreResult<(Mailbox, MailboxStatus)> {
-        self.owned(access, id).await?;
-        let (mailbox, status) = self.store.mailbox_status(id).await?;
+        let owned = self.owned(access, id).await?;
+        let (mailbox, status) = self.store.mailbox_status(owned.account, id).await?;
         self.record(
             access,
             Event::new(Operation::ListContainers, Some(mailbox.account))
@@ -324,7 +326,7 @@ impl Core {
         let mailbox = self.own_mailbox(access, id).await?;
         // RFC 9051 §6.3.2 SELECT needs only state: the summaries (user
         // data) are not even read.
-        let messages = self.store.list_message_state(id).await?;
+        let messages = self.store.list_message_state(mailbox.account, id).await?;
         self.record(
             access,
             Event::new(Operation::ListItems, Some(mailbox.account))
@@ -348,7 +350,7 @@ impl Core {
         read: MessageRead,
     ) -> CoreResult<Vec<(MessageRecord, Option<Vec<u8>>)>> {
         let mailbox = self.owned(access, id).await?;
-        let mut records = self.store.get_messages(id, uids).await?;
+        let mut records = self.store.get_messages(mailbox.account, id, uids).await?;
         read.strip(&mut records);
         let reads_file = read.reads_file();
         let mut bodies = self
@@ -464,7 +466,7 @@ impl Core {
         let mailbox = self.owned(access, id).await?;
         let (records, cached): (Vec<_>, Vec<_>) = self
             .store
-            .get_messages_cached(id, uids, kind)
+            .get_messages_cached(mailbox.account, id, uids, kind)
             .await?
             .into_iter()
             .unzip();
@@ -497,11 +499,11 @@ impl Core {
         kind: &str,
         entries: Vec<(u32, Vec<u8>)>,
     ) -> CoreResult<()> {
-        self.owned(access, id).await?;
+        let mailbox = self.owned(access, id).await?;
         let uids: Vec<u32> = entries.iter().map(|(u, _)| *u).collect();
         let by_uid: std::collections::HashMap<u32, rampart_store::MessageId> = self
             .store
-            .get_messages(id, &uids)
+            .get_messages(mailbox.account, id, &uids)
             .await?
             .into_iter()
             .map(|r| (r.uid, r.message))
@@ -510,7 +512,9 @@ impl Core {
             .into_iter()
             .filter_map(|(uid, data)| by_uid.get(&uid).map(|m| (*m, data)))
             .collect();
-        self.store.put_cached(kind, entries).await?;
+        self.store
+            .put_cached(mailbox.account, kind, entries)
+            .await?;
         Ok(())
     }
 
@@ -524,7 +528,10 @@ impl Core {
         change: FlagChange,
     ) -> CoreResult<Vec<(u32, u64)>> {
         let mailbox = self.owned(access, id).await?;
-        let changed = self.store.store_flags(id, uids, change).await?;
+        let changed = self
+            .store
+            .store_flags(mailbox.account, id, uids, change)
+            .await?;
         // The answer is flags, no user data: the entry goes into the
         // ledger's next group without the answer waiting for it.
         self.record(
@@ -552,8 +559,8 @@ impl Core {
         uids: &[u32],
     ) -> CoreResult<u64> {
         let mailbox = self.owned(access, id).await?;
-        let messages = self.store.get_messages(id, uids).await?;
-        let modseq = self.store.expunge(id, uids).await?;
+        let messages = self.store.get_messages(mailbox.account, id, uids).await?;
+        let modseq = self.store.expunge(mailbox.account, id, uids).await?;
         self.record(
             access,
             Event::new(Operation::Delete, Some(mailbox.account))
@@ -579,8 +586,17 @@ impl Core {
     ) -> CoreResult<Vec<(u32, u32)>> {
         let source = self.owned(access, from).await?;
         let target = self.owned(access, to).await?;
-        let messages = self.store.get_messages(from, uids).await?;
-        let pairs = self.store.copy_messages(from, uids, to, remove).await?;
+        if target.account != source.account {
+            return Err(CoreError::Invalid(
+                "messages are copied only between mailboxes of one account".into(),
+            ));
+        }
+        let account = source.account;
+        let messages = self.store.get_messages(account, from, uids).await?;
+        let pairs = self
+            .store
+            .copy_messages(account, from, uids, to, remove)
+            .await?;
         let operation = if remove {
             Operation::Move
         } else {
@@ -615,7 +631,7 @@ impl Core {
         if mailbox.highest_modseq <= since {
             return Ok((mailbox, Vec::new()));
         }
-        let changes = self.store.changes_since(id, since).await?;
+        let changes = self.store.changes_since(mailbox.account, id, since).await?;
         if !changes.is_empty() {
             self.record(
                 access,

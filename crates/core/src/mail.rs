@@ -186,9 +186,21 @@ impl Core {
         }
     }
 
-    pub(crate) async fn mailbox(&self, id: MailboxId) -> CoreResult<Mailbox> {
+    /// The mailbox a call acts on, read by (account, id): for an account,
+    /// only one of its own (any other is not found, as an id never made);
+    /// for the operator and services, the owner's, whom the rights checks
+    /// that follow then judge.
+    pub(crate) async fn mailbox(&self, access: &Access, id: MailboxId) -> CoreResult<Mailbox> {
+        let account = match access.acting_as() {
+            Actor::Account { id: account, .. } => *account,
+            _ => self
+                .store
+                .mailbox_owner(id)
+                .await?
+                .ok_or_else(|| not_found(id))?,
+        };
         self.store
-            .get_mailbox(id)
+            .get_mailbox(account, id)
             .await?
             .ok_or_else(|| not_found(id))
     }
@@ -376,14 +388,14 @@ impl Core {
         let since = rampart_store::now_millis() - window.as_millis() as i64;
         let Some(uid) = self
             .store
-            .find_by_message_id(target.id, &message_id, since)
+            .find_by_message_id(target.account, target.id, &message_id, since)
             .await?
         else {
             return Ok(None);
         };
         Ok(self
             .store
-            .get_messages(target.id, &[uid])
+            .get_messages(target.account, target.id, &[uid])
             .await?
             .into_iter()
             .next()
@@ -424,7 +436,7 @@ impl Core {
 
     async fn store_message(
         &self,
-        targets: &[MailboxId],
+        targets: &[(PrincipalId, MailboxId)],
         raw: Vec<u8>,
         flags: SystemFlags,
         keywords: Vec<String>,
@@ -500,7 +512,7 @@ impl Core {
         keywords: Vec<String>,
         received_at: Option<i64>,
     ) -> CoreResult<Appended> {
-        let target = self.mailbox(mailbox).await?;
+        let target = self.mailbox(access, mailbox).await?;
         // Another account is told the mailbox does not exist, as for an id
         // never made, so that ids cannot be probed by appending.
         if matches!(access.acting_as(), Actor::Account { id, .. } if *id != target.account) {
@@ -512,7 +524,13 @@ impl Core {
         }
         let bytes = raw.len() as u64;
         let appended = self
-            .store_message(&[mailbox], raw, flags, keywords, received_at)
+            .store_message(
+                &[(target.account, mailbox)],
+                raw,
+                flags,
+                keywords,
+                received_at,
+            )
             .await?
             .pop()
             .ok_or_else(|| CoreError::Invalid("append stored nothing".into()))?;
@@ -572,7 +590,10 @@ impl Core {
         let bytes = raw.len() as u64;
         let appended = self
             .store_message(
-                &inboxes.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
+                &inboxes
+                    .iter()
+                    .map(|&(id, account)| (account, id))
+                    .collect::<Vec<_>>(),
                 raw,
                 SystemFlags::default(),
                 vec![],
@@ -601,9 +622,9 @@ impl Core {
         access: &Access,
         mailbox: MailboxId,
     ) -> CoreResult<Vec<MessageRecord>> {
-        let target = self.mailbox(mailbox).await?;
+        let target = self.mailbox(access, mailbox).await?;
         self.require_reader(access, target.account, mailbox)?;
-        let messages = self.store.list_messages(mailbox).await?;
+        let messages = self.store.list_messages(target.account, mailbox).await?;
         let bytes = messages.iter().map(|m| m.summary.len() as u64).sum();
         self.record(
             access,
@@ -623,11 +644,11 @@ impl Core {
         mailbox: MailboxId,
         uid: u32,
     ) -> CoreResult<Vec<u8>> {
-        let target = self.mailbox(mailbox).await?;
+        let target = self.mailbox(access, mailbox).await?;
         self.require_reader(access, target.account, mailbox)?;
         let record = self
             .store
-            .get_messages(mailbox, &[uid])
+            .get_messages(target.account, mailbox, &[uid])
             .await?
             .pop()
             .ok_or_else(|| CoreError::NotFound {

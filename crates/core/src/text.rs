@@ -245,7 +245,10 @@ impl Core {
         let Some(needle) = indexable_needle(needle) else {
             return Ok(None);
         };
-        let matches = self.store.search_text(id, field, &needle).await?;
+        let matches = self
+            .store
+            .search_text(mailbox.account, id, field, &needle)
+            .await?;
         self.record(
             access,
             Event::new(Operation::Search, Some(mailbox.account))

@@ -582,7 +582,7 @@ async fn full_text_search_is_gated_recorded_and_catches_up() {
     let old = f
         .store
         .append_message(
-            &[inbox.id],
+            &[(inbox.account, inbox.id)],
             rampart_store::NewMessage {
                 blob,
                 size: 40,

@@ -425,6 +425,19 @@ impl Activity {
             .collect()
     }
 
+    /// The ids of every message read, by the account that owns them (as
+    /// the store finds messages: by account and id).
+    pub fn messages_read_by_owner(&self) -> BTreeMap<i64, BTreeSet<i64>> {
+        self.accounts
+            .iter()
+            .filter_map(|(owner, a)| {
+                let owner = (*owner)?;
+                let read: BTreeSet<i64> = a.messages_read.keys().copied().collect();
+                (!read.is_empty()).then_some((owner, read))
+            })
+            .collect()
+    }
+
     /// The totals.
     pub fn totals(&self) -> Totals {
         let accounts = || self.accounts.values();

@@ -21,7 +21,7 @@ use rampart_core::{Core, parse_summary};
 use rampart_ledger::query::Filter;
 use rampart_ledger::report::Activity;
 use rampart_ledger::{self, Ledger};
-use rampart_store::{MessageId, OpenMode};
+use rampart_store::{MessageId, OpenMode, PrincipalId};
 use serde::Serialize;
 
 use crate::config::Config;
@@ -309,9 +309,16 @@ impl Audit {
         };
         let activity = Activity::collect(&config.ledger_dir(), &filter)?;
         let read_ids = activity.messages_read();
-        let ids: Vec<MessageId> = read_ids.iter().map(|&id| MessageId(id)).collect();
+        let mut found = Vec::new();
+        for (owner, read) in activity.messages_read_by_owner() {
+            let ids: Vec<MessageId> = read.iter().map(|&id| MessageId(id)).collect();
+            found.extend(
+                core.audit_messages(&operator, PrincipalId(owner), &ids)
+                    .await?,
+            );
+        }
         let mut messages = HashMap::new();
-        for m in core.audit_messages(&operator, &ids).await? {
+        for m in found {
             let s = parse_summary(&m.summary).unwrap_or_default();
             let mut persons = Vec::new();
             for a in s.from.iter().chain(&s.to).chain(&s.cc).chain(&s.reply_to) {

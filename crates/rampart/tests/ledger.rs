@@ -141,7 +141,10 @@ fn intruder_report_lists_exactly_what_the_intruder_read() {
         strings(&expected["addresses"])
     );
 
-    // Both readers of alice's mail, each from its own address.
+    // Both readers of alice's mail, each from its own address; and the
+    // operator, whose audits for the reports above read her messages'
+    // summaries (by her account and their ids) and say so, from the
+    // command line.
     let readers = json(&sb.ok(
         &[
             "ledger",
@@ -155,8 +158,15 @@ fn intruder_report_lists_exactly_what_the_intruder_read() {
     ));
     assert_eq!(
         field_of_each(&readers, "client"),
-        BTreeSet::from(["127.0.0.1".into(), "127.0.0.2".into()])
+        BTreeSet::from(["-".into(), "127.0.0.1".into(), "127.0.0.2".into()])
     );
+    let audit = readers
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["client"] == "-")
+        .unwrap();
+    assert_eq!(audit["protocol"], "cli");
 
     let csv = sb.ok(
         &[

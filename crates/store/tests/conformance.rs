@@ -97,6 +97,29 @@ fn inbox(mailboxes: &[Mailbox]) -> MailboxId {
         .id
 }
 
+/// The account a mailbox belongs to, which the keyed calls act in (an
+/// account that owns nothing when the mailbox is gone, so that those calls
+/// answer as for any mailbox of another account).
+async fn owner(store: &Arc<dyn Store>, mailbox: MailboxId) -> PrincipalId {
+    store
+        .mailbox_owner(mailbox)
+        .await
+        .unwrap()
+        .unwrap_or(PrincipalId(-1))
+}
+
+/// Append targets, each with its owner.
+async fn with_owners(
+    store: &Arc<dyn Store>,
+    mailboxes: &[MailboxId],
+) -> Vec<(PrincipalId, MailboxId)> {
+    let mut out = Vec::with_capacity(mailboxes.len());
+    for &m in mailboxes {
+        out.push((owner(store, m).await, m));
+    }
+    out
+}
+
 async fn put_message(store: &Arc<dyn Store>, body: &str) -> NewMessage {
     let raw = format!("Subject: {body}\r\n\r\n{body}\r\n").into_bytes();
     let size = raw.len() as u64;
@@ -130,7 +153,10 @@ async fn concurrent_uid_allocation(h: Harness) {
             let mut uids = Vec::new();
             for i in 0..25 {
                 let msg = put_message(&store, &format!("t{t}m{i}")).await;
-                let a = store.append_message(&[inbox], msg).await.unwrap();
+                let a = store
+                    .append_message(&with_owners(&store, &[inbox]).await, msg)
+                    .await
+                    .unwrap();
                 uids.push(a[0].uid);
             }
             uids
@@ -147,16 +173,26 @@ async fn concurrent_uid_allocation(h: Harness) {
         (1..=200).collect(),
         "UIDs must be 1..=200 with no gaps"
     );
-    let mbox = store.get_mailbox(inbox).await.unwrap().unwrap();
+    let mbox = store
+        .get_mailbox(owner(&store, inbox).await, inbox)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(mbox.uid_next, 201);
 
     // Expunged UIDs are never handed out again.
-    store.expunge(inbox, &[199, 200]).await.unwrap();
+    store
+        .expunge(owner(&store, inbox).await, inbox, &[199, 200])
+        .await
+        .unwrap();
     let msg = put_message(&store, "after-expunge").await;
-    let a = store.append_message(&[inbox], msg).await.unwrap();
+    let a = store
+        .append_message(&with_owners(&store, &[inbox]).await, msg)
+        .await
+        .unwrap();
     assert_eq!(a[0].uid, 201);
     let listed: Vec<u32> = store
-        .list_messages(inbox)
+        .list_messages(owner(&store, inbox).await, inbox)
         .await
         .unwrap()
         .iter()
@@ -177,7 +213,11 @@ async fn eight_concurrent_appends(h: Harness) {
         tasks.push(tokio::spawn(async move {
             let msg = put_message(&store, &format!("parallel {t}")).await;
             barrier.wait().await;
-            store.append_message(&[inbox], msg).await.unwrap()[0].uid
+            store
+                .append_message(&with_owners(&store, &[inbox]).await, msg)
+                .await
+                .unwrap()[0]
+                .uid
         }));
     }
     let mut uids = BTreeSet::new();
@@ -185,7 +225,14 @@ async fn eight_concurrent_appends(h: Harness) {
         assert!(uids.insert(t.await.unwrap()), "duplicate UID");
     }
     assert_eq!(uids, (1..=8).collect());
-    assert_eq!(store.list_messages(inbox).await.unwrap().len(), 8);
+    assert_eq!(
+        store
+            .list_messages(owner(&store, inbox).await, inbox)
+            .await
+            .unwrap()
+            .len(),
+        8
+    );
 }
 
 async fn modseq_monotonic(h: Harness) {
@@ -193,7 +240,7 @@ async fn modseq_monotonic(h: Harness) {
     let (_, boxes) = domain_and_user(&store, "carol", 0).await;
     let inbox = inbox(&boxes);
     let start = store
-        .get_mailbox(inbox)
+        .get_mailbox(owner(&store, inbox).await, inbox)
         .await
         .unwrap()
         .unwrap()
@@ -202,13 +249,17 @@ async fn modseq_monotonic(h: Harness) {
     let mut uids = Vec::new();
     for i in 0..5 {
         let msg = put_message(&store, &format!("m{i}")).await;
-        let a = store.append_message(&[inbox], msg).await.unwrap();
+        let a = store
+            .append_message(&with_owners(&store, &[inbox]).await, msg)
+            .await
+            .unwrap();
         assert!(a[0].modseq > last, "append MODSEQ must grow");
         last = a[0].modseq;
         uids.push(a[0].uid);
     }
     let changed = store
         .store_flags(
+            owner(&store, inbox).await,
             inbox,
             &uids[..3],
             FlagChange::Add(SystemFlags(SystemFlags::SEEN), vec!["$Important".into()]),
@@ -223,6 +274,7 @@ async fn modseq_monotonic(h: Harness) {
     // A change that changes nothing takes no MODSEQ.
     let unchanged = store
         .store_flags(
+            owner(&store, inbox).await,
             inbox,
             &uids[..1],
             FlagChange::Add(SystemFlags(SystemFlags::SEEN), vec![]),
@@ -230,26 +282,38 @@ async fn modseq_monotonic(h: Harness) {
         .await
         .unwrap();
     assert!(unchanged.is_empty());
-    let expunged = store.expunge(inbox, &uids[3..4]).await.unwrap();
+    let expunged = store
+        .expunge(owner(&store, inbox).await, inbox, &uids[3..4])
+        .await
+        .unwrap();
     assert!(expunged > last);
     last = expunged;
     assert_eq!(
         store
-            .get_mailbox(inbox)
+            .get_mailbox(owner(&store, inbox).await, inbox)
             .await
             .unwrap()
             .unwrap()
             .highest_modseq,
         last
     );
-    let changes = store.changes_since(inbox, start).await.unwrap();
+    let changes = store
+        .changes_since(owner(&store, inbox).await, inbox, start)
+        .await
+        .unwrap();
     assert_eq!(changes.len(), 5 + 3 + 1);
     assert!(changes.windows(2).all(|w| w[0].modseq < w[1].modseq));
     assert_eq!(changes.last().unwrap().kind, ChangeKind::Expunged);
     assert_eq!(changes.last().unwrap().uid, uids[3]);
-    let since_flags = store.changes_since(inbox, changed[2].1).await.unwrap();
+    let since_flags = store
+        .changes_since(owner(&store, inbox).await, inbox, changed[2].1)
+        .await
+        .unwrap();
     assert_eq!(since_flags.len(), 1);
-    let messages = store.list_messages(inbox).await.unwrap();
+    let messages = store
+        .list_messages(owner(&store, inbox).await, inbox)
+        .await
+        .unwrap();
     let first = messages.iter().find(|m| m.uid == uids[0]).unwrap();
     assert!(first.flags.contains(SystemFlags::SEEN));
     assert_eq!(first.keywords, vec!["$Important".to_string()]);
@@ -265,7 +329,7 @@ async fn blob_refcounting(h: Harness) {
     assert_eq!(store.blob_refcount(hash).await.unwrap(), 0);
     // One delivery to two accounts: one message row (and one reference) each.
     let appended = store
-        .append_message(&[a_inbox, b_inbox], msg.clone())
+        .append_message(&with_owners(&store, &[a_inbox, b_inbox]).await, msg.clone())
         .await
         .unwrap();
     assert_eq!(appended.len(), 2);
@@ -273,10 +337,16 @@ async fn blob_refcounting(h: Harness) {
     // The same content stored again is deduplicated.
     let again = put_message(&store, "shared").await;
     assert_eq!(again.blob, hash);
-    let third = store.append_message(&[a_inbox], again).await.unwrap();
+    let third = store
+        .append_message(&with_owners(&store, &[a_inbox]).await, again)
+        .await
+        .unwrap();
     assert_eq!(store.blob_refcount(hash).await.unwrap(), 3);
 
-    store.expunge(a_inbox, &[appended[0].uid]).await.unwrap();
+    store
+        .expunge(owner(&store, a_inbox).await, a_inbox, &[appended[0].uid])
+        .await
+        .unwrap();
     assert_eq!(store.blob_refcount(hash).await.unwrap(), 2);
     // Referenced blobs survive a sweep with no grace period.
     store.sweep_blobs(Duration::ZERO).await.unwrap();
@@ -289,8 +359,14 @@ async fn blob_refcounting(h: Harness) {
             .starts_with(b"Subject: shared")
     );
 
-    store.expunge(a_inbox, &[third[0].uid]).await.unwrap();
-    store.expunge(b_inbox, &[appended[1].uid]).await.unwrap();
+    store
+        .expunge(owner(&store, a_inbox).await, a_inbox, &[third[0].uid])
+        .await
+        .unwrap();
+    store
+        .expunge(owner(&store, b_inbox).await, b_inbox, &[appended[1].uid])
+        .await
+        .unwrap();
     assert_eq!(store.blob_refcount(hash).await.unwrap(), 0);
     // Unreferenced but within the grace period: kept.
     store.sweep_blobs(Duration::from_secs(3600)).await.unwrap();
@@ -305,8 +381,19 @@ async fn blob_refcounting(h: Harness) {
         blob: hash,
         ..put_message(&store, "other").await
     };
-    assert!(store.append_message(&[a_inbox], stale).await.is_err());
-    assert!(store.list_messages(a_inbox).await.unwrap().is_empty());
+    assert!(
+        store
+            .append_message(&with_owners(&store, &[a_inbox]).await, stale)
+            .await
+            .is_err()
+    );
+    assert!(
+        store
+            .list_messages(owner(&store, a_inbox).await, a_inbox)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     // A blob stored but never named (a failed append, a crash) is swept too.
     let orphan = store
@@ -324,7 +411,10 @@ async fn blob_refcounting(h: Harness) {
     // Deleting an account releases its references.
     let msg = put_message(&store, "kept-by-account").await;
     let hash = msg.blob;
-    store.append_message(&[b_inbox], msg).await.unwrap();
+    store
+        .append_message(&with_owners(&store, &[b_inbox]).await, msg)
+        .await
+        .unwrap();
     assert_eq!(store.blob_refcount(hash).await.unwrap(), 1);
     let erin = store
         .find_principal("erin", "example.org")
@@ -340,31 +430,81 @@ async fn rollback_leaves_nothing(h: Harness) {
     let (alice, a_boxes) = domain_and_user(&store, "frank", 0).await;
     let (_, b_boxes) = domain_and_user(&store, "grace", 10).await; // 10-byte quota
     let (a_inbox, b_inbox) = (inbox(&a_boxes), inbox(&b_boxes));
-    let before_a = store.get_mailbox(a_inbox).await.unwrap().unwrap();
-    let before_b = store.get_mailbox(b_inbox).await.unwrap().unwrap();
+    let before_a = store
+        .get_mailbox(owner(&store, a_inbox).await, a_inbox)
+        .await
+        .unwrap()
+        .unwrap();
+    let before_b = store
+        .get_mailbox(owner(&store, b_inbox).await, b_inbox)
+        .await
+        .unwrap()
+        .unwrap();
     let msg = put_message(&store, "too big for grace").await;
     let hash = msg.blob;
     let err = store
-        .append_message(&[a_inbox, b_inbox], msg.clone())
+        .append_message(&with_owners(&store, &[a_inbox, b_inbox]).await, msg.clone())
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::QuotaExceeded { .. }), "{err:?}");
-    assert_eq!(store.get_mailbox(a_inbox).await.unwrap().unwrap(), before_a);
-    assert_eq!(store.get_mailbox(b_inbox).await.unwrap().unwrap(), before_b);
-    assert!(store.list_messages(a_inbox).await.unwrap().is_empty());
-    assert!(store.changes_since(a_inbox, 0).await.unwrap().is_empty());
+    assert_eq!(
+        store
+            .get_mailbox(owner(&store, a_inbox).await, a_inbox)
+            .await
+            .unwrap()
+            .unwrap(),
+        before_a
+    );
+    assert_eq!(
+        store
+            .get_mailbox(owner(&store, b_inbox).await, b_inbox)
+            .await
+            .unwrap()
+            .unwrap(),
+        before_b
+    );
+    assert!(
+        store
+            .list_messages(owner(&store, a_inbox).await, a_inbox)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .changes_since(owner(&store, a_inbox).await, a_inbox, 0)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(store.blob_refcount(hash).await.unwrap(), 0);
     let a_after = store.get_principal(alice.id).await.unwrap().unwrap();
     assert_eq!(a_after.used_bytes, 0);
 
     // A missing mailbox in the target list rolls back the others too.
     let err = store
-        .append_message(&[a_inbox, MailboxId(987_654)], msg)
+        .append_message(
+            &with_owners(&store, &[a_inbox, MailboxId(987_654)]).await,
+            msg,
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::NotFound { .. }), "{err:?}");
-    assert!(store.list_messages(a_inbox).await.unwrap().is_empty());
-    assert_eq!(store.get_mailbox(a_inbox).await.unwrap().unwrap(), before_a);
+    assert!(
+        store
+            .list_messages(owner(&store, a_inbox).await, a_inbox)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .get_mailbox(owner(&store, a_inbox).await, a_inbox)
+            .await
+            .unwrap()
+            .unwrap(),
+        before_a
+    );
 
     // A principal whose mailbox list clashes is not created at all.
     let domain = store.find_domain("example.org").await.unwrap().unwrap();
@@ -485,12 +625,21 @@ async fn threads_follow_references(h: Harness) {
     let (_, boxes) = domain_and_user(&store, "jack", 0).await;
     let inbox = inbox(&boxes);
     let root = put_message(&store, "root").await;
-    let root = store.append_message(&[inbox], root).await.unwrap();
+    let root = store
+        .append_message(&with_owners(&store, &[inbox]).await, root)
+        .await
+        .unwrap();
     let mut reply = put_message(&store, "reply").await;
     reply.references = vec!["root@test".into()];
-    let reply = store.append_message(&[inbox], reply).await.unwrap();
+    let reply = store
+        .append_message(&with_owners(&store, &[inbox]).await, reply)
+        .await
+        .unwrap();
     let other = put_message(&store, "other").await;
-    let other = store.append_message(&[inbox], other).await.unwrap();
+    let other = store
+        .append_message(&with_owners(&store, &[inbox]).await, other)
+        .await
+        .unwrap();
     assert_eq!(root[0].thread, root[0].message);
     assert_eq!(reply[0].thread, root[0].thread);
     assert_ne!(other[0].thread, root[0].thread);
@@ -715,8 +864,15 @@ async fn dkim_keys_per_domain(h: Harness) {
 
 /// The mailbox's counters equal a count of its messages.
 async fn assert_status_matches(store: &Arc<dyn Store>, id: MailboxId) {
-    let messages = store.list_messages(id).await.unwrap();
-    let mailbox = store.get_mailbox(id).await.unwrap().unwrap();
+    let messages = store
+        .list_messages(owner(store, id).await, id)
+        .await
+        .unwrap();
+    let mailbox = store
+        .get_mailbox(owner(store, id).await, id)
+        .await
+        .unwrap()
+        .unwrap();
     let expected = MailboxStatus {
         messages: messages.len() as u64,
         unseen: messages
@@ -734,7 +890,11 @@ async fn assert_status_matches(store: &Arc<dyn Store>, id: MailboxId) {
             .count() as u64,
     };
     assert_eq!(
-        store.mailbox_status(id).await.unwrap().1,
+        store
+            .mailbox_status(owner(store, id).await, id)
+            .await
+            .unwrap()
+            .1,
         expected,
         "mailbox {id}"
     );
@@ -751,9 +911,18 @@ async fn mailbox_tree_copy_move(h: Harness) {
         if i % 2 == 0 {
             m.flags = SystemFlags(SystemFlags::SEEN);
         }
-        uids.push(store.append_message(&[own_inbox], m).await.unwrap()[0].uid);
+        uids.push(
+            store
+                .append_message(&with_owners(&store, &[own_inbox]).await, m)
+                .await
+                .unwrap()[0]
+                .uid,
+        );
     }
-    let (listed, status) = store.mailbox_status(own_inbox).await.unwrap();
+    let (listed, status) = store
+        .mailbox_status(owner(&store, own_inbox).await, own_inbox)
+        .await
+        .unwrap();
     assert_eq!(listed.id, own_inbox);
     assert_eq!((status.messages, status.unseen, status.deleted), (5, 2, 0));
     assert!(status.size > 0);
@@ -768,7 +937,10 @@ async fn mailbox_tree_copy_move(h: Harness) {
             vec![uids[0], uids[2], uids[4]],
         ),
     ] {
-        let got = store.get_messages(own_inbox, &asked).await.unwrap();
+        let got = store
+            .get_messages(owner(&store, own_inbox).await, own_inbox, &asked)
+            .await
+            .unwrap();
         assert_eq!(got.iter().map(|m| m.uid).collect::<Vec<_>>(), expected);
         assert!(got.iter().all(|m| m.mailbox == own_inbox && m.size > 0));
     }
@@ -816,52 +988,99 @@ async fn mailbox_tree_copy_move(h: Harness) {
     assert_ne!(find(other.id, "INBOX").await, Some(own_inbox));
     assert!(find(other.id, "INBOX").await.is_some());
     let copied = store
-        .copy_messages(own_inbox, &[uids[0], uids[1]], parent.id, false)
+        .copy_messages(
+            owner(&store, own_inbox).await,
+            own_inbox,
+            &[uids[0], uids[1]],
+            parent.id,
+            false,
+        )
         .await
         .unwrap();
     assert_eq!(copied, vec![(uids[0], 1), (uids[1], 2)]);
-    assert_eq!(store.list_messages(own_inbox).await.unwrap().len(), 5);
+    assert_eq!(
+        store
+            .list_messages(owner(&store, own_inbox).await, own_inbox)
+            .await
+            .unwrap()
+            .len(),
+        5
+    );
     let before = store
-        .get_mailbox(own_inbox)
+        .get_mailbox(owner(&store, own_inbox).await, own_inbox)
         .await
         .unwrap()
         .unwrap()
         .highest_modseq;
     let moved = store
-        .copy_messages(own_inbox, &[uids[2]], child.id, true)
+        .copy_messages(
+            owner(&store, own_inbox).await,
+            own_inbox,
+            &[uids[2]],
+            child.id,
+            true,
+        )
         .await
         .unwrap();
     assert_eq!(moved, vec![(uids[2], 1)]);
-    assert_eq!(store.list_messages(own_inbox).await.unwrap().len(), 4);
-    let changes = store.changes_since(own_inbox, before).await.unwrap();
+    assert_eq!(
+        store
+            .list_messages(owner(&store, own_inbox).await, own_inbox)
+            .await
+            .unwrap()
+            .len(),
+        4
+    );
+    let changes = store
+        .changes_since(owner(&store, own_inbox).await, own_inbox, before)
+        .await
+        .unwrap();
     assert_eq!(changes.len(), 1);
     assert_eq!(
         (changes[0].uid, changes[0].kind),
         (uids[2], ChangeKind::Expunged)
     );
-    let in_child = store.list_messages(child.id).await.unwrap();
+    let in_child = store
+        .list_messages(owner(&store, child.id).await, child.id)
+        .await
+        .unwrap();
     assert_eq!(
         in_child[0].flags,
         SystemFlags(SystemFlags::SEEN),
         "flags travel"
     );
     // The copy names the same message (one blob reference, one quota charge).
-    let copies = store.list_messages(parent.id).await.unwrap();
-    let original = store.get_messages(own_inbox, &[uids[0]]).await.unwrap();
+    let copies = store
+        .list_messages(owner(&store, parent.id).await, parent.id)
+        .await
+        .unwrap();
+    let original = store
+        .get_messages(owner(&store, own_inbox).await, own_inbox, &[uids[0]])
+        .await
+        .unwrap();
     assert_eq!(copies[0].message, original[0].message);
     assert_eq!(store.blob_refcount(copies[0].blob).await.unwrap(), 1);
-    // Never across accounts.
+    // Never across accounts: the other account's mailbox is not found.
     assert!(matches!(
         store
-            .copy_messages(own_inbox, &[uids[3]], inbox(&other_boxes), false)
+            .copy_messages(
+                owner(&store, own_inbox).await,
+                own_inbox,
+                &[uids[3]],
+                inbox(&other_boxes),
+                false
+            )
             .await,
-        Err(StoreError::Conflict(_))
+        Err(StoreError::NotFound { .. })
     ));
     let _ = other;
 
     // Rename a parent and its child in one go; a taken name fails whole.
     store
-        .rename_mailboxes(&[(parent.id, "Job".into()), (child.id, "Job/2026".into())])
+        .rename_mailboxes(
+            owner(&store, parent.id).await,
+            &[(parent.id, "Job".into()), (child.id, "Job/2026".into())],
+        )
         .await
         .unwrap();
     let names: Vec<String> = store
@@ -876,17 +1095,28 @@ async fn mailbox_tree_copy_move(h: Harness) {
         "{names:?}"
     );
     assert!(matches!(
-        store.rename_mailboxes(&[(parent.id, "Sent".into())]).await,
+        store
+            .rename_mailboxes(
+                owner(&store, parent.id).await,
+                &[(parent.id, "Sent".into())]
+            )
+            .await,
         Err(StoreError::AlreadyExists(_))
     ));
     assert_eq!(
-        store.get_mailbox(parent.id).await.unwrap().unwrap().name,
+        store
+            .get_mailbox(owner(&store, parent.id).await, parent.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .name,
         "Job"
     );
 
     // The counters follow every change: copy, move, flags.
     store
         .store_flags(
+            owner(&store, own_inbox).await,
             own_inbox,
             &[uids[3]],
             FlagChange::Add(
@@ -902,7 +1132,10 @@ async fn mailbox_tree_copy_move(h: Harness) {
 
     // Deleting the parent keeps the messages the own_inbox still holds; deleting
     // the child releases the moved message and its quota.
-    store.expunge(own_inbox, &[uids[3]]).await.unwrap();
+    store
+        .expunge(owner(&store, own_inbox).await, own_inbox, &[uids[3]])
+        .await
+        .unwrap();
     assert_status_matches(&store, own_inbox).await;
     let used = store
         .get_principal(user.id)
@@ -910,7 +1143,10 @@ async fn mailbox_tree_copy_move(h: Harness) {
         .unwrap()
         .unwrap()
         .used_bytes;
-    store.delete_mailbox(parent.id).await.unwrap();
+    store
+        .delete_mailbox(owner(&store, parent.id).await, parent.id)
+        .await
+        .unwrap();
     assert_eq!(
         store
             .get_principal(user.id)
@@ -920,7 +1156,10 @@ async fn mailbox_tree_copy_move(h: Harness) {
             .used_bytes,
         used
     );
-    store.delete_mailbox(child.id).await.unwrap();
+    store
+        .delete_mailbox(owner(&store, child.id).await, child.id)
+        .await
+        .unwrap();
     let after = store
         .get_principal(user.id)
         .await
@@ -929,33 +1168,45 @@ async fn mailbox_tree_copy_move(h: Harness) {
         .used_bytes;
     assert_eq!(after, used - in_child[0].size);
     assert_eq!(store.blob_refcount(in_child[0].blob).await.unwrap(), 0);
-    assert!(store.get_mailbox(child.id).await.unwrap().is_none());
+    assert!(
+        store
+            .get_mailbox(owner(&store, child.id).await, child.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 async fn message_cache_follows_messages(h: Harness) {
     let store = h.store;
-    let (_, boxes) = domain_and_user(&store, "cache", 0).await;
+    let (user, boxes) = domain_and_user(&store, "cache", 0).await;
     let own_inbox = inbox(&boxes);
     let a = store
-        .append_message(&[own_inbox], put_message(&store, "cache-a").await)
+        .append_message(
+            &with_owners(&store, &[own_inbox]).await,
+            put_message(&store, "cache-a").await,
+        )
         .await
         .unwrap()
         .remove(0);
     let b = store
-        .append_message(&[own_inbox], put_message(&store, "cache-b").await)
+        .append_message(
+            &with_owners(&store, &[own_inbox]).await,
+            put_message(&store, "cache-b").await,
+        )
         .await
         .unwrap()
         .remove(0);
     assert!(
         store
-            .get_cached(&[a.message, b.message], "k")
+            .get_cached(user.id, &[a.message, b.message], "k")
             .await
             .unwrap()
             .is_empty()
     );
     // Found by id (for audits); a missing id is left out.
     let found = store
-        .messages_by_id(&[b.message, MessageId(i64::MAX), a.message])
+        .messages_by_id(user.id, &[b.message, MessageId(i64::MAX), a.message])
         .await
         .unwrap();
     assert_eq!(
@@ -965,26 +1216,30 @@ async fn message_cache_follows_messages(h: Harness) {
     assert_eq!(found[0].summary, "{}");
     // Derived data given with the message is there from the start.
     assert_eq!(
-        store.get_cached(&[a.message], "test.kind").await.unwrap(),
+        store
+            .get_cached(user.id, &[a.message], "test.kind")
+            .await
+            .unwrap(),
         vec![(a.message, b"cache-a".to_vec())]
     );
     store
         .put_cached(
+            user.id,
             "k",
             vec![(a.message, b"one".to_vec()), (b.message, b"two".to_vec())],
         )
         .await
         .unwrap();
     store
-        .put_cached("k", vec![(a.message, b"uno".to_vec())])
+        .put_cached(user.id, "k", vec![(a.message, b"uno".to_vec())])
         .await
         .unwrap();
     store
-        .put_cached("other", vec![(a.message, b"x".to_vec())])
+        .put_cached(user.id, "other", vec![(a.message, b"x".to_vec())])
         .await
         .unwrap();
     let mut got = store
-        .get_cached(&[a.message, b.message], "k")
+        .get_cached(user.id, &[a.message, b.message], "k")
         .await
         .unwrap();
     got.sort();
@@ -996,10 +1251,13 @@ async fn message_cache_follows_messages(h: Harness) {
     // message lacks gives None.
     for asked in [vec![b.uid, a.uid], vec![a.uid, b.uid + 1_000]] {
         let with = store
-            .get_messages_cached(own_inbox, &asked, "k")
+            .get_messages_cached(owner(&store, own_inbox).await, own_inbox, &asked, "k")
             .await
             .unwrap();
-        let plain = store.get_messages(own_inbox, &asked).await.unwrap();
+        let plain = store
+            .get_messages(owner(&store, own_inbox).await, own_inbox, &asked)
+            .await
+            .unwrap();
         assert_eq!(
             with.iter().map(|(r, _)| r.uid).collect::<Vec<_>>(),
             plain.iter().map(|r| r.uid).collect::<Vec<_>>()
@@ -1014,27 +1272,35 @@ async fn message_cache_follows_messages(h: Harness) {
         }
     }
     let none = store
-        .get_messages_cached(own_inbox, &[b.uid], "missing.kind")
+        .get_messages_cached(
+            owner(&store, own_inbox).await,
+            own_inbox,
+            &[b.uid],
+            "missing.kind",
+        )
         .await
         .unwrap();
     assert_eq!(none.len(), 1);
     assert_eq!(none[0].1, None);
     // Gone with the message; a write for a message that no longer exists is dropped.
-    store.expunge(own_inbox, &[a.uid]).await.unwrap();
+    store
+        .expunge(owner(&store, own_inbox).await, own_inbox, &[a.uid])
+        .await
+        .unwrap();
     assert!(
         store
-            .get_cached(&[a.message], "k")
+            .get_cached(user.id, &[a.message], "k")
             .await
             .unwrap()
             .is_empty()
     );
     store
-        .put_cached("k", vec![(a.message, b"late".to_vec())])
+        .put_cached(user.id, "k", vec![(a.message, b"late".to_vec())])
         .await
         .unwrap();
     assert!(
         store
-            .get_cached(&[a.message], "k")
+            .get_cached(user.id, &[a.message], "k")
             .await
             .unwrap()
             .is_empty()
@@ -1050,7 +1316,7 @@ async fn full_text_index(h: Harness) {
         let store = store.clone();
         async move {
             store
-                .append_message(&[mailbox], message)
+                .append_message(&with_owners(&store, &[mailbox]).await, message)
                 .await
                 .unwrap()
                 .remove(0)
@@ -1088,7 +1354,12 @@ async fn full_text_index(h: Harness) {
 
     // A substring, in one mailbox only, anywhere in a word.
     let found = store
-        .search_text(own_inbox, TextField::All, "udget")
+        .search_text(
+            owner(&store, own_inbox).await,
+            own_inbox,
+            TextField::All,
+            "udget",
+        )
         .await
         .unwrap();
     assert_eq!(uids(&found), vec![budget.uid]);
@@ -1098,7 +1369,12 @@ async fn full_text_index(h: Harness) {
     assert_eq!(
         uids(
             &store
-                .search_text(own_inbox, TextField::Headers, "meeting thu")
+                .search_text(
+                    owner(&store, own_inbox).await,
+                    own_inbox,
+                    TextField::Headers,
+                    "meeting thu"
+                )
                 .await
                 .unwrap()
         ),
@@ -1106,7 +1382,12 @@ async fn full_text_index(h: Harness) {
     );
     assert!(
         store
-            .search_text(own_inbox, TextField::Body, "meeting friday")
+            .search_text(
+                owner(&store, own_inbox).await,
+                own_inbox,
+                TextField::Body,
+                "meeting friday"
+            )
             .await
             .unwrap()
             .matched
@@ -1115,7 +1396,12 @@ async fn full_text_index(h: Harness) {
     // Characters that mean something to the engine's query language are plain text.
     for needle in ["100% done_x", "\"quoted\" or not", "a_b%c\\d"] {
         let m = store
-            .search_text(own_inbox, TextField::All, needle)
+            .search_text(
+                owner(&store, own_inbox).await,
+                own_inbox,
+                TextField::All,
+                needle,
+            )
             .await
             .unwrap();
         assert_eq!(
@@ -1147,7 +1433,12 @@ async fn full_text_index(h: Harness) {
         .unwrap();
     assert!(store.unindexed_messages(100).await.unwrap().is_empty());
     let found = store
-        .search_text(own_inbox, TextField::Body, "budget")
+        .search_text(
+            owner(&store, own_inbox).await,
+            own_inbox,
+            TextField::Body,
+            "budget",
+        )
         .await
         .unwrap();
     assert_eq!(uids(&found), vec![budget.uid, later.uid]);
@@ -1155,29 +1446,46 @@ async fn full_text_index(h: Harness) {
 
     // A copy shares the text; an expunged message leaves the index.
     let copied = store
-        .copy_messages(own_inbox, &[budget.uid], other, false)
+        .copy_messages(
+            owner(&store, own_inbox).await,
+            own_inbox,
+            &[budget.uid],
+            other,
+            false,
+        )
         .await
         .unwrap();
-    store.expunge(own_inbox, &[budget.uid]).await.unwrap();
+    store
+        .expunge(owner(&store, own_inbox).await, own_inbox, &[budget.uid])
+        .await
+        .unwrap();
     assert_eq!(
         uids(
             &store
-                .search_text(own_inbox, TextField::All, "budget")
+                .search_text(
+                    owner(&store, own_inbox).await,
+                    own_inbox,
+                    TextField::All,
+                    "budget"
+                )
                 .await
                 .unwrap()
         ),
         vec![later.uid]
     );
     let elsewhere = store
-        .search_text(other, TextField::All, "budget")
+        .search_text(owner(&store, other).await, other, TextField::All, "budget")
         .await
         .unwrap();
     assert!(uids(&elsewhere).contains(&copied[0].1));
     assert_eq!(uids(&elsewhere).len(), 2);
-    store.expunge(other, &uids(&elsewhere)).await.unwrap();
+    store
+        .expunge(owner(&store, other).await, other, &uids(&elsewhere))
+        .await
+        .unwrap();
     assert!(
         store
-            .search_text(other, TextField::All, "budget")
+            .search_text(owner(&store, other).await, other, TextField::All, "budget")
             .await
             .unwrap()
             .matched
@@ -1262,7 +1570,10 @@ async fn subscriptions_recent_settings(h: Harness) {
         )
         .await
         .unwrap();
-    store.delete_mailbox(work.id).await.unwrap();
+    store
+        .delete_mailbox(owner(&store, work.id).await, work.id)
+        .await
+        .unwrap();
     store
         .set_subscription(alice.id, "INBOX", false)
         .await
@@ -1278,21 +1589,55 @@ async fn subscriptions_recent_settings(h: Harness) {
     assert_eq!(store.subscriptions(bob.id).await.unwrap(), vec!["Bob"]);
 
     // \Recent: the first claim gets the new messages, the next none.
-    assert_eq!(store.claim_recent(inbox).await.unwrap(), (1, 1));
+    assert_eq!(
+        store
+            .claim_recent(owner(&store, inbox).await, inbox)
+            .await
+            .unwrap(),
+        (1, 1)
+    );
     let mut uids = Vec::new();
     for body in ["r1", "r2"] {
         let m = put_message(&store, body).await;
-        uids.push(store.append_message(&[inbox], m).await.unwrap()[0].uid);
+        uids.push(
+            store
+                .append_message(&with_owners(&store, &[inbox]).await, m)
+                .await
+                .unwrap()[0]
+                .uid,
+        );
     }
-    assert_eq!(store.mailbox_status(inbox).await.unwrap().1.recent, 2);
+    assert_eq!(
+        store
+            .mailbox_status(owner(&store, inbox).await, inbox)
+            .await
+            .unwrap()
+            .1
+            .recent,
+        2
+    );
     assert_status_matches(&store, inbox).await;
     assert_eq!(
-        store.claim_recent(inbox).await.unwrap(),
+        store
+            .claim_recent(owner(&store, inbox).await, inbox)
+            .await
+            .unwrap(),
         (uids[0], uids[1] + 1)
     );
-    assert_eq!(store.mailbox_status(inbox).await.unwrap().1.recent, 0);
     assert_eq!(
-        store.claim_recent(inbox).await.unwrap(),
+        store
+            .mailbox_status(owner(&store, inbox).await, inbox)
+            .await
+            .unwrap()
+            .1
+            .recent,
+        0
+    );
+    assert_eq!(
+        store
+            .claim_recent(owner(&store, inbox).await, inbox)
+            .await
+            .unwrap(),
         (uids[1] + 1, uids[1] + 1)
     );
     assert_status_matches(&store, inbox).await;
@@ -1301,21 +1646,26 @@ async fn subscriptions_recent_settings(h: Harness) {
     let since = now_millis() - 60_000;
     assert_eq!(
         store
-            .find_by_message_id(inbox, "r2@test", since)
+            .find_by_message_id(owner(&store, inbox).await, inbox, "r2@test", since)
             .await
             .unwrap(),
         Some(uids[1])
     );
     assert_eq!(
         store
-            .find_by_message_id(inbox, "r2@test", now_millis() + 60_000)
+            .find_by_message_id(
+                owner(&store, inbox).await,
+                inbox,
+                "r2@test",
+                now_millis() + 60_000
+            )
             .await
             .unwrap(),
         None
     );
     assert_eq!(
         store
-            .find_by_message_id(inbox, "nope@test", since)
+            .find_by_message_id(owner(&store, inbox).await, inbox, "nope@test", since)
             .await
             .unwrap(),
         None
@@ -1444,10 +1794,16 @@ async fn bulk_changes(h: Harness) {
     for i in 0..300 {
         let msg = put_message(&store, &format!("bulk {i}")).await;
         blobs.push(msg.blob);
-        uids.push(store.append_message(&[inbox], msg).await.unwrap()[0].uid);
+        uids.push(
+            store
+                .append_message(&with_owners(&store, &[inbox]).await, msg)
+                .await
+                .unwrap()[0]
+                .uid,
+        );
     }
     let before = store
-        .get_mailbox(inbox)
+        .get_mailbox(owner(&store, inbox).await, inbox)
         .await
         .unwrap()
         .unwrap()
@@ -1455,6 +1811,7 @@ async fn bulk_changes(h: Harness) {
     // Half of them are \Seen already: only the other half change.
     store
         .store_flags(
+            owner(&store, inbox).await,
             inbox,
             &uids[..150],
             FlagChange::Add(SystemFlags(SystemFlags::SEEN), vec![]),
@@ -1462,7 +1819,7 @@ async fn bulk_changes(h: Harness) {
         .await
         .unwrap();
     let mid = store
-        .get_mailbox(inbox)
+        .get_mailbox(owner(&store, inbox).await, inbox)
         .await
         .unwrap()
         .unwrap()
@@ -1470,6 +1827,7 @@ async fn bulk_changes(h: Harness) {
     assert_eq!(mid, before + 150);
     let changed = store
         .store_flags(
+            owner(&store, inbox).await,
             inbox,
             &uids,
             FlagChange::Add(SystemFlags(SystemFlags::SEEN), vec!["$Bulk".into()]),
@@ -1477,7 +1835,11 @@ async fn bulk_changes(h: Harness) {
         .await
         .unwrap();
     assert_eq!(changed.len(), 300, "the keyword is new on every message");
-    let status = store.mailbox_status(inbox).await.unwrap().1;
+    let status = store
+        .mailbox_status(owner(&store, inbox).await, inbox)
+        .await
+        .unwrap()
+        .1;
     assert_eq!(
         (status.messages, status.unseen, status.deleted),
         (300, 0, 0)
@@ -1485,12 +1847,21 @@ async fn bulk_changes(h: Harness) {
     let modseqs: Vec<u64> = changed.iter().map(|c| c.1).collect();
     assert_eq!(modseqs, (mid + 1..=mid + 300).collect::<Vec<_>>());
     assert!(changed.windows(2).all(|w| w[0].0 < w[1].0), "in UID order");
-    let logged = store.changes_since(inbox, mid).await.unwrap();
+    let logged = store
+        .changes_since(owner(&store, inbox).await, inbox, mid)
+        .await
+        .unwrap();
     assert_eq!(logged.len(), 300);
     assert!(logged.iter().all(|c| c.kind == ChangeKind::Flags));
-    let records = store.list_messages(inbox).await.unwrap();
+    let records = store
+        .list_messages(owner(&store, inbox).await, inbox)
+        .await
+        .unwrap();
     // The state alone: the same rows, without the summaries.
-    let state = store.list_message_state(inbox).await.unwrap();
+    let state = store
+        .list_message_state(owner(&store, inbox).await, inbox)
+        .await
+        .unwrap();
     assert_eq!(state.len(), records.len());
     for (s, r) in state.iter().zip(&records) {
         assert!(s.summary.is_empty() && !r.summary.is_empty());
@@ -1527,33 +1898,52 @@ async fn bulk_changes(h: Harness) {
     let mut wanted = uids[..100].to_vec();
     wanted.push(999_999);
     let moved = store
-        .copy_messages(inbox, &wanted, other, true)
+        .copy_messages(owner(&store, inbox).await, inbox, &wanted, other, true)
         .await
         .unwrap();
     assert_eq!(moved.len(), 100);
-    let target = store.get_mailbox(other).await.unwrap().unwrap();
+    let target = store
+        .get_mailbox(owner(&store, other).await, other)
+        .await
+        .unwrap()
+        .unwrap();
     let new_uids: Vec<u32> = moved.iter().map(|m| m.1).collect();
     assert_eq!(
         new_uids,
         (target.uid_next - 100..target.uid_next).collect::<Vec<_>>()
     );
-    let there = store.list_messages(other).await.unwrap();
+    let there = store
+        .list_messages(owner(&store, other).await, other)
+        .await
+        .unwrap();
     assert_eq!(there.len(), 100);
     assert!(
         there.iter().all(|r| r.keywords == vec!["$Bulk".to_owned()]),
         "flags travel"
     );
-    let left = store.changes_since(inbox, mid + 300).await.unwrap();
+    let left = store
+        .changes_since(owner(&store, inbox).await, inbox, mid + 300)
+        .await
+        .unwrap();
     assert_eq!(left.len(), 100);
     assert!(left.iter().all(|c| c.kind == ChangeKind::Expunged));
 
-    let status = store.mailbox_status(inbox).await.unwrap().1;
+    let status = store
+        .mailbox_status(owner(&store, inbox).await, inbox)
+        .await
+        .unwrap()
+        .1;
     assert_eq!((status.messages, status.unseen), (200, 0));
-    let moved_status = store.mailbox_status(other).await.unwrap().1;
+    let moved_status = store
+        .mailbox_status(owner(&store, other).await, other)
+        .await
+        .unwrap()
+        .1;
     assert_eq!((moved_status.messages, moved_status.unseen), (100, 0));
     assert!(moved_status.size > 0);
     store
         .store_flags(
+            owner(&store, inbox).await,
             inbox,
             &uids[150..],
             FlagChange::Remove(SystemFlags(SystemFlags::SEEN), vec![]),
@@ -1562,13 +1952,18 @@ async fn bulk_changes(h: Harness) {
         .unwrap();
     store
         .store_flags(
+            owner(&store, inbox).await,
             inbox,
             &uids,
             FlagChange::Add(SystemFlags(SystemFlags::DELETED), vec![]),
         )
         .await
         .unwrap();
-    let status = store.mailbox_status(inbox).await.unwrap().1;
+    let status = store
+        .mailbox_status(owner(&store, inbox).await, inbox)
+        .await
+        .unwrap()
+        .1;
     assert_eq!(
         (status.messages, status.unseen, status.deleted),
         (200, 150, 200)
@@ -1580,12 +1975,22 @@ async fn bulk_changes(h: Harness) {
         .unwrap()
         .unwrap()
         .used_bytes;
-    let highest = store.expunge(inbox, &uids).await.unwrap();
-    assert_eq!(store.list_messages(inbox).await.unwrap().len(), 0);
+    let highest = store
+        .expunge(owner(&store, inbox).await, inbox, &uids)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .list_messages(owner(&store, inbox).await, inbox)
+            .await
+            .unwrap()
+            .len(),
+        0
+    );
     assert_eq!(
         highest,
         store
-            .get_mailbox(inbox)
+            .get_mailbox(owner(&store, inbox).await, inbox)
             .await
             .unwrap()
             .unwrap()
@@ -1611,12 +2016,19 @@ async fn bulk_changes(h: Harness) {
         0,
         "expunged: released"
     );
-    let status = store.mailbox_status(inbox).await.unwrap().1;
+    let status = store
+        .mailbox_status(owner(&store, inbox).await, inbox)
+        .await
+        .unwrap()
+        .1;
     assert_eq!(
         (status.messages, status.unseen, status.deleted, status.size),
         (0, 0, 0, 0)
     );
-    store.expunge(other, &new_uids).await.unwrap();
+    store
+        .expunge(owner(&store, other).await, other, &new_uids)
+        .await
+        .unwrap();
     assert_eq!(
         store
             .get_principal(user.id)
@@ -1662,7 +2074,10 @@ async fn login_bans_and_announcements(h: Harness) {
     let mut heard_change = false;
     for round in 0..40 {
         let msg = put_message(&store, &format!("announced {round}")).await;
-        store.append_message(&[inbox], msg).await.unwrap();
+        store
+            .append_message(&with_owners(&store, &[inbox]).await, msg)
+            .await
+            .unwrap();
         let wait = tokio::time::timeout(Duration::from_millis(500), heard.recv()).await;
         if let Ok(announcement) = wait {
             assert_eq!(announcement.unwrap(), Announcement::Mailbox(inbox));
@@ -1709,6 +2124,175 @@ async fn login_bans_and_announcements(h: Harness) {
     }
 }
 
+/// Issue 12 point 11: every call names the account it acts in and finds
+/// rows by (account, id), so a mailbox or message of another account is
+/// not found and left as it was, whatever id the caller passes.
+async fn keyed_by_account(h: Harness) {
+    let store = h.store;
+    let (alice, alice_boxes) = domain_and_user(&store, "alice", 0).await;
+    let (bob, bob_boxes) = domain_and_user(&store, "bob", 0).await;
+    let (theirs, mine) = (inbox(&alice_boxes), inbox(&bob_boxes));
+    let m = store
+        .append_message(&[(alice.id, theirs)], put_message(&store, "private").await)
+        .await
+        .unwrap()
+        .remove(0);
+    store.put_text(vec![]).await.unwrap();
+    assert_eq!(store.mailbox_owner(theirs).await.unwrap(), Some(alice.id));
+    let not_found = |r: Result<_>, what: &str| match r {
+        Err(StoreError::NotFound { .. }) => {}
+        other => panic!("{what} with another account's mailbox: {other:?}"),
+    };
+
+    // Reads see nothing.
+    assert!(store.get_mailbox(bob.id, theirs).await.unwrap().is_none());
+    not_found(
+        store.mailbox_status(bob.id, theirs).await.map(|_| ()),
+        "STATUS",
+    );
+    assert!(
+        store
+            .list_messages(bob.id, theirs)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .list_message_state(bob.id, theirs)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .get_messages(bob.id, theirs, &[m.uid])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .get_messages_cached(bob.id, theirs, &[m.uid], "test.kind")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .messages_by_id(bob.id, &[m.message])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .get_cached(bob.id, &[m.message], "test.kind")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .changes_since(bob.id, theirs, 0)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .find_by_message_id(bob.id, theirs, "private@test", 0)
+            .await
+            .unwrap(),
+        None
+    );
+    not_found(
+        store
+            .search_text(bob.id, theirs, TextField::All, "private")
+            .await
+            .map(|_| ()),
+        "search",
+    );
+
+    // Writes fail and change nothing.
+    not_found(
+        store.claim_recent(bob.id, theirs).await.map(|_| ()),
+        "claim_recent",
+    );
+    not_found(
+        store
+            .store_flags(
+                bob.id,
+                theirs,
+                &[m.uid],
+                FlagChange::Add(SystemFlags(SystemFlags::DELETED), vec![]),
+            )
+            .await
+            .map(|_| ()),
+        "STORE",
+    );
+    not_found(
+        store.expunge(bob.id, theirs, &[m.uid]).await.map(|_| ()),
+        "EXPUNGE",
+    );
+    not_found(
+        store
+            .copy_messages(bob.id, theirs, &[m.uid], mine, true)
+            .await
+            .map(|_| ()),
+        "MOVE out of it",
+    );
+    not_found(
+        store
+            .copy_messages(alice.id, theirs, &[m.uid], mine, false)
+            .await
+            .map(|_| ()),
+        "COPY into another account",
+    );
+    not_found(
+        store
+            .append_message(&[(bob.id, theirs)], put_message(&store, "planted").await)
+            .await
+            .map(|_| ()),
+        "APPEND",
+    );
+    not_found(
+        store
+            .rename_mailboxes(bob.id, &[(theirs, "Stolen".into())])
+            .await,
+        "RENAME",
+    );
+    not_found(store.delete_mailbox(bob.id, theirs).await, "DELETE");
+    store
+        .put_cached(bob.id, "other.kind", vec![(m.message, b"planted".to_vec())])
+        .await
+        .unwrap();
+
+    // The owner still finds everything as it was.
+    let (mailbox, status) = store.mailbox_status(alice.id, theirs).await.unwrap();
+    assert_eq!(mailbox.name, "INBOX");
+    assert_eq!(status.messages, 1);
+    let kept = store.list_messages(alice.id, theirs).await.unwrap();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0].flags, SystemFlags::default());
+    assert!(
+        store
+            .get_cached(alice.id, &[m.message], "other.kind")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(store.list_messages(bob.id, mine).await.unwrap().is_empty());
+    assert_eq!(
+        store
+            .changes_since(alice.id, theirs, 0)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -1753,4 +2337,5 @@ conformance!(
     mta_sts_policies_persist,
     login_bans_and_announcements,
     bulk_changes,
+    keyed_by_account,
 );

@@ -346,7 +346,7 @@ pub fn mailbox(
             .find(|m| m.role == Some(role))
             .unwrap();
         let mut out = Vec::new();
-        for m in store.list_messages(mbox.id).await.unwrap() {
+        for m in store.list_messages(p.id, mbox.id).await.unwrap() {
             let raw = store.read_blob(m.blob).await.expect("blob intact");
             out.push((m, raw));
         }

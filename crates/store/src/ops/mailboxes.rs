@@ -13,14 +13,22 @@ pub trait MailboxStore: Send + Sync + 'static {
     async fn create_mailbox(&self, account: PrincipalId, new: NewMailbox) -> Result<Mailbox>;
     /// Lists an account's mailboxes, by name.
     async fn list_mailboxes(&self, account: PrincipalId) -> Result<Vec<Mailbox>>;
-    /// Reads a mailbox by id.
-    async fn get_mailbox(&self, id: MailboxId) -> Result<Option<Mailbox>>;
+    /// Reads a mailbox of an account by id.
+    async fn get_mailbox(&self, account: PrincipalId, id: MailboxId) -> Result<Option<Mailbox>>;
+    /// The account a mailbox belongs to: the one call not keyed by account,
+    /// for core to decide whether the caller may act in it. It returns no
+    /// data of the mailbox.
+    async fn mailbox_owner(&self, id: MailboxId) -> Result<Option<PrincipalId>>;
     /// Finds an account's mailbox by name; "INBOX" in any case also names
     /// the mailbox with the inbox role. The first by name when both match.
     async fn find_mailbox(&self, account: PrincipalId, name: &str) -> Result<Option<Mailbox>>;
     /// Renames mailboxes in one transaction (a mailbox and its children);
     /// fails with [`StoreError::AlreadyExists`] if a new name is taken.
-    async fn rename_mailboxes(&self, renames: &[(MailboxId, String)]) -> Result<()>;
+    async fn rename_mailboxes(
+        &self,
+        account: PrincipalId,
+        renames: &[(MailboxId, String)],
+    ) -> Result<()>;
     /// The names an account subscribes to, existing as mailboxes or not
     /// (RFC 9051 §6.3.7), sorted.
     async fn subscriptions(&self, account: PrincipalId) -> Result<Vec<String>>;
@@ -29,19 +37,24 @@ pub trait MailboxStore: Send + Sync + 'static {
     /// Claims the messages no session has seen as `\Recent` yet: returns the
     /// UIDs `[first, end)` that are now recent to the caller alone, and moves
     /// the mailbox's mark to `end` (RFC 3501 §2.3.2).
-    async fn claim_recent(&self, mailbox: MailboxId) -> Result<(u32, u32)>;
+    async fn claim_recent(&self, account: PrincipalId, mailbox: MailboxId) -> Result<(u32, u32)>;
     /// The UID of the newest message in a mailbox with this Message-ID
     /// (without angle brackets) received at or after `since` (ms since the epoch).
     async fn find_by_message_id(
         &self,
+        account: PrincipalId,
         mailbox: MailboxId,
         message_id: &str,
         since: i64,
     ) -> Result<Option<u32>>;
     /// Deletes a mailbox with its messages, releasing what no other mailbox holds.
-    async fn delete_mailbox(&self, id: MailboxId) -> Result<()>;
+    async fn delete_mailbox(&self, account: PrincipalId, id: MailboxId) -> Result<()>;
     /// A mailbox with the counts of its messages (for IMAP STATUS), in one read.
-    async fn mailbox_status(&self, id: MailboxId) -> Result<(Mailbox, MailboxStatus)>;
+    async fn mailbox_status(
+        &self,
+        account: PrincipalId,
+        id: MailboxId,
+    ) -> Result<(Mailbox, MailboxStatus)>;
 }
 
 pub(crate) const MAILBOX_COLUMNS: &str =
@@ -95,23 +108,24 @@ pub(crate) async fn insert_mailbox(
     }
 }
 
-/// The account owning a mailbox and its HIGHESTMODSEQ; with `lock`, the
+/// Checks that a mailbox belongs to `account` (else it is not found, as
+/// for an id never made) and returns its HIGHESTMODSEQ; with `lock`, the
 /// row is locked for the transaction (PostgreSQL).
-pub(crate) async fn mailbox_account(
+pub(crate) async fn mailbox_in(
     c: &mut dyn Conn,
+    account: PrincipalId,
     mailbox: MailboxId,
     lock: bool,
-) -> Result<(i64, u64)> {
+) -> Result<u64> {
     let sql = if lock && c.dialect() == Dialect::Postgres {
-        "SELECT account_id, highest_modseq FROM mailboxes WHERE id = $1 FOR UPDATE"
+        "SELECT highest_modseq FROM mailboxes WHERE id = $1 AND account_id = $2 FOR UPDATE"
     } else {
-        "SELECT account_id, highest_modseq FROM mailboxes WHERE id = $1"
+        "SELECT highest_modseq FROM mailboxes WHERE id = $1 AND account_id = $2"
     };
-    let row = c
-        .query_opt(sql, params![mailbox.0])
+    c.query_opt(sql, params![mailbox.0, account.0])
         .await?
-        .ok_or_else(|| no_mailbox(mailbox))?;
-    Ok((row.int(0)?, row.uint(1)?))
+        .ok_or_else(|| no_mailbox(mailbox))?
+        .uint(0)
 }
 
 #[async_trait]
@@ -139,16 +153,33 @@ impl<B: Backend> MailboxStore for SqlStore<B> {
         .await
     }
 
-    async fn get_mailbox(&self, id: MailboxId) -> Result<Option<Mailbox>> {
+    async fn get_mailbox(&self, account: PrincipalId, id: MailboxId) -> Result<Option<Mailbox>> {
         self.read(Size::Few, move |c| {
             Box::pin(async move {
                 c.query_opt(
-                    &format!("SELECT {MAILBOX_COLUMNS} FROM mailboxes WHERE id = $1"),
-                    params![id.0],
+                    &format!(
+                        "SELECT {MAILBOX_COLUMNS} FROM mailboxes WHERE id = $1 AND account_id = $2"
+                    ),
+                    params![id.0, account.0],
                 )
                 .await?
                 .as_mut()
                 .map(mailbox_from)
+                .transpose()
+            })
+        })
+        .await
+    }
+
+    async fn mailbox_owner(&self, id: MailboxId) -> Result<Option<PrincipalId>> {
+        self.read(Size::Few, move |c| {
+            Box::pin(async move {
+                c.query_opt(
+                    "SELECT account_id FROM mailboxes WHERE id = $1",
+                    params![id.0],
+                )
+                .await?
+                .map(|r| Ok(PrincipalId(r.int(0)?)))
                 .transpose()
             })
         })
@@ -182,7 +213,11 @@ impl<B: Backend> MailboxStore for SqlStore<B> {
         .await
     }
 
-    async fn rename_mailboxes(&self, renames: &[(MailboxId, String)]) -> Result<()> {
+    async fn rename_mailboxes(
+        &self,
+        account: PrincipalId,
+        renames: &[(MailboxId, String)],
+    ) -> Result<()> {
         let renames = renames.to_vec();
         self.write(move |c| {
             Box::pin(async move {
@@ -190,7 +225,7 @@ impl<B: Backend> MailboxStore for SqlStore<B> {
                 // itself; the interim name starts with a control character,
                 // which no client can create.
                 for (id, _) in &renames {
-                    mailbox_account(c, *id, true).await?;
+                    mailbox_in(c, account, *id, true).await?;
                     c.execute(
                         "UPDATE mailboxes SET name = $2 || CAST(id AS TEXT) WHERE id = $1",
                         params![id.0, "\u{1}renaming "],
@@ -198,11 +233,10 @@ impl<B: Backend> MailboxStore for SqlStore<B> {
                     .await?;
                 }
                 for (id, name) in &renames {
-                    let (account, _) = mailbox_account(c, *id, false).await?;
                     let taken = c
                         .query_one(
                             "SELECT count(*) FROM mailboxes WHERE account_id = $1 AND name = $2",
-                            params![account, name.as_str()],
+                            params![account.0, name.as_str()],
                         )
                         .await?
                         .int(0)?
@@ -254,7 +288,7 @@ impl<B: Backend> MailboxStore for SqlStore<B> {
         .await
     }
 
-    async fn claim_recent(&self, mailbox: MailboxId) -> Result<(u32, u32)> {
+    async fn claim_recent(&self, account: PrincipalId, mailbox: MailboxId) -> Result<(u32, u32)> {
         self.write_one(move |c| {
             Box::pin(async move {
                 let row = match c.dialect() {
@@ -263,10 +297,11 @@ impl<B: Backend> MailboxStore for SqlStore<B> {
                     Dialect::Postgres => {
                         c.query_opt(
                             "UPDATE mailboxes m SET recent_uid = GREATEST(m.recent_uid, m.uid_next)
-                             FROM (SELECT id, recent_uid FROM mailboxes WHERE id = $1 FOR UPDATE) old
+                             FROM (SELECT id, recent_uid FROM mailboxes
+                                   WHERE id = $1 AND account_id = $2 FOR UPDATE) old
                              WHERE m.id = old.id
                              RETURNING old.recent_uid, m.recent_uid",
-                            params![mailbox.0],
+                            params![mailbox.0, account.0],
                         )
                         .await?
                     }
@@ -275,8 +310,8 @@ impl<B: Backend> MailboxStore for SqlStore<B> {
                     Dialect::Sqlite => {
                         let old = c
                             .query_opt(
-                                "SELECT recent_uid FROM mailboxes WHERE id = $1",
-                                params![mailbox.0],
+                                "SELECT recent_uid FROM mailboxes WHERE id = $1 AND account_id = $2",
+                                params![mailbox.0, account.0],
                             )
                             .await?
                             .ok_or_else(|| no_mailbox(mailbox))?
@@ -301,6 +336,7 @@ impl<B: Backend> MailboxStore for SqlStore<B> {
 
     async fn find_by_message_id(
         &self,
+        account: PrincipalId,
         mailbox: MailboxId,
         message_id: &str,
         since: i64,
@@ -312,10 +348,10 @@ impl<B: Backend> MailboxStore for SqlStore<B> {
                 c.query_opt(
                     "SELECT mm.uid FROM messages m
                      JOIN mailbox_messages mm ON mm.message_id = m.id AND mm.mailbox_id = $1
-                     WHERE m.account_id = (SELECT account_id FROM mailboxes WHERE id = $1)
+                     WHERE m.account_id = $4
                        AND m.message_id_header = $2 AND m.received_at >= $3
                      ORDER BY mm.uid DESC LIMIT 1",
-                    params![mailbox.0, message_id, since],
+                    params![mailbox.0, message_id, since, account.0],
                 )
                 .await?
                 .map(|r| r.u32(0))
@@ -325,10 +361,10 @@ impl<B: Backend> MailboxStore for SqlStore<B> {
         .await
     }
 
-    async fn delete_mailbox(&self, id: MailboxId) -> Result<()> {
+    async fn delete_mailbox(&self, account: PrincipalId, id: MailboxId) -> Result<()> {
         self.write(move |c| {
             Box::pin(async move {
-                mailbox_account(c, id, true).await?;
+                mailbox_in(c, account, id, true).await?;
                 let messages: Vec<i64> = c
                     .query(
                         "DELETE FROM mailbox_messages WHERE mailbox_id = $1 RETURNING message_id",
@@ -352,7 +388,11 @@ impl<B: Backend> MailboxStore for SqlStore<B> {
         .await
     }
 
-    async fn mailbox_status(&self, id: MailboxId) -> Result<(Mailbox, MailboxStatus)> {
+    async fn mailbox_status(
+        &self,
+        account: PrincipalId,
+        id: MailboxId,
+    ) -> Result<(Mailbox, MailboxStatus)> {
         self.read(Size::Few, move |c| {
             Box::pin(async move {
                 let mut r = c
@@ -361,9 +401,9 @@ impl<B: Backend> MailboxStore for SqlStore<B> {
                             "SELECT {MAILBOX_COLUMNS}, message_count, unseen_count, deleted_count, total_size,
                                     (SELECT count(*) FROM mailbox_messages mm
                                      WHERE mm.mailbox_id = mailboxes.id AND mm.uid >= mailboxes.recent_uid)
-                             FROM mailboxes WHERE id = $1"
+                             FROM mailboxes WHERE id = $1 AND account_id = $2"
                         ),
-                        params![id.0],
+                        params![id.0, account.0],
                     )
                     .await?
                     .ok_or_else(|| no_mailbox(id))?;

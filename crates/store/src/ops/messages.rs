@@ -10,52 +10,80 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 
-use super::mailboxes::{mailbox_account, no_mailbox};
+use super::mailboxes::{mailbox_in, no_mailbox};
 use crate::model::{decode_keywords, encode_keywords};
 use crate::sql::{Backend, Conn, Dialect, Row, Size, SqlStore, Value, params};
 use crate::*;
 
-/// Messages of mailboxes and their per-mailbox state.
+/// Messages of mailboxes and their per-mailbox state. Every call names the
+/// account it acts in and finds rows by (account, id): a mailbox or
+/// message of another account is not found.
 #[async_trait]
 pub trait MessageStore: Send + Sync + 'static {
-    /// Appends one message to one or more mailboxes (possibly of several
-    /// accounts) atomically: every mailbox gets it, or none does.
+    /// Appends one message to one or more mailboxes, each named with its
+    /// account (possibly several accounts), atomically: every mailbox gets
+    /// it, or none does.
     async fn append_message(
         &self,
-        targets: &[MailboxId],
+        targets: &[(PrincipalId, MailboxId)],
         message: NewMessage,
     ) -> Result<Vec<Appended>>;
     /// Lists a mailbox's messages in UID order.
-    async fn list_messages(&self, mailbox: MailboxId) -> Result<Vec<MessageRecord>>;
+    async fn list_messages(
+        &self,
+        account: PrincipalId,
+        mailbox: MailboxId,
+    ) -> Result<Vec<MessageRecord>>;
     /// Lists a mailbox's messages in UID order without reading their
     /// summaries (left empty): UIDs, flags, MODSEQs, sizes and dates only.
-    async fn list_message_state(&self, mailbox: MailboxId) -> Result<Vec<MessageRecord>>;
+    async fn list_message_state(
+        &self,
+        account: PrincipalId,
+        mailbox: MailboxId,
+    ) -> Result<Vec<MessageRecord>>;
     /// The messages of a mailbox with the given UIDs, in UID order; UIDs
     /// not in the mailbox are left out.
-    async fn get_messages(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<MessageRecord>>;
+    async fn get_messages(
+        &self,
+        account: PrincipalId,
+        mailbox: MailboxId,
+        uids: &[u32],
+    ) -> Result<Vec<MessageRecord>>;
     /// Messages of a mailbox by UID, as [`MessageStore::get_messages`], each
     /// with its cached derived data of `kind` when it has some (one read).
     async fn get_messages_cached(
         &self,
+        account: PrincipalId,
         mailbox: MailboxId,
         uids: &[u32],
         kind: &str,
     ) -> Result<Vec<(MessageRecord, Option<Vec<u8>>)>>;
-    /// Messages by id, those still stored, in id order.
-    async fn messages_by_id(&self, ids: &[MessageId]) -> Result<Vec<StoredMessage>>;
+    /// Messages of an account by id, those still stored, in id order.
+    async fn messages_by_id(
+        &self,
+        account: PrincipalId,
+        ids: &[MessageId],
+    ) -> Result<Vec<StoredMessage>>;
     /// Cached derived data of `kind` for these messages (those that have it).
     async fn get_cached(
         &self,
+        account: PrincipalId,
         messages: &[MessageId],
         kind: &str,
     ) -> Result<Vec<(MessageId, Vec<u8>)>>;
     /// Keeps derived data of `kind` for messages (replacing what was there).
-    async fn put_cached(&self, kind: &str, entries: Vec<(MessageId, Vec<u8>)>) -> Result<()>;
+    async fn put_cached(
+        &self,
+        account: PrincipalId,
+        kind: &str,
+        entries: Vec<(MessageId, Vec<u8>)>,
+    ) -> Result<()>;
     /// Copies messages to another mailbox of the same account (and with
     /// `remove`, takes them out of the source in the same transaction: a
     /// move). Returns (source UID, new UID) pairs in source UID order.
     async fn copy_messages(
         &self,
+        account: PrincipalId,
         from: MailboxId,
         uids: &[u32],
         to: MailboxId,
@@ -65,14 +93,20 @@ pub trait MessageStore: Send + Sync + 'static {
     /// message's UID, new MODSEQ and message id.
     async fn store_flags(
         &self,
+        account: PrincipalId,
         mailbox: MailboxId,
         uids: &[u32],
         change: FlagChange,
     ) -> Result<Vec<(u32, u64, MessageId)>>;
     /// Removes the given UIDs from a mailbox; returns the mailbox's new HIGHESTMODSEQ.
-    async fn expunge(&self, mailbox: MailboxId, uids: &[u32]) -> Result<u64>;
+    async fn expunge(&self, account: PrincipalId, mailbox: MailboxId, uids: &[u32]) -> Result<u64>;
     /// The change log of a mailbox after `since_modseq`, in MODSEQ order.
-    async fn changes_since(&self, mailbox: MailboxId, since_modseq: u64) -> Result<Vec<Change>>;
+    async fn changes_since(
+        &self,
+        account: PrincipalId,
+        mailbox: MailboxId,
+        since_modseq: u64,
+    ) -> Result<Vec<Change>>;
 }
 
 /// Reads of fewer rows than this are [`Size::Few`].
@@ -412,7 +446,7 @@ async fn insert_message(
 impl<B: Backend> MessageStore for SqlStore<B> {
     async fn append_message(
         &self,
-        targets: &[MailboxId],
+        targets: &[(PrincipalId, MailboxId)],
         message: NewMessage,
     ) -> Result<Vec<Appended>> {
         let targets = targets.to_vec();
@@ -423,23 +457,23 @@ impl<B: Backend> MessageStore for SqlStore<B> {
                 // deliveries lock PostgreSQL's rows in one order and never
                 // deadlock.
                 let mut order = targets.clone();
-                order.sort();
-                order.dedup();
+                order.sort_by_key(|&(_, mailbox)| mailbox);
+                order.dedup_by_key(|&mut (_, mailbox)| mailbox);
                 let mut allocated = BTreeMap::new();
-                for mailbox in order {
+                for (account, mailbox) in order {
                     let row = c
                         .query_opt(
                             "UPDATE mailboxes SET uid_next = uid_next + 1, highest_modseq = highest_modseq + 1
-                             WHERE id = $1 RETURNING account_id, uid_next - 1, highest_modseq",
-                            params![mailbox.0],
+                             WHERE id = $1 AND account_id = $2 RETURNING uid_next - 1, highest_modseq",
+                            params![mailbox.0, account.0],
                         )
                         .await?
                         .ok_or_else(|| no_mailbox(mailbox))?;
-                    allocated.insert(mailbox, (row.int(0)?, row.int(1)?, row.int(2)?));
+                    allocated.insert(mailbox, (account.0, row.int(0)?, row.int(1)?));
                 }
                 let mut by_account: BTreeMap<i64, (i64, i64)> = BTreeMap::new();
                 let mut out: Vec<Appended> = Vec::with_capacity(targets.len());
-                for mailbox in targets {
+                for (_, mailbox) in targets {
                     if out.iter().any(|a| a.mailbox == mailbox) {
                         continue;
                     }
@@ -487,12 +521,18 @@ impl<B: Backend> MessageStore for SqlStore<B> {
         .await
     }
 
-    async fn list_messages(&self, mailbox: MailboxId) -> Result<Vec<MessageRecord>> {
+    async fn list_messages(
+        &self,
+        account: PrincipalId,
+        mailbox: MailboxId,
+    ) -> Result<Vec<MessageRecord>> {
         self.read(Size::Many, move |c| {
             Box::pin(async move {
                 c.query(
-                    &format!("{SELECT_MESSAGES} WHERE mm.mailbox_id = $1 ORDER BY mm.uid"),
-                    params![mailbox.0],
+                    &format!(
+                        "{SELECT_MESSAGES} WHERE mm.mailbox_id = $1 AND m.account_id = $2 ORDER BY mm.uid"
+                    ),
+                    params![mailbox.0, account.0],
                 )
                 .await?
                 .iter_mut()
@@ -503,12 +543,18 @@ impl<B: Backend> MessageStore for SqlStore<B> {
         .await
     }
 
-    async fn list_message_state(&self, mailbox: MailboxId) -> Result<Vec<MessageRecord>> {
+    async fn list_message_state(
+        &self,
+        account: PrincipalId,
+        mailbox: MailboxId,
+    ) -> Result<Vec<MessageRecord>> {
         self.read(Size::Many, move |c| {
             Box::pin(async move {
                 c.query(
-                    &format!("{SELECT_MESSAGE_STATE} WHERE mm.mailbox_id = $1 ORDER BY mm.uid"),
-                    params![mailbox.0],
+                    &format!(
+                        "{SELECT_MESSAGE_STATE} WHERE mm.mailbox_id = $1 AND m.account_id = $2 ORDER BY mm.uid"
+                    ),
+                    params![mailbox.0, account.0],
                 )
                 .await?
                 .iter_mut()
@@ -519,7 +565,12 @@ impl<B: Backend> MessageStore for SqlStore<B> {
         .await
     }
 
-    async fn get_messages(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<MessageRecord>> {
+    async fn get_messages(
+        &self,
+        account: PrincipalId,
+        mailbox: MailboxId,
+        uids: &[u32],
+    ) -> Result<Vec<MessageRecord>> {
         let uids = uid_set(uids);
         if uids.is_empty() {
             return Ok(Vec::new());
@@ -527,8 +578,9 @@ impl<B: Backend> MessageStore for SqlStore<B> {
         self.read(read_size(&uids), move |c| {
             let uids = uids.clone();
             Box::pin(async move {
-                let select = format!("{SELECT_MESSAGES} WHERE mm.mailbox_id = $1");
-                rows_for_uids(c, &select, mailbox, &[], &uids)
+                let select =
+                    format!("{SELECT_MESSAGES} WHERE mm.mailbox_id = $1 AND m.account_id = $2");
+                rows_for_uids(c, &select, mailbox, &[Value::Int(account.0)], &uids)
                     .await?
                     .iter_mut()
                     .map(|r| message_from(mailbox, r))
@@ -540,6 +592,7 @@ impl<B: Backend> MessageStore for SqlStore<B> {
 
     async fn get_messages_cached(
         &self,
+        account: PrincipalId,
         mailbox: MailboxId,
         uids: &[u32],
         kind: &str,
@@ -554,8 +607,11 @@ impl<B: Backend> MessageStore for SqlStore<B> {
         self.read(read_size(&uids), move |c| {
             let (uids, kind) = (uids.clone(), kind.clone());
             Box::pin(async move {
-                let select = format!("{SELECT_MESSAGES_CACHED} WHERE mm.mailbox_id = $1");
-                rows_for_uids(c, &select, mailbox, &[Value::Text(kind)], &uids)
+                let select = format!(
+                    "{SELECT_MESSAGES_CACHED} WHERE mm.mailbox_id = $1 AND m.account_id = $3"
+                );
+                let fixed = [Value::Text(kind), Value::Int(account.0)];
+                rows_for_uids(c, &select, mailbox, &fixed, &uids)
                     .await?
                     .iter_mut()
                     .map(|r| Ok((message_from(mailbox, r)?, r.opt_bytes(10)?)))
@@ -565,7 +621,11 @@ impl<B: Backend> MessageStore for SqlStore<B> {
         .await
     }
 
-    async fn messages_by_id(&self, ids: &[MessageId]) -> Result<Vec<StoredMessage>> {
+    async fn messages_by_id(
+        &self,
+        account: PrincipalId,
+        ids: &[MessageId],
+    ) -> Result<Vec<StoredMessage>> {
         let mut ids: Vec<i64> = ids.iter().map(|m| m.0).collect();
         ids.sort_unstable();
         ids.dedup();
@@ -582,8 +642,8 @@ impl<B: Backend> MessageStore for SqlStore<B> {
                 let rows = match c.dialect() {
                     Dialect::Postgres => {
                         c.query(
-                            &format!("{SELECT} WHERE id = ANY($1) ORDER BY id"),
-                            &[Value::Ints(ids)],
+                            &format!("{SELECT} WHERE id = ANY($1) AND account_id = $2 ORDER BY id"),
+                            &[Value::Ints(ids), Value::Int(account.0)],
                         )
                         .await?
                     }
@@ -591,8 +651,11 @@ impl<B: Backend> MessageStore for SqlStore<B> {
                         let mut rows = Vec::with_capacity(ids.len());
                         for id in ids {
                             rows.extend(
-                                c.query(&format!("{SELECT} WHERE id = $1"), params![id])
-                                    .await?,
+                                c.query(
+                                    &format!("{SELECT} WHERE id = $1 AND account_id = $2"),
+                                    params![id, account.0],
+                                )
+                                .await?,
                             );
                         }
                         rows
@@ -616,6 +679,7 @@ impl<B: Backend> MessageStore for SqlStore<B> {
 
     async fn get_cached(
         &self,
+        account: PrincipalId,
         messages: &[MessageId],
         kind: &str,
     ) -> Result<Vec<(MessageId, Vec<u8>)>> {
@@ -635,9 +699,10 @@ impl<B: Backend> MessageStore for SqlStore<B> {
                 let rows = match c.dialect() {
                     Dialect::Postgres => {
                         c.query(
-                            "SELECT message_id, data FROM message_cache
-                             WHERE message_id = ANY($1) AND kind = $2",
-                            &[Value::Ints(ids), Value::Text(kind)],
+                            "SELECT mc.message_id, mc.data FROM message_cache mc
+                             JOIN messages m ON m.id = mc.message_id
+                             WHERE mc.message_id = ANY($1) AND mc.kind = $2 AND m.account_id = $3",
+                            &[Value::Ints(ids), Value::Text(kind), Value::Int(account.0)],
                         )
                         .await?
                     }
@@ -646,9 +711,10 @@ impl<B: Backend> MessageStore for SqlStore<B> {
                         for id in ids {
                             rows.extend(
                                 c.query(
-                                    "SELECT message_id, data FROM message_cache
-                                     WHERE message_id = $1 AND kind = $2",
-                                    params![id, kind.as_str()],
+                                    "SELECT mc.message_id, mc.data FROM message_cache mc
+                                     JOIN messages m ON m.id = mc.message_id
+                                     WHERE mc.message_id = $1 AND mc.kind = $2 AND m.account_id = $3",
+                                    params![id, kind.as_str(), account.0],
                                 )
                                 .await?,
                             );
@@ -664,7 +730,12 @@ impl<B: Backend> MessageStore for SqlStore<B> {
         .await
     }
 
-    async fn put_cached(&self, kind: &str, entries: Vec<(MessageId, Vec<u8>)>) -> Result<()> {
+    async fn put_cached(
+        &self,
+        account: PrincipalId,
+        kind: &str,
+        entries: Vec<(MessageId, Vec<u8>)>,
+    ) -> Result<()> {
         if entries.is_empty() {
             return Ok(());
         }
@@ -676,9 +747,10 @@ impl<B: Backend> MessageStore for SqlStore<B> {
                 for (m, data) in entries {
                     c.execute(
                         "INSERT INTO message_cache (message_id, kind, data)
-                         SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM messages WHERE id = $1)
+                         SELECT $1, $2, $3
+                         WHERE EXISTS (SELECT 1 FROM messages WHERE id = $1 AND account_id = $4)
                          ON CONFLICT (message_id, kind) DO UPDATE SET data = excluded.data",
-                        params![m.0, kind.as_str(), data],
+                        params![m.0, kind.as_str(), data, account.0],
                     )
                     .await?;
                 }
@@ -690,6 +762,7 @@ impl<B: Backend> MessageStore for SqlStore<B> {
 
     async fn copy_messages(
         &self,
+        account: PrincipalId,
         from: MailboxId,
         uids: &[u32],
         to: MailboxId,
@@ -704,14 +777,9 @@ impl<B: Backend> MessageStore for SqlStore<B> {
                 } else {
                     (to, from)
                 };
-                mailbox_account(c, first, true).await?;
-                mailbox_account(c, second, true).await?;
-                let (account, _) = mailbox_account(c, from, false).await?;
-                if mailbox_account(c, to, false).await?.0 != account {
-                    return Err(StoreError::Conflict(
-                        "messages are copied only between mailboxes of one account".into(),
-                    ));
-                }
+                // Both in the account: messages are copied only within one.
+                mailbox_in(c, account, first, true).await?;
+                mailbox_in(c, account, second, true).await?;
                 let select = "SELECT mm.uid, mm.message_id, mm.flags, mm.keywords
                               FROM mailbox_messages mm WHERE mm.mailbox_id = $1";
                 let mut rows = rows_for_uids(c, select, from, &[], &uids).await?;
@@ -780,14 +848,14 @@ impl<B: Backend> MessageStore for SqlStore<B> {
                 let created: Vec<(i64, i64, i64)> = (0..rows.len())
                     .map(|i| (modseqs[i], messages[i], new_uids[i]))
                     .collect();
-                log_changes(c, account, to, ChangeKind::Created, &created).await?;
+                log_changes(c, account.0, to, ChangeKind::Created, &created).await?;
                 if remove {
                     delete_uids(c, from, &old_uids).await?;
                     let first = allocate_modseqs(c, from, rows.len()).await? as i64;
                     let expunged: Vec<(i64, i64, i64)> = (0..rows.len())
                         .map(|i| (first + i as i64, messages[i], old_uids[i]))
                         .collect();
-                    log_changes(c, account, from, ChangeKind::Expunged, &expunged).await?;
+                    log_changes(c, account.0, from, ChangeKind::Expunged, &expunged).await?;
                 }
                 Ok(old_uids
                     .iter()
@@ -801,6 +869,7 @@ impl<B: Backend> MessageStore for SqlStore<B> {
 
     async fn store_flags(
         &self,
+        account: PrincipalId,
         mailbox: MailboxId,
         uids: &[u32],
         change: FlagChange,
@@ -808,7 +877,7 @@ impl<B: Backend> MessageStore for SqlStore<B> {
         let uids = uid_set(uids);
         self.write(move |c| {
             Box::pin(async move {
-                let (account, _) = mailbox_account(c, mailbox, true).await?;
+                mailbox_in(c, account, mailbox, true).await?;
                 let select = "SELECT mm.uid, mm.message_id, mm.flags, mm.keywords
                               FROM mailbox_messages mm WHERE mm.mailbox_id = $1";
                 let mut changed = Vec::new();
@@ -864,7 +933,7 @@ impl<B: Backend> MessageStore for SqlStore<B> {
                     .zip(&modseqs)
                     .map(|(c, &m)| (m, c.1, c.0))
                     .collect();
-                log_changes(c, account, mailbox, ChangeKind::Flags, &log).await?;
+                log_changes(c, account.0, mailbox, ChangeKind::Flags, &log).await?;
                 Ok(log
                     .into_iter()
                     .map(|(modseq, message, uid)| (uid as u32, modseq as u64, MessageId(message)))
@@ -874,11 +943,11 @@ impl<B: Backend> MessageStore for SqlStore<B> {
         .await
     }
 
-    async fn expunge(&self, mailbox: MailboxId, uids: &[u32]) -> Result<u64> {
+    async fn expunge(&self, account: PrincipalId, mailbox: MailboxId, uids: &[u32]) -> Result<u64> {
         let uids = uid_set(uids);
         self.write(move |c| {
             Box::pin(async move {
-                let (account, highest) = mailbox_account(c, mailbox, true).await?;
+                let highest = mailbox_in(c, account, mailbox, true).await?;
                 let uid_list: Vec<i64> = uids.iter().map(|&u| i64::from(u)).collect();
                 let gone = delete_uids(c, mailbox, &uid_list).await?;
                 if gone.is_empty() {
@@ -890,7 +959,7 @@ impl<B: Backend> MessageStore for SqlStore<B> {
                     .zip(first..)
                     .map(|(&(uid, message), modseq)| (modseq, message, uid))
                     .collect();
-                log_changes(c, account, mailbox, ChangeKind::Expunged, &log).await?;
+                log_changes(c, account.0, mailbox, ChangeKind::Expunged, &log).await?;
                 let released: Vec<i64> = gone.iter().map(|g| g.1).collect();
                 release_orphan_messages(c, &released).await?;
                 Ok((first + gone.len() as i64 - 1) as u64)
@@ -899,14 +968,20 @@ impl<B: Backend> MessageStore for SqlStore<B> {
         .await
     }
 
-    async fn changes_since(&self, mailbox: MailboxId, since_modseq: u64) -> Result<Vec<Change>> {
+    async fn changes_since(
+        &self,
+        account: PrincipalId,
+        mailbox: MailboxId,
+        since_modseq: u64,
+    ) -> Result<Vec<Change>> {
         self.read(Size::Few, move |c| {
             Box::pin(async move {
                 c.query(
                     "SELECT modseq, object_id, uid, kind FROM changes
                      WHERE collection_kind = 'mailbox' AND collection_id = $1 AND modseq > $2
+                       AND account_id = $3
                      ORDER BY modseq",
-                    params![mailbox.0, since_modseq],
+                    params![mailbox.0, since_modseq, account.0],
                 )
                 .await?
                 .into_iter()

@@ -14,11 +14,13 @@ pub trait TextIndex: Send + Sync + 'static {
     /// at least three characters (a substring match, as IMAP SEARCH asks).
     async fn search_text(
         &self,
+        account: PrincipalId,
         mailbox: MailboxId,
         field: TextField,
         needle: &str,
     ) -> Result<TextMatches>;
-    /// Up to `limit` messages that have no indexed text yet, oldest first.
+    /// Up to `limit` messages that have no indexed text yet, oldest first
+    /// (the indexer's work across accounts: ids and blobs, no user data).
     async fn unindexed_messages(&self, limit: usize) -> Result<Vec<(MessageId, BlobHash)>>;
     /// Adds messages' text to the full-text index (messages gone meanwhile are skipped).
     async fn put_text(&self, entries: Vec<(MessageId, MessageText)>) -> Result<()>;
@@ -28,10 +30,17 @@ pub trait TextIndex: Send + Sync + 'static {
 impl<B: Backend> TextIndex for SqlStore<B> {
     async fn search_text(
         &self,
+        account: PrincipalId,
         mailbox: MailboxId,
         field: TextField,
         needle: &str,
     ) -> Result<TextMatches> {
+        // The backend's search reads by mailbox; it runs only on a mailbox
+        // of the account.
+        self.read(Size::Few, move |c| {
+            Box::pin(async move { super::mailboxes::mailbox_in(c, account, mailbox, false).await })
+        })
+        .await?;
         self.backend.search_text(mailbox, field, needle).await
     }
 
