@@ -12,7 +12,7 @@ use async_trait::async_trait;
 
 use super::mailboxes::{mailbox_in, no_mailbox};
 use crate::model::{decode_keywords, encode_keywords};
-use crate::sql::{Backend, Conn, Dialect, Row, Size, SqlStore, Value, params};
+use crate::sql::{Backend, Conn, Dialect, EachRow, Row, Size, SqlStore, Value, params};
 use crate::*;
 
 /// Messages of mailboxes and their per-mailbox state. Every call names the
@@ -144,18 +144,20 @@ fn read_size(uids: &[u32]) -> Size {
 }
 
 /// Runs `select` (which names the mailbox as `$1`, then `fixed` as `$2`...,
-/// and has UID as its first column) for the rows of a sorted UID set, in
-/// UID order: one statement on PostgreSQL; on SQLite one range scan where
-/// the set is dense and one indexed lookup per UID where it is sparse.
+/// and has UID as its first column) for the rows of a sorted UID set and
+/// hands each to `each`, in UID order: one statement on PostgreSQL; on
+/// SQLite one range scan where the set is dense and one indexed lookup
+/// per UID where it is sparse.
 async fn rows_for_uids(
     c: &mut dyn Conn,
     select: &str,
     mailbox: MailboxId,
     fixed: &[Value],
     uids: &[u32],
-) -> Result<Vec<Row>> {
+    each: &mut EachRow<'_>,
+) -> Result<()> {
     let (Some(&low), Some(&high)) = (uids.first(), uids.last()) else {
-        return Ok(Vec::new());
+        return Ok(());
     };
     let next = fixed.len() + 2;
     let mut args = Vec::with_capacity(fixed.len() + 3);
@@ -164,43 +166,50 @@ async fn rows_for_uids(
     match c.dialect() {
         Dialect::Postgres => {
             args.push(Value::Ints(uids.iter().map(|&u| i64::from(u)).collect()));
-            c.query(
-                &format!("{select} AND mm.uid = ANY(${next}) ORDER BY mm.uid"),
-                &args,
-            )
-            .await
+            let sql = format!("{select} AND mm.uid = ANY(${next}) ORDER BY mm.uid");
+            c.for_each(&sql, &args, each).await
         }
         Dialect::Sqlite if sparse(uids) => {
             let sql = format!("{select} AND mm.uid = ${next}");
-            let mut out = Vec::with_capacity(uids.len());
             args.push(Value::Null);
             for &uid in uids {
                 *args.last_mut().expect("pushed") = Value::from(uid);
-                out.extend(c.query(&sql, &args).await?);
+                c.for_each(&sql, &args, each).await?;
             }
-            Ok(out)
+            Ok(())
         }
         Dialect::Sqlite => {
             args.push(Value::from(low));
             args.push(Value::from(high));
-            let rows = c
-                .query(
-                    &format!(
-                        "{select} AND mm.uid BETWEEN ${next} AND ${} ORDER BY mm.uid",
-                        next + 1
-                    ),
-                    &args,
-                )
-                .await?;
-            let mut out = Vec::with_capacity(uids.len());
-            for row in rows {
+            let sql = format!(
+                "{select} AND mm.uid BETWEEN ${next} AND ${} ORDER BY mm.uid",
+                next + 1
+            );
+            c.for_each(&sql, &args, &mut |row| {
                 if uids.binary_search(&row.u32(0)?).is_ok() {
-                    out.push(row);
+                    each(row)?;
                 }
-            }
-            Ok(out)
+                Ok(())
+            })
+            .await
         }
     }
+}
+
+/// [`rows_for_uids`], collected.
+async fn collect_rows_for_uids(
+    c: &mut dyn Conn,
+    select: &str,
+    mailbox: MailboxId,
+    uids: &[u32],
+) -> Result<Vec<Row>> {
+    let mut out = Vec::with_capacity(uids.len());
+    rows_for_uids(c, select, mailbox, &[], uids, &mut |row| {
+        out.push(std::mem::take(row));
+        Ok(())
+    })
+    .await?;
+    Ok(out)
 }
 
 const SELECT_MESSAGES: &str = "SELECT mm.uid, m.id, m.blob_hash, m.size, m.received_at, mm.flags,
@@ -457,8 +466,10 @@ impl<B: Backend> MessageStore for SqlStore<B> {
                 // deliveries lock PostgreSQL's rows in one order and never
                 // deadlock.
                 let mut order = targets.clone();
-                order.sort_by_key(|&(_, mailbox)| mailbox);
-                order.dedup_by_key(|&mut (_, mailbox)| mailbox);
+                // A mailbox named under an account it is not in fails as
+                // not found, whatever else the targets name.
+                order.sort_by_key(|&(account, mailbox)| (mailbox, account));
+                order.dedup();
                 let mut allocated = BTreeMap::new();
                 for (account, mailbox) in order {
                     let row = c
@@ -528,16 +539,19 @@ impl<B: Backend> MessageStore for SqlStore<B> {
     ) -> Result<Vec<MessageRecord>> {
         self.read(Size::Many, move |c| {
             Box::pin(async move {
-                c.query(
+                let mut out = Vec::new();
+                c.for_each(
                     &format!(
                         "{SELECT_MESSAGES} WHERE mm.mailbox_id = $1 AND m.account_id = $2 ORDER BY mm.uid"
                     ),
                     params![mailbox.0, account.0],
+                    &mut |r| {
+                        out.push(message_from(mailbox, r)?);
+                        Ok(())
+                    },
                 )
-                .await?
-                .iter_mut()
-                .map(|r| message_from(mailbox, r))
-                .collect()
+                .await?;
+                Ok(out)
             })
         })
         .await
@@ -550,16 +564,19 @@ impl<B: Backend> MessageStore for SqlStore<B> {
     ) -> Result<Vec<MessageRecord>> {
         self.read(Size::Many, move |c| {
             Box::pin(async move {
-                c.query(
+                let mut out = Vec::new();
+                c.for_each(
                     &format!(
                         "{SELECT_MESSAGE_STATE} WHERE mm.mailbox_id = $1 AND m.account_id = $2 ORDER BY mm.uid"
                     ),
                     params![mailbox.0, account.0],
+                    &mut |r| {
+                        out.push(message_from(mailbox, r)?);
+                        Ok(())
+                    },
                 )
-                .await?
-                .iter_mut()
-                .map(|r| message_from(mailbox, r))
-                .collect()
+                .await?;
+                Ok(out)
             })
         })
         .await
@@ -580,11 +597,20 @@ impl<B: Backend> MessageStore for SqlStore<B> {
             Box::pin(async move {
                 let select =
                     format!("{SELECT_MESSAGES} WHERE mm.mailbox_id = $1 AND m.account_id = $2");
-                rows_for_uids(c, &select, mailbox, &[Value::Int(account.0)], &uids)
-                    .await?
-                    .iter_mut()
-                    .map(|r| message_from(mailbox, r))
-                    .collect()
+                let mut out = Vec::with_capacity(uids.len());
+                rows_for_uids(
+                    c,
+                    &select,
+                    mailbox,
+                    &[Value::Int(account.0)],
+                    &uids,
+                    &mut |r| {
+                        out.push(message_from(mailbox, r)?);
+                        Ok(())
+                    },
+                )
+                .await?;
+                Ok(out)
             })
         })
         .await
@@ -611,11 +637,13 @@ impl<B: Backend> MessageStore for SqlStore<B> {
                     "{SELECT_MESSAGES_CACHED} WHERE mm.mailbox_id = $1 AND m.account_id = $3"
                 );
                 let fixed = [Value::Text(kind), Value::Int(account.0)];
-                rows_for_uids(c, &select, mailbox, &fixed, &uids)
-                    .await?
-                    .iter_mut()
-                    .map(|r| Ok((message_from(mailbox, r)?, r.opt_bytes(10)?)))
-                    .collect()
+                let mut out = Vec::with_capacity(uids.len());
+                rows_for_uids(c, &select, mailbox, &fixed, &uids, &mut |r| {
+                    out.push((message_from(mailbox, r)?, r.opt_bytes(10)?));
+                    Ok(())
+                })
+                .await?;
+                Ok(out)
             })
         })
         .await
@@ -782,7 +810,7 @@ impl<B: Backend> MessageStore for SqlStore<B> {
                 mailbox_in(c, account, second, true).await?;
                 let select = "SELECT mm.uid, mm.message_id, mm.flags, mm.keywords
                               FROM mailbox_messages mm WHERE mm.mailbox_id = $1";
-                let mut rows = rows_for_uids(c, select, from, &[], &uids).await?;
+                let mut rows = collect_rows_for_uids(c, select, from, &uids).await?;
                 if rows.is_empty() {
                     return Ok(Vec::new());
                 }
@@ -881,7 +909,7 @@ impl<B: Backend> MessageStore for SqlStore<B> {
                 let select = "SELECT mm.uid, mm.message_id, mm.flags, mm.keywords
                               FROM mailbox_messages mm WHERE mm.mailbox_id = $1";
                 let mut changed = Vec::new();
-                for r in rows_for_uids(c, select, mailbox, &[], &uids).await? {
+                for r in collect_rows_for_uids(c, select, mailbox, &uids).await? {
                     let (uid, message, flags) = (r.int(0)?, r.int(1)?, r.int(2)?);
                     let old_keywords = decode_keywords(r.str(3)?);
                     let (new_flags, new_keywords) =
@@ -974,7 +1002,7 @@ impl<B: Backend> MessageStore for SqlStore<B> {
         mailbox: MailboxId,
         since_modseq: u64,
     ) -> Result<Vec<Change>> {
-        self.read(Size::Few, move |c| {
+        self.read(Size::Many, move |c| {
             Box::pin(async move {
                 c.query(
                     "SELECT modseq, object_id, uid, kind FROM changes

@@ -160,7 +160,8 @@ impl<B: Backend> QueueStore for SqlStore<B> {
     }
 
     async fn queue_get(&self, id: QueueId) -> Result<Option<QueueEntry>> {
-        self.read(Size::Few, move |c| {
+        // One row per recipient: possibly many.
+        self.read(Size::Many, move |c| {
             Box::pin(async move { Ok(load_queue(c, "q.id = $1", params![id.0]).await?.pop()) })
         })
         .await

@@ -90,8 +90,9 @@ impl ToSql for Value {
                 Type::INT2 => i16::from(*b).to_sql(ty, out),
                 _ => Err(wrong_type(self, ty)),
             },
-            Value::Text(s) => s.as_str().to_sql(ty, out),
-            Value::Bytes(b) => b.as_slice().to_sql(ty, out),
+            Value::Text(s) if <&str as ToSql>::accepts(ty) => s.as_str().to_sql(ty, out),
+            Value::Bytes(b) if *ty == Type::BYTEA => b.as_slice().to_sql(ty, out),
+            Value::Text(_) | Value::Bytes(_) => Err(wrong_type(self, ty)),
             Value::Ints(list) => match *ty {
                 Type::INT8_ARRAY => list.to_sql(ty, out),
                 Type::INT4_ARRAY => list

@@ -27,6 +27,9 @@ pub(crate) enum Dialect {
 /// A boxed future that may cross threads.
 pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+/// What [`Conn::for_each`] calls with each row.
+pub(crate) type EachRow<'a> = dyn for<'r> FnMut(&'r mut Row) -> Result<()> + Send + 'a;
+
 /// A database connection inside one operation: a transaction for writes.
 #[async_trait]
 pub(crate) trait Conn: Send {
@@ -34,6 +37,19 @@ pub(crate) trait Conn: Send {
     fn dialect(&self) -> Dialect;
     /// Runs a statement that returns rows. Parameters are `$1`, `$2`, ...
     async fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>>;
+    /// Runs a statement that returns rows and hands each to `each` in turn
+    /// (the same `Row`, refilled: large reads keep no copy of every row).
+    async fn for_each(
+        &mut self,
+        sql: &str,
+        params: &[Value],
+        each: &mut EachRow<'_>,
+    ) -> Result<()> {
+        for mut row in self.query(sql, params).await? {
+            each(&mut row)?;
+        }
+        Ok(())
+    }
     /// Runs a statement; returns how many rows it changed.
     async fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64>;
     /// Takes one reference on a stored blob, creating its row where the

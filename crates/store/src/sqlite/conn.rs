@@ -5,7 +5,7 @@ use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, params};
 
 use crate::blob::FsBlobs;
-use crate::sql::{Conn, Dialect, Row, Value};
+use crate::sql::{Conn, Dialect, EachRow, Row, Value};
 use crate::*;
 
 /// A connection (inside the operation's transaction) and the blob folder.
@@ -99,6 +99,26 @@ impl Conn for SqliteConn<'_> {
             out.push(Row(row));
         }
         Ok(out)
+    }
+
+    async fn for_each(
+        &mut self,
+        sql: &str,
+        params: &[Value],
+        each: &mut EachRow<'_>,
+    ) -> Result<()> {
+        let mut stmt = Self::bound(self.conn, sql, params)?;
+        let columns = stmt.column_count();
+        let mut rows = stmt.raw_query();
+        let mut row = Row(Vec::with_capacity(columns));
+        while let Some(r) = rows.next()? {
+            row.0.clear();
+            for i in 0..columns {
+                row.0.push(value_from(r.get_ref(i)?));
+            }
+            each(&mut row)?;
+        }
+        Ok(())
     }
 
     async fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64> {

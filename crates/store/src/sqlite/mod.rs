@@ -50,6 +50,9 @@ type Finisher = Box<dyn FnOnce(std::result::Result<(), String>) + Send>;
 /// Most writes committed together.
 const MAX_GROUP: usize = 256;
 
+/// Prepared statements each connection keeps.
+const PREPARED_STATEMENTS: usize = 256;
+
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
         match e {
@@ -230,22 +233,30 @@ impl Sqlite {
             pending.drain(..n).collect()
         };
         let blobs = self.blobs.clone();
-        self.with_conn(move |conn| {
-            let mut finishers = Vec::with_capacity(batch.len());
-            let committed = run_group(conn, &blobs, batch, &mut finishers);
-            if committed.is_err() && !conn.is_autocommit() {
-                let _ = conn.execute_batch("ROLLBACK");
-            }
-            for finish in finishers {
-                finish(committed.clone());
-            }
-            Ok(())
-        })
-        .await?;
-        // This write was in the group (or in one before it).
-        result
-            .await
-            .map_err(|_| StoreError::Backend("write was dropped".into()))?
+        let group = self
+            .with_conn(move |conn| {
+                let mut finishers = Vec::with_capacity(batch.len());
+                let committed = run_group(conn, &blobs, batch, &mut finishers);
+                if committed.is_err() && !conn.is_autocommit() {
+                    let _ = conn.execute_batch("ROLLBACK");
+                }
+                let text = committed.as_ref().map_err(ToString::to_string).copied();
+                for finish in finishers {
+                    finish(text.clone());
+                }
+                Ok(committed)
+            })
+            .await?;
+        // This write was in the group (or in one before it). A write the
+        // group never ran (the database stayed locked past the busy
+        // timeout before it began) hears the group's error.
+        match result.await {
+            Ok(done) => done,
+            Err(_) => Err(match group {
+                Err(e) => StoreError::from(e),
+                Ok(()) => StoreError::Backend("write was dropped".into()),
+            }),
+        }
     }
 }
 
@@ -256,21 +267,19 @@ fn run_group(
     blobs: &FsBlobs,
     batch: Vec<WriteJob>,
     finishers: &mut Vec<Finisher>,
-) -> std::result::Result<(), String> {
-    let text = |e: rusqlite::Error| e.to_string();
-    conn.execute_batch("BEGIN IMMEDIATE").map_err(text)?;
+) -> rusqlite::Result<()> {
+    conn.execute_batch("BEGIN IMMEDIATE")?;
     for job in batch {
-        conn.execute_batch("SAVEPOINT write").map_err(text)?;
+        conn.execute_batch("SAVEPOINT write")?;
         let (ok, finish) = job(conn, blobs);
         finishers.push(finish);
         if ok {
-            conn.execute_batch("RELEASE write").map_err(text)?;
+            conn.execute_batch("RELEASE write")?;
         } else {
-            conn.execute_batch("ROLLBACK TO write; RELEASE write")
-                .map_err(text)?;
+            conn.execute_batch("ROLLBACK TO write; RELEASE write")?;
         }
     }
-    conn.execute_batch("COMMIT").map_err(text)
+    conn.execute_batch("COMMIT")
 }
 
 #[async_trait]
@@ -283,9 +292,9 @@ impl Backend for Sqlite {
             // One read transaction for all the statements of the operation:
             // each on its own would take and drop SQLite's file locks again,
             // and together they see one snapshot.
-            c.execute_batch("BEGIN")?;
+            c.prepare_cached("BEGIN")?.execute([])?;
             let result = run_now(op(&mut SqliteConn::new(c, &blobs)));
-            if let Err(e) = c.execute_batch("COMMIT") {
+            if let Err(e) = c.prepare_cached("COMMIT").and_then(|mut s| s.execute([])) {
                 let _ = c.execute_batch("ROLLBACK");
                 return result.and(Err(e.into()));
             }
@@ -362,6 +371,10 @@ fn open_connection(path: &Path) -> Result<Connection> {
     conn.execute_batch(
         "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA cache_size=-16384;",
     )?;
+    // Every statement of the shared operations is a cached prepared one;
+    // rusqlite keeps 16 by default, fewer than one IMAP session's hot path
+    // uses, and re-preparing costs more than the statement.
+    conn.set_prepared_statement_cache_capacity(PREPARED_STATEMENTS);
     Ok(conn)
 }
 
