@@ -245,6 +245,34 @@ fn message_from(mailbox: MailboxId, r: &mut Row) -> Result<MessageRecord> {
     })
 }
 
+/// Every message of a mailbox in UID order, read with `select`.
+async fn list_mailbox<B: Backend>(
+    store: &SqlStore<B>,
+    select: &'static str,
+    account: PrincipalId,
+    mailbox: MailboxId,
+) -> Result<Vec<MessageRecord>> {
+    store
+        .read(Size::Many, move |c| {
+            Box::pin(async move {
+                let mut out = Vec::new();
+                c.for_each(
+                    &format!(
+                        "{select} WHERE mm.mailbox_id = $1 AND m.account_id = $2 ORDER BY mm.uid"
+                    ),
+                    params![mailbox.0, account.0],
+                    &mut |r| {
+                        out.push(message_from(mailbox, r)?);
+                        Ok(())
+                    },
+                )
+                .await?;
+                Ok(out)
+            })
+        })
+        .await
+}
+
 /// Takes `n` new MODSEQs of a mailbox at once; returns the first (the
 /// others follow it). One statement, so a change over many messages
 /// announces its mailbox once.
@@ -537,24 +565,7 @@ impl<B: Backend> MessageStore for SqlStore<B> {
         account: PrincipalId,
         mailbox: MailboxId,
     ) -> Result<Vec<MessageRecord>> {
-        self.read(Size::Many, move |c| {
-            Box::pin(async move {
-                let mut out = Vec::new();
-                c.for_each(
-                    &format!(
-                        "{SELECT_MESSAGES} WHERE mm.mailbox_id = $1 AND m.account_id = $2 ORDER BY mm.uid"
-                    ),
-                    params![mailbox.0, account.0],
-                    &mut |r| {
-                        out.push(message_from(mailbox, r)?);
-                        Ok(())
-                    },
-                )
-                .await?;
-                Ok(out)
-            })
-        })
-        .await
+        list_mailbox(self, SELECT_MESSAGES, account, mailbox).await
     }
 
     async fn list_message_state(
@@ -562,24 +573,7 @@ impl<B: Backend> MessageStore for SqlStore<B> {
         account: PrincipalId,
         mailbox: MailboxId,
     ) -> Result<Vec<MessageRecord>> {
-        self.read(Size::Many, move |c| {
-            Box::pin(async move {
-                let mut out = Vec::new();
-                c.for_each(
-                    &format!(
-                        "{SELECT_MESSAGE_STATE} WHERE mm.mailbox_id = $1 AND m.account_id = $2 ORDER BY mm.uid"
-                    ),
-                    params![mailbox.0, account.0],
-                    &mut |r| {
-                        out.push(message_from(mailbox, r)?);
-                        Ok(())
-                    },
-                )
-                .await?;
-                Ok(out)
-            })
-        })
-        .await
+        list_mailbox(self, SELECT_MESSAGE_STATE, account, mailbox).await
     }
 
     async fn get_messages(
