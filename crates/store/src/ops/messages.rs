@@ -166,8 +166,12 @@ async fn rows_for_uids(
     match c.dialect() {
         Dialect::Postgres => {
             args.push(Value::Ints(uids.iter().map(|&u| i64::from(u)).collect()));
-            let sql = format!("{select} AND mm.uid = ANY(${next}) ORDER BY mm.uid");
-            c.for_each(&sql, &args, each).await
+            let sql = format!("{select} AND mm.uid = ANY(${next})");
+            let rows = c.query(&sql, &args).await?;
+            for mut row in in_uid_order(rows)? {
+                each(&mut row)?;
+            }
+            Ok(())
         }
         Dialect::Sqlite if sparse(uids) => {
             let sql = format!("{select} AND mm.uid = ${next}");
@@ -194,6 +198,19 @@ async fn rows_for_uids(
             .await
         }
     }
+}
+
+/// Rows whose first column is the UID, sorted by it. PostgreSQL sorts
+/// after the join, over whole rows (summaries and cached data): 5,000 of
+/// them spill past the default `work_mem` to disk and double the read.
+/// Sorted here, the join streams.
+fn in_uid_order(rows: Vec<Row>) -> Result<Vec<Row>> {
+    let mut keyed = rows
+        .into_iter()
+        .map(|r| Ok((r.u32(0)?, r)))
+        .collect::<Result<Vec<_>>>()?;
+    keyed.sort_unstable_by_key(|(uid, _)| *uid);
+    Ok(keyed.into_iter().map(|(_, r)| r).collect())
 }
 
 /// [`rows_for_uids`], collected.
@@ -256,10 +273,15 @@ async fn list_mailbox<B: Backend>(
         .read(Size::Many, move |c| {
             Box::pin(async move {
                 let mut out = Vec::new();
+                // SQLite reads in the primary key's (mailbox, uid) order;
+                // PostgreSQL's sort of whole rows would spill (see
+                // `in_uid_order`), so its rows are sorted here.
+                let order = match c.dialect() {
+                    Dialect::Sqlite => " ORDER BY mm.uid",
+                    Dialect::Postgres => "",
+                };
                 c.for_each(
-                    &format!(
-                        "{select} WHERE mm.mailbox_id = $1 AND m.account_id = $2 ORDER BY mm.uid"
-                    ),
+                    &format!("{select} WHERE mm.mailbox_id = $1 AND m.account_id = $2{order}"),
                     params![mailbox.0, account.0],
                     &mut |r| {
                         out.push(message_from(mailbox, r)?);
@@ -267,6 +289,8 @@ async fn list_mailbox<B: Backend>(
                     },
                 )
                 .await?;
+                // Already in order on SQLite: one pass to confirm it.
+                out.sort_by_key(|r| r.uid);
                 Ok(out)
             })
         })

@@ -56,6 +56,22 @@ fn value_from(v: ValueRef<'_>) -> Value {
     }
 }
 
+/// Puts a column into the slot the previous row left, reusing its text or
+/// byte buffer: a large read then allocates only what its caller keeps.
+fn refill(slot: &mut Value, v: ValueRef<'_>) {
+    match (slot, v) {
+        (Value::Text(s), ValueRef::Text(t)) => {
+            s.clear();
+            s.push_str(&String::from_utf8_lossy(t));
+        }
+        (Value::Bytes(b), ValueRef::Blob(x)) => {
+            b.clear();
+            b.extend_from_slice(x);
+        }
+        (slot, v) => *slot = value_from(v),
+    }
+}
+
 impl SqliteConn<'_> {
     /// Prepares (from the connection's cache) and binds `$n` parameters by
     /// their number, wherever they appear in the statement.
@@ -110,11 +126,12 @@ impl Conn for SqliteConn<'_> {
         let mut stmt = Self::bound(self.conn, sql, params)?;
         let columns = stmt.column_count();
         let mut rows = stmt.raw_query();
-        let mut row = Row(Vec::with_capacity(columns));
+        let mut row = Row(vec![Value::Null; columns]);
         while let Some(r) = rows.next()? {
-            row.0.clear();
-            for i in 0..columns {
-                row.0.push(value_from(r.get_ref(i)?));
+            // A caller that kept the whole row left an empty one behind.
+            row.0.resize(columns, Value::Null);
+            for (i, slot) in row.0.iter_mut().enumerate() {
+                refill(slot, r.get_ref(i)?);
             }
             each(&mut row)?;
         }
