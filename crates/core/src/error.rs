@@ -39,6 +39,12 @@ pub enum CoreError {
     /// The account is over its quota.
     #[error("over quota: {0}")]
     OverQuota(String),
+    /// A write's precondition does not hold (HTTP 412).
+    #[error("{0}")]
+    PreconditionFailed(String),
+    /// Another resource of the collection has this UID (the name of that resource).
+    #[error("the UID is already used by {0}")]
+    UidInUse(String),
     /// The store failed.
     #[error(transparent)]
     Store(StoreError),
@@ -53,6 +59,8 @@ impl From<StoreError> for CoreError {
             StoreError::NotFound { kind, name } => CoreError::NotFound { kind, name },
             StoreError::AlreadyExists(what) => CoreError::AlreadyExists(what),
             e @ StoreError::QuotaExceeded { .. } => CoreError::OverQuota(e.to_string()),
+            e @ StoreError::PreconditionFailed(_) => CoreError::PreconditionFailed(e.to_string()),
+            StoreError::UidInUse { name } => CoreError::UidInUse(name),
             other => CoreError::Store(other),
         }
     }

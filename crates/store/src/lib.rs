@@ -7,7 +7,9 @@
 //! of those must be atomic and each backend knows best how to make it so.
 
 mod blob;
+#[macro_use]
 mod model;
+mod collection;
 mod ops;
 mod postgres;
 mod sql;
@@ -19,14 +21,15 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 pub use blob::BlobHash;
+pub use collection::*;
 pub use model::*;
 pub use ops::{
-    BlobStore, DirectoryStore, LoginBanStore, MailboxStore, MessageStore, QueueStore,
-    StsPolicyStore, TextIndex,
+    BlobStore, CollectionStore, DirectoryStore, LoginBanStore, MailboxStore, MessageStore,
+    QueueStore, StsPolicyStore, TextIndex,
 };
 
 /// The schema version this binary writes and understands.
-pub const SCHEMA_VERSION: i64 = 13;
+pub const SCHEMA_VERSION: i64 = 14;
 
 /// Everything that can go wrong in the store, phrased for the operator.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +50,13 @@ pub enum StoreError {
         needed: u64,
         available: u64,
     },
+    /// A write's precondition (`If-Match`, `If-None-Match`) does not hold
+    /// for the named resource.
+    #[error("precondition failed for {0}")]
+    PreconditionFailed(String),
+    /// Another resource of the collection has the UID of the one written.
+    #[error("the UID is already used by {name}")]
+    UidInUse { name: String },
     /// The store was written by a newer Rampart.
     #[error(
         "the store has schema version {found}, newer than this binary supports ({supported}): run a newer rampart, or restore a backup made with this version"
@@ -116,6 +126,7 @@ pub async fn open(config: &StoreConfig, mode: OpenMode) -> Result<Arc<dyn Store>
 pub trait Store:
     DirectoryStore
     + MailboxStore
+    + CollectionStore
     + MessageStore
     + BlobStore
     + TextIndex

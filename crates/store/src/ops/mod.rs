@@ -2,6 +2,7 @@
 //! module (and one trait) per concern.
 
 mod blobs;
+mod collections;
 mod directory;
 mod login_bans;
 mod mailboxes;
@@ -11,6 +12,7 @@ mod sts_policies;
 mod text;
 
 pub use blobs::BlobStore;
+pub use collections::CollectionStore;
 pub use directory::DirectoryStore;
 pub use login_bans::LoginBanStore;
 pub use mailboxes::MailboxStore;

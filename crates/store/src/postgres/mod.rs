@@ -73,6 +73,7 @@ const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
     include_str!("postgres_schema_11.sql"),
     include_str!("postgres_schema_12.sql"),
     include_str!("postgres_schema_13.sql"),
+    include_str!("postgres_schema_14.sql"),
 ];
 
 impl Postgres {

@@ -434,6 +434,7 @@ const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
     include_str!("sqlite_schema_11.sql"),
     include_str!("sqlite_schema_12.sql"),
     include_str!("sqlite_schema_13.sql"),
+    include_str!("sqlite_schema_14.sql"),
 ];
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ use std::time::Duration;
 use rampart_store::*;
 
 mod blobs;
+mod collections;
 mod directory;
 mod keyed;
 mod mailboxes;
@@ -18,6 +19,7 @@ mod store_wide;
 mod text;
 
 use blobs::*;
+use collections::*;
 use directory::*;
 use keyed::*;
 use mailboxes::*;
@@ -243,4 +245,6 @@ conformance!(
     login_bans_and_announcements,
     bulk_changes,
     keyed_by_account,
+    calendars_and_address_books,
+    concurrent_collection_writes,
 );

@@ -1,0 +1,628 @@
+//! Calendars and address books of an account and their resources
+//! (iCalendar objects, vCards): create, read, write with preconditions,
+//! delete as tombstones, and what changed since a sync token.
+
+use async_trait::async_trait;
+
+use crate::sql::{Backend, Conn, Row, Size, SqlStore, params};
+use crate::*;
+
+/// Calendars, address books and their resources.
+#[async_trait]
+pub trait CollectionStore: Send + Sync + 'static {
+    /// Creates a collection in an account; fails with
+    /// [`StoreError::AlreadyExists`] if the account has one of that kind and name.
+    async fn create_collection(
+        &self,
+        account: PrincipalId,
+        new: NewCollection,
+    ) -> Result<Collection>;
+    /// Lists an account's collections of a kind, by name.
+    async fn list_collections(
+        &self,
+        account: PrincipalId,
+        kind: CollectionKind,
+    ) -> Result<Vec<Collection>>;
+    /// Finds an account's collection by kind and name.
+    async fn find_collection(
+        &self,
+        account: PrincipalId,
+        kind: CollectionKind,
+        name: &str,
+    ) -> Result<Option<Collection>>;
+    /// Changes a collection's properties; returns it as it is now.
+    async fn update_collection(
+        &self,
+        account: PrincipalId,
+        id: CollectionId,
+        patch: CollectionPatch,
+    ) -> Result<Collection>;
+    /// Deletes a collection with its resources and their change log.
+    async fn delete_collection(&self, account: PrincipalId, id: CollectionId) -> Result<()>;
+    /// Reads resources of a collection by name, in the order asked, with
+    /// their content; names that do not exist are left out.
+    async fn get_objects(
+        &self,
+        account: PrincipalId,
+        collection: CollectionId,
+        names: &[String],
+    ) -> Result<Vec<DavObject>>;
+    /// The live resources of a collection that may match `filter`, by name;
+    /// with content where `with_data`.
+    async fn find_objects(
+        &self,
+        account: PrincipalId,
+        collection: CollectionId,
+        filter: ObjectFilter,
+        with_data: bool,
+    ) -> Result<Vec<DavObject>>;
+    /// Stores a resource if `condition` holds (else
+    /// [`StoreError::PreconditionFailed`]) and no other resource of the
+    /// collection has its UID (else [`StoreError::UidInUse`]).
+    async fn put_object(
+        &self,
+        account: PrincipalId,
+        collection: CollectionId,
+        new: NewDavObject,
+        condition: WriteCondition,
+    ) -> Result<PutOutcome>;
+    /// Deletes a resource if `condition` holds; returns it as it was,
+    /// without content. It stays as a tombstone for sync-collection.
+    async fn delete_object(
+        &self,
+        account: PrincipalId,
+        collection: CollectionId,
+        name: &str,
+        condition: WriteCondition,
+    ) -> Result<DavObject>;
+    /// What changed in a collection after `since` (a MODSEQ it returned
+    /// earlier; 0 for everything); `None` when `since` is not one the
+    /// collection can have given (RFC 6578 §3.2 valid-sync-token).
+    async fn collection_changes(
+        &self,
+        account: PrincipalId,
+        collection: CollectionId,
+        since: u64,
+    ) -> Result<Option<CollectionChanges>>;
+}
+
+const COLLECTION_COLUMNS: &str =
+    "id, account_id, kind, name, display_name, description, color, components, highest_modseq";
+
+fn collection_from(r: &mut Row) -> Result<Collection> {
+    let kind = r.str(2)?;
+    let kind = CollectionKind::parse(kind)
+        .ok_or_else(|| StoreError::Corrupt(format!("unknown collection kind {kind:?}")))?;
+    let components = r.text(7)?;
+    Ok(Collection {
+        id: CollectionId(r.int(0)?),
+        account: PrincipalId(r.int(1)?),
+        kind,
+        name: r.text(3)?,
+        display_name: r.text(4)?,
+        description: r.text(5)?,
+        color: r.text(6)?,
+        components: components
+            .split(',')
+            .filter(|c| !c.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        highest_modseq: r.uint(8)?,
+    })
+}
+
+/// The columns of a resource without its content; `data` may follow as the
+/// next column.
+const OBJECT_COLUMNS: &str = "id, name, uid, etag, component, size, modseq";
+
+fn object_from(r: &mut Row, with_data: bool) -> Result<DavObject> {
+    Ok(DavObject {
+        id: DavObjectId(r.int(0)?),
+        name: r.text(1)?,
+        uid: r.text(2)?,
+        etag: r.text(3)?,
+        component: r.text(4)?,
+        size: r.uint(5)?,
+        modseq: r.uint(6)?,
+        data: if with_data { Some(r.text(7)?) } else { None },
+    })
+}
+
+fn no_collection(id: CollectionId) -> StoreError {
+    StoreError::NotFound {
+        kind: "collection",
+        name: id.to_string(),
+    }
+}
+
+fn no_object(name: &str) -> StoreError {
+    StoreError::NotFound {
+        kind: "resource",
+        name: name.to_owned(),
+    }
+}
+
+/// Allocates the collection's next MODSEQ, checking that it belongs to
+/// `account`; the update locks the row until the transaction ends, which
+/// orders concurrent writes to one collection. Returns (modseq, kind).
+async fn next_modseq(
+    c: &mut dyn Conn,
+    account: PrincipalId,
+    collection: CollectionId,
+) -> Result<(i64, String)> {
+    let mut r = c
+        .query_opt(
+            "UPDATE dav_collections SET highest_modseq = highest_modseq + 1
+             WHERE id = $1 AND account_id = $2 RETURNING highest_modseq, kind",
+            params![collection.0, account.0],
+        )
+        .await?
+        .ok_or_else(|| no_collection(collection))?;
+    Ok((r.int(0)?, r.text(1)?))
+}
+
+/// Checks that a collection belongs to `account`; returns its MODSEQ.
+async fn collection_in(
+    c: &mut dyn Conn,
+    account: PrincipalId,
+    collection: CollectionId,
+) -> Result<u64> {
+    c.query_opt(
+        "SELECT highest_modseq FROM dav_collections WHERE id = $1 AND account_id = $2",
+        params![collection.0, account.0],
+    )
+    .await?
+    .ok_or_else(|| no_collection(collection))?
+    .uint(0)
+}
+
+/// Whether a write's precondition holds against the live resource's
+/// entity tag (`None`: there is none). RFC 7232 §3.1, §3.2.
+fn condition_holds(condition: &WriteCondition, live_etag: Option<&str>) -> bool {
+    match condition {
+        WriteCondition::Any => true,
+        WriteCondition::Exists => live_etag.is_some(),
+        WriteCondition::Absent => live_etag.is_none(),
+        WriteCondition::Matches(etag) => live_etag == Some(etag.as_str()),
+    }
+}
+
+async fn log_change(
+    c: &mut dyn Conn,
+    account: PrincipalId,
+    kind: &str,
+    collection: CollectionId,
+    modseq: i64,
+    object: i64,
+    change: &str,
+) -> Result<()> {
+    c.execute(
+        "INSERT INTO changes (account_id, collection_kind, collection_id, modseq, object_id, uid, kind, at)
+         VALUES ($1, $2, $3, $4, $5, 0, $6, $7)",
+        params![account.0, kind, collection.0, modseq, object, change, now_millis()],
+    )
+    .await?;
+    Ok(())
+}
+
+#[async_trait]
+impl<B: Backend> CollectionStore for SqlStore<B> {
+    async fn create_collection(
+        &self,
+        account: PrincipalId,
+        new: NewCollection,
+    ) -> Result<Collection> {
+        self.write_one(move |c| {
+            Box::pin(async move {
+                let row = c
+                    .query_opt(
+                        &format!(
+                            "INSERT INTO dav_collections
+                                 (account_id, kind, name, display_name, description, color, components, created_at)
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                             ON CONFLICT (account_id, kind, name) DO NOTHING
+                             RETURNING {COLLECTION_COLUMNS}"
+                        ),
+                        params![
+                            account.0,
+                            new.kind.as_str(),
+                            new.name.as_str(),
+                            new.display_name.as_str(),
+                            new.description.as_str(),
+                            new.color.as_str(),
+                            new.components.join(","),
+                            now_millis(),
+                        ],
+                    )
+                    .await?;
+                match row {
+                    Some(mut r) => collection_from(&mut r),
+                    None => Err(StoreError::AlreadyExists(format!(
+                        "{} {:?}",
+                        new.kind, new.name
+                    ))),
+                }
+            })
+        })
+        .await
+    }
+
+    async fn list_collections(
+        &self,
+        account: PrincipalId,
+        kind: CollectionKind,
+    ) -> Result<Vec<Collection>> {
+        self.read(Size::Few, move |c| {
+            Box::pin(async move {
+                c.query(
+                    &format!(
+                        "SELECT {COLLECTION_COLUMNS} FROM dav_collections
+                         WHERE account_id = $1 AND kind = $2 ORDER BY name"
+                    ),
+                    params![account.0, kind.as_str()],
+                )
+                .await?
+                .iter_mut()
+                .map(collection_from)
+                .collect()
+            })
+        })
+        .await
+    }
+
+    async fn find_collection(
+        &self,
+        account: PrincipalId,
+        kind: CollectionKind,
+        name: &str,
+    ) -> Result<Option<Collection>> {
+        let name = name.to_owned();
+        self.read(Size::Few, move |c| {
+            let name = name.clone();
+            Box::pin(async move {
+                c.query_opt(
+                    &format!(
+                        "SELECT {COLLECTION_COLUMNS} FROM dav_collections
+                         WHERE account_id = $1 AND kind = $2 AND name = $3"
+                    ),
+                    params![account.0, kind.as_str(), name],
+                )
+                .await?
+                .as_mut()
+                .map(collection_from)
+                .transpose()
+            })
+        })
+        .await
+    }
+
+    async fn update_collection(
+        &self,
+        account: PrincipalId,
+        id: CollectionId,
+        patch: CollectionPatch,
+    ) -> Result<Collection> {
+        self.write_one(move |c| {
+            Box::pin(async move {
+                // A property change is a change of the collection: its
+                // CTag moves, so clients that poll it see the new name.
+                c.query_opt(
+                    &format!(
+                        "UPDATE dav_collections SET
+                             display_name = COALESCE($3, display_name),
+                             description = COALESCE($4, description),
+                             color = COALESCE($5, color),
+                             highest_modseq = highest_modseq + 1
+                         WHERE id = $1 AND account_id = $2
+                         RETURNING {COLLECTION_COLUMNS}"
+                    ),
+                    params![
+                        id.0,
+                        account.0,
+                        patch.display_name,
+                        patch.description,
+                        patch.color
+                    ],
+                )
+                .await?
+                .as_mut()
+                .map(collection_from)
+                .transpose()?
+                .ok_or_else(|| no_collection(id))
+            })
+        })
+        .await
+    }
+
+    async fn delete_collection(&self, account: PrincipalId, id: CollectionId) -> Result<()> {
+        self.write(move |c| {
+            Box::pin(async move {
+                let (_, kind) = next_modseq(c, account, id).await?;
+                c.execute(
+                    "DELETE FROM changes WHERE collection_kind = $1 AND collection_id = $2",
+                    params![kind, id.0],
+                )
+                .await?;
+                c.execute("DELETE FROM dav_collections WHERE id = $1", params![id.0])
+                    .await?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn get_objects(
+        &self,
+        account: PrincipalId,
+        collection: CollectionId,
+        names: &[String],
+    ) -> Result<Vec<DavObject>> {
+        let names = names.to_vec();
+        self.read(Size::Few, move |c| {
+            let names = names.clone();
+            Box::pin(async move {
+                collection_in(c, account, collection).await?;
+                let mut found = Vec::with_capacity(names.len());
+                for name in &names {
+                    if let Some(mut r) = c
+                        .query_opt(
+                            &format!(
+                                "SELECT {OBJECT_COLUMNS}, data FROM dav_objects
+                                 WHERE collection_id = $1 AND name = $2 AND deleted = 0"
+                            ),
+                            params![collection.0, name.as_str()],
+                        )
+                        .await?
+                    {
+                        found.push(object_from(&mut r, true)?);
+                    }
+                }
+                Ok(found)
+            })
+        })
+        .await
+    }
+
+    async fn find_objects(
+        &self,
+        account: PrincipalId,
+        collection: CollectionId,
+        filter: ObjectFilter,
+        with_data: bool,
+    ) -> Result<Vec<DavObject>> {
+        self.read(Size::Many, move |c| {
+            let filter = filter.clone();
+            Box::pin(async move {
+                collection_in(c, account, collection).await?;
+                let data = if with_data { ", data" } else { "" };
+                // Resources without known bounds (NULL) always pass: the
+                // caller decides on them from their content.
+                let mut out = c
+                    .query(
+                        &format!(
+                            "SELECT {OBJECT_COLUMNS}{data} FROM dav_objects
+                             WHERE collection_id = $1 AND deleted = 0
+                               AND (CAST($2 AS TEXT) IS NULL OR component = $2)
+                               AND (CAST($3 AS BIGINT) IS NULL OR ends_at IS NULL OR ends_at > $3)
+                               AND (CAST($4 AS BIGINT) IS NULL OR starts_at IS NULL OR starts_at < $4)"
+                        ),
+                        params![collection.0, filter.component, filter.start, filter.end],
+                    )
+                    .await?
+                    .iter_mut()
+                    .map(|r| object_from(r, with_data))
+                    .collect::<Result<Vec<_>>>()?;
+                out.sort_by(|a, b| a.name.cmp(&b.name));
+                Ok(out)
+            })
+        })
+        .await
+    }
+
+    async fn put_object(
+        &self,
+        account: PrincipalId,
+        collection: CollectionId,
+        new: NewDavObject,
+        condition: WriteCondition,
+    ) -> Result<PutOutcome> {
+        self.write(move |c| {
+            Box::pin(async move {
+                let (modseq, kind) = next_modseq(c, account, collection).await?;
+                let existing = c
+                    .query_opt(
+                        "SELECT id, etag, deleted FROM dav_objects
+                         WHERE collection_id = $1 AND name = $2",
+                        params![collection.0, new.name.as_str()],
+                    )
+                    .await?;
+                let (existing_id, live_etag) = match existing {
+                    Some(mut r) => {
+                        let live = r.int(2)? == 0;
+                        (Some(r.int(0)?), live.then(|| r.text(1)).transpose()?)
+                    }
+                    None => (None, None),
+                };
+                if !condition_holds(&condition, live_etag.as_deref()) {
+                    return Err(StoreError::PreconditionFailed(new.name));
+                }
+                // RFC 4791 §5.3.2.1 no-uid-conflict, RFC 6352 §6.3.2.1.
+                if let Some(mut r) = c
+                    .query_opt(
+                        "SELECT name FROM dav_objects
+                         WHERE collection_id = $1 AND uid = $2 AND deleted = 0 AND name <> $3",
+                        params![collection.0, new.uid.as_str(), new.name.as_str()],
+                    )
+                    .await?
+                {
+                    return Err(StoreError::UidInUse { name: r.text(0)? });
+                }
+                let size = new.data.len();
+                let now = now_millis();
+                let id = match existing_id {
+                    Some(id) => {
+                        c.execute(
+                            "UPDATE dav_objects SET uid = $2, etag = $3, component = $4,
+                                 starts_at = $5, ends_at = $6, data = $7, size = $8, modseq = $9,
+                                 deleted = 0, updated_at = $10
+                             WHERE id = $1",
+                            params![
+                                id,
+                                new.uid.as_str(),
+                                new.etag.as_str(),
+                                new.component.as_str(),
+                                new.starts_at,
+                                new.ends_at,
+                                new.data.as_str(),
+                                size,
+                                modseq,
+                                now
+                            ],
+                        )
+                        .await?;
+                        id
+                    }
+                    None => c
+                        .query_one(
+                            "INSERT INTO dav_objects (account_id, collection_id, name, uid, etag,
+                                 component, starts_at, ends_at, data, size, modseq, updated_at)
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+                             RETURNING id",
+                            params![
+                                account.0,
+                                collection.0,
+                                new.name.as_str(),
+                                new.uid.as_str(),
+                                new.etag.as_str(),
+                                new.component.as_str(),
+                                new.starts_at,
+                                new.ends_at,
+                                new.data.as_str(),
+                                size,
+                                modseq,
+                                now
+                            ],
+                        )
+                        .await?
+                        .int(0)?,
+                };
+                let replaced = live_etag.is_some();
+                let change = if replaced { "modified" } else { "created" };
+                log_change(c, account, &kind, collection, modseq, id, change).await?;
+                let stored = DavObject {
+                    id: DavObjectId(id),
+                    name: new.name,
+                    uid: new.uid,
+                    etag: new.etag,
+                    component: new.component,
+                    size: size as u64,
+                    modseq: modseq as u64,
+                    data: None,
+                };
+                Ok(if replaced {
+                    PutOutcome::Replaced(stored)
+                } else {
+                    PutOutcome::Created(stored)
+                })
+            })
+        })
+        .await
+    }
+
+    async fn delete_object(
+        &self,
+        account: PrincipalId,
+        collection: CollectionId,
+        name: &str,
+        condition: WriteCondition,
+    ) -> Result<DavObject> {
+        let name = name.to_owned();
+        self.write(move |c| {
+            Box::pin(async move {
+                let (modseq, kind) = next_modseq(c, account, collection).await?;
+                let mut gone = c
+                    .query_opt(
+                        &format!(
+                            "SELECT {OBJECT_COLUMNS} FROM dav_objects
+                             WHERE collection_id = $1 AND name = $2 AND deleted = 0"
+                        ),
+                        params![collection.0, name.as_str()],
+                    )
+                    .await?
+                    .as_mut()
+                    .map(|r| object_from(r, false))
+                    .transpose()?
+                    .ok_or_else(|| no_object(&name))?;
+                if !condition_holds(&condition, Some(&gone.etag)) {
+                    return Err(StoreError::PreconditionFailed(name));
+                }
+                c.execute(
+                    "UPDATE dav_objects SET deleted = 1, data = '', size = 0, modseq = $2,
+                         starts_at = NULL, ends_at = NULL, updated_at = $3
+                     WHERE id = $1",
+                    params![gone.id.0, modseq, now_millis()],
+                )
+                .await?;
+                log_change(c, account, &kind, collection, modseq, gone.id.0, "removed").await?;
+                gone.modseq = modseq as u64;
+                Ok(gone)
+            })
+        })
+        .await
+    }
+
+    async fn collection_changes(
+        &self,
+        account: PrincipalId,
+        collection: CollectionId,
+        since: u64,
+    ) -> Result<Option<CollectionChanges>> {
+        self.read(Size::Many, move |c| {
+            Box::pin(async move {
+                let highest = collection_in(c, account, collection).await?;
+                if since > highest {
+                    return Ok(None);
+                }
+                let rows = if since == 0 {
+                    c.query(
+                        &format!(
+                            "SELECT {OBJECT_COLUMNS}, deleted FROM dav_objects
+                             WHERE collection_id = $1 AND deleted = 0"
+                        ),
+                        params![collection.0],
+                    )
+                    .await?
+                } else {
+                    // The change log names what changed; each resource's
+                    // row says what it is now.
+                    c.query(
+                        &format!(
+                            "SELECT {OBJECT_COLUMNS}, deleted FROM dav_objects
+                             WHERE id IN (SELECT object_id FROM changes
+                                          WHERE collection_kind IN ('calendar', 'addressbook')
+                                            AND collection_id = $1 AND modseq > $2)"
+                        ),
+                        params![collection.0, since],
+                    )
+                    .await?
+                };
+                let mut changes = CollectionChanges {
+                    highest_modseq: highest,
+                    changed: Vec::new(),
+                    removed: Vec::new(),
+                };
+                for mut r in rows {
+                    if r.int(7)? == 0 {
+                        changes.changed.push(object_from(&mut r, false)?);
+                    } else {
+                        changes.removed.push(r.text(1)?);
+                    }
+                }
+                changes.changed.sort_by(|a, b| a.name.cmp(&b.name));
+                changes.removed.sort();
+                Ok(Some(changes))
+            })
+        })
+        .await
+    }
+}

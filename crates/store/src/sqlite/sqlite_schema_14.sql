@@ -1,0 +1,39 @@
+-- Rampart schema version 14: calendars and address books (CalDAV, CardDAV).
+-- A collection belongs to one account and is named by its path segment in
+-- the account's calendar or address-book home. Its objects (one iCalendar
+-- or vCard resource each) are found by (collection, name) and by UID. A
+-- deleted object stays as a tombstone (deleted = 1, data emptied) so that
+-- sync-collection (RFC 6578) can name what went; its changes are in the
+-- one change log with collection_kind 'calendar' or 'addressbook'.
+CREATE TABLE dav_collections (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    account_id INTEGER NOT NULL REFERENCES principals(id) ON DELETE CASCADE,
+    kind TEXT NOT NULL CHECK (kind IN ('calendar', 'addressbook')),
+    name TEXT NOT NULL,
+    display_name TEXT NOT NULL,
+    description TEXT NOT NULL DEFAULT '',
+    color TEXT NOT NULL DEFAULT '',
+    components TEXT NOT NULL DEFAULT '',
+    highest_modseq INTEGER NOT NULL DEFAULT 1,
+    created_at INTEGER NOT NULL,
+    UNIQUE (account_id, kind, name)
+);
+CREATE TABLE dav_objects (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    account_id INTEGER NOT NULL,
+    collection_id INTEGER NOT NULL REFERENCES dav_collections(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    uid TEXT NOT NULL,
+    etag TEXT NOT NULL,
+    component TEXT NOT NULL,
+    starts_at INTEGER,
+    ends_at INTEGER,
+    data TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    modseq INTEGER NOT NULL,
+    deleted INTEGER NOT NULL DEFAULT 0,
+    updated_at INTEGER NOT NULL,
+    UNIQUE (collection_id, name)
+);
+CREATE UNIQUE INDEX dav_objects_by_uid ON dav_objects (collection_id, uid) WHERE deleted = 0;
+CREATE INDEX dav_objects_by_modseq ON dav_objects (collection_id, modseq);
