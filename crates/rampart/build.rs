@@ -1,5 +1,5 @@
 //! Marks tests as ignored, with a reason `cargo test` prints, when what they
-//! need is missing: a PostgreSQL test database, or Python 3, swaks, isync (mbsync) or offlineimap as real clients.
+//! need is missing: a PostgreSQL test database, or Python 3 (with the caldav library), swaks, isync (mbsync) or offlineimap as real clients.
 fn main() {
     println!("cargo::rerun-if-env-changed=RAMPART_TEST_POSTGRES_URL");
     println!("cargo::rerun-if-env-changed=PATH");
@@ -8,6 +8,7 @@ fn main() {
     println!("cargo::rustc-check-cfg=cfg(rampart_test_swaks)");
     println!("cargo::rustc-check-cfg=cfg(rampart_test_mbsync)");
     println!("cargo::rustc-check-cfg=cfg(rampart_test_offlineimap)");
+    println!("cargo::rustc-check-cfg=cfg(rampart_test_caldav)");
     if std::env::var_os("RAMPART_TEST_POSTGRES_URL").is_some_and(|v| !v.is_empty()) {
         println!("cargo::rustc-cfg=rampart_test_postgres");
     }
@@ -17,6 +18,13 @@ fn main() {
         .is_ok_and(|o| o.status.success());
     if python {
         println!("cargo::rustc-cfg=rampart_test_python");
+    }
+    let caldav = std::process::Command::new("python3")
+        .args(["-c", "import caldav"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if caldav {
+        println!("cargo::rustc-cfg=rampart_test_caldav");
     }
     let swaks = std::process::Command::new("swaks")
         .arg("--version")

@@ -12,6 +12,7 @@ mod admin;
 mod app_passwords;
 mod auth;
 mod authors;
+mod dav;
 mod directory;
 mod error;
 mod folders;
@@ -37,6 +38,10 @@ pub use admin::{Bootstrap, NewUser, Recipient, RecipientSet};
 pub use app_passwords::MAX_APP_PASSWORD_NAME;
 pub use auth::{
     MAX_PASSWORD_LEN, MIN_PASSWORD_LEN, PasswordParams, check_new_password, random_password,
+};
+pub use dav::{
+    DEFAULT_ADDRESS_BOOK, DEFAULT_CALENDAR, DEFAULT_TASKS, MAX_DAV_NAME_BYTES, ResourceWrite,
+    check_dav_name, resource_etag,
 };
 pub use directory::DirectoryEntry;
 pub use error::{CoreError, CoreResult};
@@ -74,10 +79,12 @@ pub use queue::DkimPublicKey;
 /// ```
 pub mod model {
     pub use rampart_store::{
-        Alias, AppPassword, Appended, BlobHash, Change, ChangeKind, DeliveryStatus, DkimKey,
-        Domain, DomainId, DsnRequest, FlagChange, Mailbox, MailboxId, MailboxRole, MailboxStatus,
-        MessageId, MessageRecord, PrincipalId, PrincipalKind, QueueEntry, QueueId, QueueOutcome,
-        QueuedAddress, QueuedRecipient, StsPolicyRecord, SystemFlags, TextField, TextMatches,
+        Alias, AppPassword, Appended, BlobHash, Change, ChangeKind, Collection, CollectionChanges,
+        CollectionId, CollectionKind, CollectionPatch, DavObject, DavObjectId, DeliveryStatus,
+        DkimKey, Domain, DomainId, DsnRequest, FlagChange, Mailbox, MailboxId, MailboxRole,
+        MailboxStatus, MessageId, MessageRecord, NewCollection, ObjectFilter, PrincipalId,
+        PrincipalKind, PutOutcome, QueueEntry, QueueId, QueueOutcome, QueuedAddress,
+        QueuedRecipient, StsPolicyRecord, SystemFlags, TextField, TextMatches, WriteCondition,
         notify, now_millis,
     };
 }

@@ -19,6 +19,12 @@ use crate::{Record, Result};
 /// Operations that return message content.
 pub const READS: [&str; 4] = ["read-header", "read-body", "read-attachment", "export"];
 
+/// Whether a container is a calendar or address book (core names them
+/// `calendar:NAME` and `addressbook:NAME`), whose objects are not messages.
+pub fn is_collection(container: &str) -> bool {
+    container.starts_with("calendar:") || container.starts_with("addressbook:")
+}
+
 /// Operations that change data.
 pub const CHANGES: [&str; 9] = [
     "create",
@@ -191,6 +197,9 @@ pub struct AccountActivity {
     pub bytes: u64,
     /// Every message read, by id.
     pub messages_read: BTreeMap<i64, MessageRead>,
+    /// Calendar objects and contacts read, by collection (`calendar:NAME`,
+    /// `addressbook:NAME`): their ids are not message ids.
+    pub collection_reads: BTreeMap<String, BTreeSet<i64>>,
     /// Searches.
     pub searches: Vec<Search>,
     /// Changes.
@@ -296,7 +305,14 @@ impl Activity {
             s.reads += 1;
             s.bytes += r.bytes;
             a.bytes += r.bytes;
-            for id in r.object_ids() {
+            let collection = is_collection(&mailbox);
+            if collection {
+                a.collection_reads
+                    .entry(mailbox.clone())
+                    .or_default()
+                    .extend(r.object_ids());
+            }
+            for id in r.object_ids().filter(|_| !collection) {
                 let m = a.messages_read.entry(id).or_insert_with(|| MessageRead {
                     mailbox: mailbox.clone(),
                     first_read: r.at,
@@ -317,7 +333,9 @@ impl Activity {
                     first: r.at,
                     ..Default::default()
                 });
-            reader.messages.extend(r.object_ids());
+            if !collection {
+                reader.messages.extend(r.object_ids());
+            }
             reader.bytes += r.bytes;
             reader.last = r.at;
             reader.client_software.extend(r.client_software.clone());
@@ -475,6 +493,24 @@ mod tests {
             outcome: "ok".into(),
             ..Record::default()
         }
+    }
+
+    /// Reads of calendar objects and contacts are theirs, not messages.
+    #[test]
+    fn collection_reads_are_not_counted_as_messages() {
+        let mut a = Activity::default();
+        a.add(&Record {
+            container: Some("calendar:work".into()),
+            ..entry(5, "s1", "192.0.2.1", None, "read-body")
+        });
+        a.add(&entry(6, "s1", "192.0.2.1", None, "read-body"));
+        assert_eq!(a.messages_read(), BTreeSet::from([6]));
+        let account = &a.accounts[&Some(1)];
+        assert_eq!(
+            account.collection_reads["calendar:work"],
+            BTreeSet::from([5])
+        );
+        assert_eq!(a.readers.len(), 1);
     }
 
     /// A thousand short sessions of two clients make two groups.

@@ -225,6 +225,7 @@ pub async fn run(prepared: Prepared, first_domain: &str) -> anyhow::Result<()> {
         }),
         imap: Arc::new(config.imap_config()),
         imap_limiter: Arc::new(rampart_imap::Limiter::default()),
+        dav: Arc::new(config.dav.dav_config()),
         shutdown: shutdown.clone(),
     });
     sessions.spawn(sweep_blobs(core.clone(), shutdown.clone()));
@@ -399,7 +400,8 @@ fn availability(service: Service) -> &'static str {
         Service::Submissions => "SMTP submission, TLS",
         Service::Imap => "IMAP, STARTTLS",
         Service::Imaps => "IMAP, TLS",
-        Service::Https | Service::Admin => "not in this build yet: answers 503",
+        Service::Https => "CalDAV and CardDAV, TLS",
+        Service::Admin => "not in this build yet: answers 503",
     }
 }
 
@@ -411,6 +413,7 @@ struct Services {
     smtp_submission: Arc<rampart_smtp::SmtpConfig>,
     imap: Arc<rampart_imap::ImapConfig>,
     imap_limiter: Arc<rampart_imap::Limiter>,
+    dav: Arc<rampart_dav::DavConfig>,
     shutdown: CancellationToken,
 }
 
@@ -476,6 +479,18 @@ async fn session(
             .await?;
             return Ok(());
         }
+        Service::Https => {
+            rampart_dav::serve_connection(
+                services.core.clone(),
+                services.dav.clone(),
+                stream,
+                peer,
+                services.acceptor.clone(),
+                services.shutdown.clone(),
+            )
+            .await?;
+            return Ok(());
+        }
         _ => return other_session(service, stream, services).await,
     };
     rampart_smtp::serve_connection(
@@ -497,7 +512,7 @@ async fn other_session(
     services: &Services,
 ) -> anyhow::Result<()> {
     match service {
-        Service::Https | Service::Admin => {
+        Service::Admin => {
             if service.implicit_tls() {
                 let tls = tokio::time::timeout(HANDSHAKE_TIMEOUT, services.acceptor.accept(stream))
                     .await
@@ -511,13 +526,14 @@ async fn other_session(
         | Service::Submission
         | Service::Submissions
         | Service::Imap
-        | Service::Imaps => {
+        | Service::Imaps
+        | Service::Https => {
             unreachable!("dispatched to its protocol crate")
         }
     }
 }
 
-/// Until the web crate lands, HTTPS and admin answer 503, so browsers
+/// Until the admin crate lands, the admin listener answers 503, so browsers
 /// report a clear reason.
 async fn answer_unavailable<S: AsyncRead + AsyncWrite + Unpin>(
     mut stream: S,

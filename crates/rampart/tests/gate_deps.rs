@@ -6,7 +6,7 @@
 use std::path::Path;
 
 /// The crates that speak a protocol to the outside.
-const PROTOCOL_CRATES: &[&str] = &["imap", "smtp"];
+const PROTOCOL_CRATES: &[&str] = &["imap", "smtp", "dav"];
 
 fn dependencies(manifest: &Path) -> Vec<String> {
     let text = std::fs::read_to_string(manifest).unwrap();

@@ -66,11 +66,18 @@ fn first_start_prints_services_and_credentials_and_second_start_reuses_them() {
     );
     let mut https = tls_connect(server.addr("https"), &cert);
     https
-        .write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
         .unwrap();
     let mut response = String::new();
     let _ = https.read_to_string(&mut response);
-    assert!(response.starts_with("HTTP/1.1 503 "), "{response:?}");
+    // CalDAV/CardDAV: a challenge before anything else (DAVx5, Apple).
+    assert!(response.starts_with("HTTP/1.1 401 "), "{response:?}");
+    assert!(
+        response
+            .to_ascii_lowercase()
+            .contains("www-authenticate: basic realm=\"rampart\""),
+        "{response:?}"
+    );
 
     // The printed credentials are real: the CLI sees the administrator.
     let users = sb.ok(&["user", "list"], "");

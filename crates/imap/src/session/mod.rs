@@ -381,7 +381,9 @@ fn core_no(tag: &str, e: &CoreError) -> Vec<u8> {
         CoreError::OverQuota(_) => "[OVERQUOTA] ",
         CoreError::Limit { .. } => "[LIMIT] ",
         CoreError::HasChildren(_) => "[HASCHILDREN] ",
-        CoreError::Invalid(_) => "[CANNOT] ",
+        CoreError::Invalid(_) | CoreError::PreconditionFailed(_) | CoreError::UidInUse(_) => {
+            "[CANNOT] "
+        }
         CoreError::AuthFailed | CoreError::Banned => "[AUTHENTICATIONFAILED] ",
         CoreError::TlsRequired => "[PRIVACYREQUIRED] ",
         CoreError::Store(_) | CoreError::Ledger(_) => {

@@ -6,6 +6,7 @@
 //! conversions into the settings of the other crates.
 
 mod auth;
+mod dav;
 mod dkim;
 mod dns;
 mod imap;
@@ -30,6 +31,7 @@ use rampart_store::StoreConfig;
 use serde::Deserialize;
 
 pub use auth::AuthConfig;
+pub use dav::DavSection;
 pub use dkim::DkimSection;
 pub use dns::{DnsSection, DnsSourceName};
 pub use imap::ImapSection;
@@ -65,6 +67,8 @@ pub struct Config {
     pub smtp: SmtpSection,
     /// `[imap]`
     pub imap: ImapSection,
+    /// `[dav]`
+    pub dav: DavSection,
     /// `[security]`
     pub security: SecuritySection,
     /// `[queue]`
@@ -105,6 +109,7 @@ impl Config {
         self.limits.validate()?;
         self.ledger.validate()?;
         self.imap.validate()?;
+        self.dav.validate()?;
         self.smtp.validate()?;
         self.security.validate()?;
         self.queue.validate()?;

@@ -200,6 +200,18 @@ impl Audit {
                         }
                         writeln!(out)?;
                     }
+                    for (collection, ids) in &acc.collection_reads {
+                        writeln!(
+                            out,
+                            "- read in {}: {} calendar objects or contacts (ids {})",
+                            cell(collection),
+                            ids.len(),
+                            ids.iter()
+                                .map(i64::to_string)
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )?;
+                    }
                     for s in &acc.searches {
                         writeln!(
                             out,
@@ -312,7 +324,7 @@ impl Audit {
                 writeln!(out, "# Persons whose data was read ({})\n", self.selection)?;
                 writeln!(
                     out,
-                    "From the From, To, Cc and Reply-To of every message read. Contacts, directory entries and events: this version serves none, so none were read.\n"
+                    "From the From, To, Cc and Reply-To of every message read. Calendar objects and contacts read are listed by collection in `rampart ledger report`; the persons in them are not counted here yet.\n"
                 )?;
                 writeln!(out, "| address | names | messages |")?;
                 writeln!(out, "|---|---|---|")?;

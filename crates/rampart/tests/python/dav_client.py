@@ -1,0 +1,364 @@
+#!/usr/bin/env python3
+"""CalDAV and CardDAV against a running Rampart, with the Python `caldav`
+library (and its DAVClient for the raw requests the library does not make).
+
+Usage: dav_client.py SCENARIO HTTPS_PORT CA_FILE
+Prints "SCENARIO: ok" at the end; any failed check raises.
+"""
+
+import sys
+import uuid
+from datetime import date, datetime, timedelta, timezone
+
+import caldav
+import niquests
+from caldav.lib.error import AuthorizationError, DAVError
+
+HOST = "localhost"  # the self-signed certificate names localhost
+ALICE = ("alice@example.org", "alice's long password")
+BOB = ("bob@example.org", "bob's long password too")
+
+
+def client(port, cafile, who=ALICE, path="/"):
+    return caldav.DAVClient(
+        url=f"https://{HOST}:{port}{path}",
+        username=who[0],
+        password=who[1],
+        ssl_verify_cert=cafile,
+        timeout=30,
+    )
+
+
+class Raw:
+    """Raw HTTP requests (niquests, caldav's own HTTP library), for what
+    the caldav library does not send or raises on."""
+
+    def __init__(self, port, cafile, who=ALICE):
+        self.base = f"https://{HOST}:{port}"
+        self.session = niquests.Session()
+        self.cafile = cafile
+        if who:
+            self.session.auth = who
+
+    def request(self, url, method="GET", body=None, headers=None):
+        if url.startswith("/"):
+            url = self.base + url
+        r = self.session.request(method, url, data=body.encode() if isinstance(body, str) else body, headers=headers or {}, timeout=30, verify=self.cafile)
+        r.raw = r.text or ""
+        r.status = r.status_code
+        return r
+
+
+def check(cond, what):
+    if not cond:
+        raise AssertionError(what)
+    print(f"  ok: {what}")
+
+
+BERLIN = """BEGIN:VCALENDAR
+VERSION:2.0
+PRODID:-//Rampart tests//EN
+BEGIN:VTIMEZONE
+TZID:Europe/Berlin
+BEGIN:DAYLIGHT
+TZOFFSETFROM:+0100
+TZOFFSETTO:+0200
+TZNAME:CEST
+DTSTART:19700329T020000
+RRULE:FREQ=YEARLY;BYMONTH=3;BYDAY=-1SU
+END:DAYLIGHT
+BEGIN:STANDARD
+TZOFFSETFROM:+0200
+TZOFFSETTO:+0100
+TZNAME:CET
+DTSTART:19701025T030000
+RRULE:FREQ=YEARLY;BYMONTH=10;BYDAY=-1SU
+END:STANDARD
+END:VTIMEZONE
+BEGIN:VEVENT
+UID:council-weekly@example.org
+DTSTAMP:20260101T000000Z
+SUMMARY:Council meeting
+DTSTART;TZID=Europe/Berlin:20260319T100000
+DTEND;TZID=Europe/Berlin:20260319T110000
+RRULE:FREQ=WEEKLY;COUNT=6
+EXDATE;TZID=Europe/Berlin:20260402T100000
+END:VEVENT
+BEGIN:VEVENT
+UID:council-weekly@example.org
+DTSTAMP:20260101T000000Z
+RECURRENCE-ID;TZID=Europe/Berlin:20260409T100000
+SUMMARY:Council meeting (moved)
+DTSTART;TZID=Europe/Berlin:20260409T140000
+DTEND;TZID=Europe/Berlin:20260409T150000
+END:VEVENT
+END:VCALENDAR
+"""
+
+ALL_DAY = """BEGIN:VCALENDAR
+VERSION:2.0
+PRODID:-//Rampart tests//EN
+BEGIN:VEVENT
+UID:unity-day@example.org
+DTSTAMP:20260101T000000Z
+SUMMARY:German Unity Day
+DTSTART;VALUE=DATE:20261003
+DTEND;VALUE=DATE:20261004
+END:VEVENT
+END:VCALENDAR
+"""
+
+TODO = """BEGIN:VCALENDAR
+VERSION:2.0
+PRODID:-//Rampart tests//EN
+BEGIN:VTODO
+UID:budget-todo@example.org
+DTSTAMP:20260101T000000Z
+SUMMARY:Prepare the budget
+DUE:20260401T170000Z
+END:VTODO
+END:VCALENDAR
+"""
+
+EXPAND_REPORT = """<?xml version="1.0" encoding="utf-8" ?>
+<C:calendar-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">
+  <D:prop><D:getetag/><C:calendar-data>
+    <C:expand start="20260401T000000Z" end="20260501T000000Z"/>
+  </C:calendar-data></D:prop>
+  <C:filter><C:comp-filter name="VCALENDAR"><C:comp-filter name="VEVENT">
+    <C:time-range start="20260401T000000Z" end="20260501T000000Z"/>
+  </C:comp-filter></C:comp-filter></C:filter>
+</C:calendar-query>"""
+
+
+def calendars(port, cafile):
+    # Discovery from the root URL: current-user-principal, then the home.
+    c = client(port, cafile)
+    raw_http = Raw(port, cafile)
+    principal = c.principal()
+    check("/dav/principals/alice@example.org/" in str(principal.url), f"principal at {principal.url}")
+    names = sorted(str(cal.url).rstrip("/").rsplit("/", 1)[1] for cal in principal.calendars())
+    check(names == ["calendar", "tasks"], f"default calendar and task list: {names}")
+
+    work = principal.make_calendar(name="Work", cal_id="work")
+    check(work.get_display_name() == "Work", "MKCALENDAR with a display name")
+
+    weekly = work.save_event(BERLIN)
+    work.save_event(ALL_DAY)
+    check(len(work.events()) == 2, "two events stored")
+
+    # The server expands: instances in April 2026, in UTC, with RECURRENCE-ID.
+    body = raw_http.request(str(work.url), "REPORT", EXPAND_REPORT, {"Depth": "1", "Content-Type": "application/xml"})
+    raw = body.raw if isinstance(body.raw, str) else body.raw.decode()
+    check(body.status == 207, f"calendar-query answered {body.status}")
+    # 10:00 CEST is 08:00Z: wall-clock time kept after the DST change.
+    check("DTSTART:20260416T080000Z" in raw, "an April instance at 08:00Z (10:00 Berlin, summer time)")
+    check("RECURRENCE-ID:20260416T080000Z" in raw, "instances carry RECURRENCE-ID")
+    check("20260402T080000Z" not in raw, "the EXDATE'd instance is gone")
+    check("DTSTART:20260409T120000Z" in raw, "the moved instance is at its new time (14:00 Berlin)")
+    check("RRULE" not in raw and "VTIMEZONE" not in raw, "expanded data has no RRULE and no VTIMEZONE")
+
+    found = work.search(
+        start=datetime(2026, 4, 1, tzinfo=timezone.utc),
+        end=datetime(2026, 5, 1, tzinfo=timezone.utc),
+        event=True,
+        expand=True,
+        server_expand=True,
+    )
+    check(len(found) == 3, f"library search with server expansion: {len(found)} instances in April")
+    march = work.search(
+        start=datetime(2026, 3, 1, tzinfo=timezone.utc),
+        end=datetime(2026, 3, 22, tzinfo=timezone.utc),
+        event=True,
+    )
+    check(len(march) == 1, f"time-range query for early March finds the series: {len(march)}")
+    october = work.search(
+        start=datetime(2026, 10, 3, 10, tzinfo=timezone.utc),
+        end=datetime(2026, 10, 3, 11, tzinfo=timezone.utc),
+        event=True,
+    )
+    check(
+        len(october) == 1 and "Unity" in october[0].data,
+        "the all-day event is found by an hour inside its day",
+    )
+    none = work.search(
+        start=datetime(2027, 1, 1, tzinfo=timezone.utc),
+        end=datetime(2027, 2, 1, tzinfo=timezone.utc),
+        event=True,
+    )
+    check(len(none) == 0, "nothing in January 2027")
+
+    by_uid = work.event_by_uid("council-weekly@example.org")
+    check("Council meeting" in by_uid.data, "event_by_uid (calendar-query on UID)")
+
+    # sync-collection: a change after a token is all the next sync sees.
+    objects = work.objects_by_sync_token(load_objects=False)
+    token = objects.sync_token
+    check(len(list(objects)) >= 2, "initial sync lists the resources")
+    weekly.load()
+    weekly.data = weekly.data.replace("SUMMARY:Council meeting\n", "SUMMARY:Council meeting (agenda)\n").replace(
+        "SUMMARY:Council meeting\r\n", "SUMMARY:Council meeting (agenda)\r\n"
+    )
+    weekly.save()
+    delta = work.objects_by_sync_token(sync_token=token, load_objects=True)
+    changed = list(delta)
+    check(len(changed) == 1 and "agenda" in changed[0].data, "delta sync returns the one changed event")
+
+    # A token the server never gave: valid-sync-token, so clients start over.
+    bad = raw_http.request(
+        str(work.url),
+        "REPORT",
+        '<?xml version="1.0"?><D:sync-collection xmlns:D="DAV:"><D:sync-token>urn:rampart:sync:1:999999</D:sync-token><D:sync-level>1</D:sync-level><D:prop><D:getetag/></D:prop></D:sync-collection>',
+        {"Content-Type": "application/xml"},
+    )
+    braw = bad.raw if isinstance(bad.raw, str) else bad.raw.decode()
+    check(bad.status == 403 and "valid-sync-token" in braw, f"unknown token: {bad.status} valid-sync-token")
+
+    # Strong ETags and preconditions on PUT.
+    url = str(work.url) + "unity.ics"
+    put = raw_http.request(url, "PUT", ALL_DAY.replace("unity-day", "unity-2"), {"Content-Type": "text/calendar", "If-None-Match": "*"})
+    check(put.status == 201 and put.headers.get("ETag", "").startswith('"'), f"PUT If-None-Match: * creates ({put.status})")
+    again = raw_http.request(url, "PUT", ALL_DAY.replace("unity-day", "unity-2"), {"Content-Type": "text/calendar", "If-None-Match": "*"})
+    check(again.status == 412, f"a second If-None-Match: * is refused ({again.status})")
+    stale = raw_http.request(url, "PUT", ALL_DAY.replace("unity-day", "unity-2"), {"Content-Type": "text/calendar", "If-Match": '"stale"'})
+    check(stale.status == 412, f"If-Match with a stale tag is refused ({stale.status})")
+    clash = raw_http.request(str(work.url) + "clash.ics", "PUT", ALL_DAY, {"Content-Type": "text/calendar"})
+    craw = clash.raw if isinstance(clash.raw, str) else clash.raw.decode()
+    check(clash.status == 403 and "no-uid-conflict" in craw, f"a second resource with the same UID: {clash.status} no-uid-conflict")
+    broken = raw_http.request(str(work.url) + "broken.ics", "PUT", "BEGIN:VCALENDAR\nthis is not ical", {"Content-Type": "text/calendar"})
+    check(broken.status in (400, 403) and "valid-calendar-data" in (broken.raw if isinstance(broken.raw, str) else broken.raw.decode()), f"malformed iCalendar refused ({broken.status})")
+    missing = raw_http.request(str(work.url) + "broken.ics", "GET")
+    check(missing.status == 404, "nothing was stored for the malformed PUT")
+
+    # Delete a resource, then the calendar.
+    weekly.delete()
+    check(len(work.events()) == 2, "after deleting the series two events remain")
+    work.delete()
+    names = sorted(str(cal.url).rstrip("/").rsplit("/", 1)[1] for cal in principal.calendars())
+    check(names == ["calendar", "tasks"], f"the deleted calendar is gone: {names}")
+
+    # Tasks go to the task list.
+    tasks = principal.calendar(cal_id="tasks")
+    tasks.save_todo(TODO)
+    check(len(tasks.todos()) == 1, "a VTODO in the default task list")
+
+
+def isolation(port, cafile):
+    a = client(port, cafile).principal()
+    work = a.make_calendar(name="Private", cal_id="private")
+    work.save_event(ALL_DAY)
+    href = str(work.url)
+    client(port, cafile, BOB).principal()
+    b = Raw(port, cafile, BOB)
+    for method, path in [
+        ("PROPFIND", href),
+        ("GET", href + "x.ics"),
+        ("PROPFIND", "/dav/calendars/alice@example.org/"),
+        ("PROPFIND", "/dav/principals/alice@example.org/"),
+        ("REPORT", href),
+        ("DELETE", href),
+    ]:
+        url = path if path.startswith("https") else f"https://{HOST}:{port}{path}"
+        body = (
+            '<?xml version="1.0"?><D:sync-collection xmlns:D="DAV:"><D:sync-token/><D:sync-level>1</D:sync-level><D:prop><D:getetag/></D:prop></D:sync-collection>'
+            if method == "REPORT"
+            else None
+        )
+        r = b.request(url, method, body, {"Depth": "0"})
+        check(r.status == 404, f"bob's {method} of alice's {path.split(str(port))[-1]}: {r.status}")
+    put = b.request(href + "intruder.ics", "PUT", TODO, {"Content-Type": "text/calendar"})
+    check(put.status in (404, 409), f"bob's PUT into alice's calendar: {put.status}")
+    check(len(work.events()) == 1, "alice's calendar is untouched")
+    # Without credentials: 401 with a Basic challenge (DAVx5, Apple).
+    anon = Raw(port, cafile, None)
+    r = anon.request("/dav/", "PROPFIND", None, {"Depth": "0"})
+    check(r.status == 401 and "Basic" in r.headers.get("WWW-Authenticate", ""), "401 with WWW-Authenticate before login")
+    wrong = client(port, cafile, (ALICE[0], "not the password"))
+    try:
+        wrong.principal()
+        raise AssertionError("a wrong password was accepted")
+    except (AuthorizationError, DAVError) as e:
+        check(True, f"a wrong password is refused ({type(e).__name__})")
+
+
+VCARD3 = """BEGIN:VCARD
+VERSION:3.0
+UID:anna-3@example.org
+FN:Anna Schmidt
+N:Schmidt;Anna;;;
+EMAIL;TYPE=INTERNET:anna.schmidt@town.example
+TEL;TYPE=WORK:+49 30 1234567
+END:VCARD
+"""
+
+VCARD4 = """BEGIN:VCARD
+VERSION:4.0
+UID:urn:uuid:0d4c0f5e-7b1a-4f55-9e0c-2f7a3c1d9a11
+FN:Bernd Müller
+N:Müller;Bernd;;;
+EMAIL;TYPE=work:bernd.mueller@town.example
+TEL;VALUE=uri;TYPE=work:tel:+49-30-7654321
+END:VCARD
+"""
+
+
+def addressbooks(port, cafile):
+    c = client(port, cafile)
+    http = Raw(port, cafile)
+    p = c.principal()
+    base = f"https://{HOST}:{port}"
+    r = c.propfind(str(p.url), '<?xml version="1.0"?><D:propfind xmlns:D="DAV:" xmlns:CR="urn:ietf:params:xml:ns:carddav"><D:prop><CR:addressbook-home-set/></D:prop></D:propfind>', 0)
+    raw = r.raw if isinstance(r.raw, str) else r.raw.decode()
+    check("/dav/addressbooks/alice@example.org/" in raw, "addressbook-home-set on the principal")
+    home = base + "/dav/addressbooks/alice@example.org/"
+    listing = c.propfind(home, '<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop><D:resourcetype/><D:displayname/></D:prop></D:propfind>', 1)
+    lraw = listing.raw if isinstance(listing.raw, str) else listing.raw.decode()
+    check("/dav/addressbooks/alice@example.org/contacts/" in lraw and "addressbook" in lraw, "the default address book is listed")
+    book = home + "contacts/"
+    for name, card in [("anna.vcf", VCARD3), ("bernd.vcf", VCARD4)]:
+        put = http.request(book + name, "PUT", card, {"Content-Type": "text/vcard; charset=utf-8"})
+        check(put.status == 201, f"PUT {name}: {put.status}")
+    query = """<?xml version="1.0" encoding="utf-8" ?>
+<CR:addressbook-query xmlns:D="DAV:" xmlns:CR="urn:ietf:params:xml:ns:carddav">
+  <D:prop><D:getetag/><CR:address-data version="%s"/></D:prop>
+  <CR:filter test="anyof">
+    <CR:prop-filter name="EMAIL"><CR:text-match collation="i;unicode-casemap" match-type="contains">%s</CR:text-match></CR:prop-filter>
+  </CR:filter>
+</CR:addressbook-query>"""
+    r = http.request(book, "REPORT", query % ("4.0", "ANNA.SCHMIDT"), {"Depth": "1", "Content-Type": "application/xml"})
+    raw = r.raw if isinstance(r.raw, str) else r.raw.decode()
+    check(r.status == 207 and "anna.vcf" in raw and "bernd.vcf" not in raw, "addressbook-query text-match on EMAIL")
+    check("VERSION:4.0" in raw, "vCard 3.0 served as 4.0 when asked")
+    r = http.request(book, "REPORT", query % ("3.0", "mueller"), {"Depth": "1", "Content-Type": "application/xml"})
+    raw = r.raw if isinstance(r.raw, str) else r.raw.decode()
+    check("bernd.vcf" in raw and "VERSION:3.0" in raw, "vCard 4.0 served as 3.0 when asked")
+    multiget = f"""<?xml version="1.0"?><CR:addressbook-multiget xmlns:D="DAV:" xmlns:CR="urn:ietf:params:xml:ns:carddav">
+<D:prop><D:getetag/><CR:address-data/></D:prop>
+<D:href>/dav/addressbooks/alice@example.org/contacts/anna.vcf</D:href>
+<D:href>/dav/addressbooks/alice@example.org/contacts/nobody.vcf</D:href></CR:addressbook-multiget>"""
+    r = http.request(book, "REPORT", multiget, {"Depth": "1", "Content-Type": "application/xml"})
+    raw = r.raw if isinstance(r.raw, str) else r.raw.decode()
+    check("FN:Anna Schmidt" in raw and "404" in raw, "addressbook-multiget: one found, one 404")
+    get = http.request(book + "bernd.vcf", "GET")
+    check(get.status == 200 and "Müller" in (get.raw if isinstance(get.raw, str) else get.raw.decode()), "GET a vCard")
+    bad = http.request(book + "nouid.vcf", "PUT", "BEGIN:VCARD\nVERSION:4.0\nFN:No Uid\nEND:VCARD\n", {"Content-Type": "text/vcard"})
+    check(bad.status in (400, 403), f"a vCard without UID is refused ({bad.status})")
+    sync = '<?xml version="1.0"?><D:sync-collection xmlns:D="DAV:"><D:sync-token/><D:sync-level>1</D:sync-level><D:prop><D:getetag/></D:prop></D:sync-collection>'
+    r = http.request(book, "REPORT", sync, {"Content-Type": "application/xml"})
+    raw = r.raw if isinstance(r.raw, str) else r.raw.decode()
+    token = raw.split("<D:sync-token>")[1].split("</D:sync-token>")[0]
+    d = http.request(book + "anna.vcf", "DELETE")
+    check(d.status == 204, "DELETE a vCard")
+    r = http.request(book, "REPORT", sync.replace("<D:sync-token/>", f"<D:sync-token>{token}</D:sync-token>"), {"Content-Type": "application/xml"})
+    raw = r.raw if isinstance(r.raw, str) else r.raw.decode()
+    check("anna.vcf" in raw and "404 Not Found" in raw and "bernd.vcf" not in raw, "sync after a delete names only the deleted card")
+
+
+def main():
+    scenario, port, cafile = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    {"calendars": calendars, "isolation": isolation, "addressbooks": addressbooks}[scenario](port, cafile)
+    print(f"{scenario}: ok")
+
+
+if __name__ == "__main__":
+    main()
