@@ -178,9 +178,16 @@ pub struct Instance {
 pub fn instances(ical: &ICalendar, limit: usize) -> (Vec<Instance>, bool) {
     let expanded = ical.expand_dates(Tz::UTC, limit);
     let cut = expanded.events.len() >= limit;
+    let date_exdates = date_only_exdates(ical);
     let out = expanded
         .events
         .iter()
+        .filter(|e| {
+            // Evolution writes date-only EXDATEs on date-time series: the
+            // instance on that (local) day is the one meant.
+            date_exdates.is_empty()
+                || !date_exdates.contains(&(e.comp_id, e.start.format("%Y%m%d").to_string()))
+        })
         .map(|e| {
             let start = e.start.timestamp_millis();
             let end = match &e.end {
@@ -197,6 +204,36 @@ pub fn instances(ical: &ICalendar, limit: usize) -> (Vec<Instance>, bool) {
         })
         .collect();
     (out, cut)
+}
+
+/// The date-only EXDATEs (`YYYYMMDD`) of components whose DTSTART has a
+/// time, by component.
+fn date_only_exdates(ical: &ICalendar) -> Vec<(u32, String)> {
+    let mut out = Vec::new();
+    for (id, comp) in ical.components.iter().enumerate() {
+        let timed = matches!(
+            comp.property(&ICalendarProperty::Dtstart).and_then(|e| e.values.first()),
+            Some(ICalendarValue::PartialDateTime(p)) if p.hour.is_some()
+        );
+        if !timed {
+            continue;
+        }
+        for entry in comp
+            .entries
+            .iter()
+            .filter(|e| e.name == ICalendarProperty::Exdate)
+        {
+            for v in &entry.values {
+                if let ICalendarValue::PartialDateTime(p) = v
+                    && p.hour.is_none()
+                    && let (Some(y), Some(m), Some(d)) = (p.year, p.month, p.day)
+                {
+                    out.push((id as u32, format!("{y:04}{m:02}{d:02}")));
+                }
+            }
+        }
+    }
+    out
 }
 
 /// The first start and the last end of an object's occurrences (ms), for
@@ -524,5 +561,75 @@ RRULE:FREQ=WEEKLY;COUNT=4\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
         }
         assert_eq!(parse_utc("2024-02-29"), None);
         assert_eq!(parse_utc("20241399T000000Z"), None);
+    }
+}
+
+#[cfg(test)]
+mod quirks {
+    use super::*;
+
+    const LIMITS: IcalLimits = IcalLimits {
+        max_components: 100,
+        max_instances: 1000,
+    };
+
+    fn starts(data: &str) -> Vec<i64> {
+        let allowed = vec!["VEVENT".to_owned()];
+        let (_, object) = intake("q.ics", data, &allowed, LIMITS).unwrap();
+        let mut s: Vec<i64> = instances(&object.ical, 100)
+            .0
+            .iter()
+            .map(|i| i.start)
+            .collect();
+        s.sort();
+        s
+    }
+
+    fn ends(data: &str) -> Vec<i64> {
+        let allowed = vec!["VEVENT".to_owned()];
+        let (_, object) = intake("q.ics", data, &allowed, LIMITS).unwrap();
+        let mut s: Vec<i64> = instances(&object.ical, 100)
+            .0
+            .iter()
+            .map(|i| i.end)
+            .collect();
+        s.sort();
+        s
+    }
+
+    #[test]
+    fn thunderbird_exception_with_dtend_and_duration() {
+        let data = "BEGIN:VCALENDAR\r\nPRODID:-//Mozilla.org/NONSGML Mozilla Calendar V1.1//EN\r\nBEGIN:VEVENT\r\nUID:tb\r\nDTSTART:20260302T090000Z\r\nDTEND:20260302T100000Z\r\nRRULE:FREQ=DAILY;COUNT=3\r\nEND:VEVENT\r\nBEGIN:VEVENT\r\nUID:tb\r\nRECURRENCE-ID:20260303T090000Z\r\nDTSTART:20260303T120000Z\r\nDTEND:20260303T130000Z\r\nDURATION:PT1H\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
+        assert_eq!(
+            starts(data),
+            [
+                parse_utc("20260302T090000Z").unwrap(),
+                parse_utc("20260303T120000Z").unwrap(),
+                parse_utc("20260304T090000Z").unwrap()
+            ]
+        );
+        assert!(ends(data).contains(&parse_utc("20260303T130000Z").unwrap()));
+    }
+
+    #[test]
+    fn evolution_date_only_exdate_on_a_date_time_series() {
+        let data = "BEGIN:VCALENDAR\r\nPRODID:-//Ximian//NONSGML Evolution Calendar//EN\r\nBEGIN:VEVENT\r\nUID:evo\r\nDTSTART:20260302T090000Z\r\nDTEND:20260302T100000Z\r\nRRULE:FREQ=DAILY;COUNT=3\r\nEXDATE;VALUE=DATE:20260303\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
+        assert_eq!(
+            starts(data),
+            [
+                parse_utc("20260302T090000Z").unwrap(),
+                parse_utc("20260304T090000Z").unwrap()
+            ]
+        );
+    }
+
+    #[test]
+    fn outlook_windows_time_zone_names() {
+        // Without a VTIMEZONE: the Windows name alone must resolve.
+        let bare = "BEGIN:VCALENDAR\r\nPRODID:CalDavSynchronizer\r\nBEGIN:VEVENT\r\nUID:ol\r\nDTSTART;TZID=W. Europe Standard Time:20260319T100000\r\nDTEND;TZID=W. Europe Standard Time:20260319T110000\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
+        assert_eq!(starts(bare), [parse_utc("20260319T090000Z").unwrap()]);
+        // In summer, with the VTIMEZONE Outlook sends.
+        let with_tz = "BEGIN:VCALENDAR\r\nPRODID:CalDavSynchronizer\r\nBEGIN:VTIMEZONE\r\nTZID:W. Europe Standard Time\r\nBEGIN:STANDARD\r\nDTSTART:16011028T030000\r\nRRULE:FREQ=YEARLY;BYDAY=-1SU;BYMONTH=10\r\nTZOFFSETFROM:+0200\r\nTZOFFSETTO:+0100\r\nEND:STANDARD\r\nBEGIN:DAYLIGHT\r\nDTSTART:16010325T020000\r\nRRULE:FREQ=YEARLY;BYDAY=-1SU;BYMONTH=3\r\nTZOFFSETFROM:+0100\r\nTZOFFSETTO:+0200\r\nEND:DAYLIGHT\r\nEND:VTIMEZONE\r\nBEGIN:VEVENT\r\nUID:ol2\r\nDTSTART;TZID=W. Europe Standard Time:20260710T100000\r\nDTEND;TZID=W. Europe Standard Time:20260710T110000\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
+        assert_eq!(starts(with_tz), [parse_utc("20260710T080000Z").unwrap()]);
     }
 }

@@ -273,6 +273,12 @@ def isolation(port, cafile):
     anon = Raw(port, cafile, None)
     r = anon.request("/dav/", "PROPFIND", None, {"Depth": "0"})
     check(r.status == 401 and "Basic" in r.headers.get("WWW-Authenticate", ""), "401 with WWW-Authenticate before login")
+    # Apple clients start at the well-known URIs (RFC 6764 §5).
+    for well_known in ["/.well-known/caldav", "/.well-known/carddav"]:
+        r = anon.session.request("PROPFIND", anon.base + well_known, allow_redirects=False, verify=anon.cafile, timeout=30)
+        check(r.status_code == 301 and r.headers.get("Location", "").endswith("/dav/"), f"{well_known} redirects to /dav/ ({r.status_code})")
+    apple = caldav.DAVClient(url=f"https://{HOST}:{port}/.well-known/caldav", username=ALICE[0], password=ALICE[1], ssl_verify_cert=cafile)
+    check("alice@example.org" in str(apple.principal().url), "discovery from /.well-known/caldav finds the principal")
     wrong = client(port, cafile, (ALICE[0], "not the password"))
     try:
         wrong.principal()
