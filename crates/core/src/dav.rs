@@ -36,6 +36,8 @@ pub struct ResourceWrite {
     pub starts_at: Option<i64>,
     /// The end of its last instance (ms), `None` when endless or unknown.
     pub ends_at: Option<i64>,
+    /// Whether it has more than one instance.
+    pub recurring: bool,
     /// The content.
     pub data: String,
 }
@@ -307,6 +309,7 @@ impl Core {
             component: write.component,
             starts_at: write.starts_at,
             ends_at: write.ends_at,
+            recurring: write.recurring,
             data: write.data,
         };
         let size = new.data.len() as u64;

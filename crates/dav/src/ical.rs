@@ -148,7 +148,7 @@ pub fn intake(
         ));
     }
     let uid = uid.unwrap_or_default().to_owned();
-    let (starts_at, ends_at) = bounds(&ical, limits.max_instances);
+    let (starts_at, ends_at, recurring) = bounds(&ical, limits.max_instances);
     Ok((
         ResourceWrite {
             name: name.to_owned(),
@@ -156,6 +156,7 @@ pub fn intake(
             component: type_name,
             starts_at,
             ends_at,
+            recurring,
             data: data.to_owned(),
         },
         CalendarObject { ical, component },
@@ -238,9 +239,11 @@ fn date_only_exdates(ical: &ICalendar) -> Vec<(u32, String)> {
 
 /// The first start and the last end of an object's occurrences (ms), for
 /// the store's preselection; an end of `None` when they run past what we
-/// expand (an endless recurrence).
-fn bounds(ical: &ICalendar, limit: usize) -> (Option<i64>, Option<i64>) {
+/// expand (an endless recurrence); and whether there is more than one
+/// occurrence (so that the bounds do not stand for it exactly).
+fn bounds(ical: &ICalendar, limit: usize) -> (Option<i64>, Option<i64>, bool) {
     let (found, cut) = instances(ical, limit);
+    let recurring = cut || found.len() > 1 || main_components(ical).any(|(_, c)| c.is_recurrent());
     let start = found.iter().map(|i| i.start).min();
     let end = if cut {
         None
@@ -248,9 +251,23 @@ fn bounds(ical: &ICalendar, limit: usize) -> (Option<i64>, Option<i64>) {
         found.iter().map(|i| i.end).max()
     };
     match start {
-        Some(s) => (Some(s), end),
-        None => (None, None),
+        Some(s) => (Some(s), end, recurring),
+        None => (None, None, recurring),
     }
+}
+
+/// Whether one occurrence `[start, end)` is in `[range_start, range_end)`
+/// (RFC 4791 §9.9; an instant is in the range it starts in).
+pub fn occurrence_in(start: i64, end: i64, range_start: i64, range_end: i64) -> bool {
+    instance_in(
+        &Instance {
+            start,
+            end,
+            comp_id: 0,
+        },
+        range_start,
+        range_end,
+    )
 }
 
 /// Whether an object has an occurrence in `[start, end)` (RFC 4791 §9.9).

@@ -466,13 +466,44 @@ async fn calendar_query(
         .core
         .dav_objects(&caller.access, collection, pre, true)
         .await?;
+    // A filter on one component type and a time range alone is decided
+    // for a resource with one occurrence by the bounds kept with it; only
+    // recurring ones are parsed and expanded.
+    let by_bounds = match filter.comps.as_slice() {
+        [inner]
+            if !filter.is_not_defined
+                && !inner.is_not_defined
+                && inner.props.is_empty()
+                && inner.comps.is_empty() =>
+        {
+            Some(inner.time_range)
+        }
+        _ => None,
+    };
     let mut out = String::from(MULTISTATUS_OPEN);
     let mut count = 0;
     for o in &objects {
-        let Some(parsed) = o.data.as_deref().and_then(|d| ical::parse(d).ok()) else {
-            continue;
+        let decided = match (by_bounds, o.recurring, o.starts_at) {
+            (Some(None), false, Some(_)) => Some(true),
+            (Some(Some((start, end))), false, Some(s)) => Some(ical::occurrence_in(
+                s,
+                o.ends_at.unwrap_or(s),
+                start.unwrap_or(i64::MIN / 2),
+                end.unwrap_or(i64::MAX / 2),
+            )),
+            _ => None,
         };
-        if !object_matches(&parsed, &filter, caller.config.max_instances) {
+        let pass = match decided {
+            Some(p) => p,
+            None => o
+                .data
+                .as_deref()
+                .and_then(|d| ical::parse(d).ok())
+                .is_some_and(|parsed| {
+                    object_matches(&parsed, &filter, caller.config.max_instances)
+                }),
+        };
+        if !pass {
             continue;
         }
         count += 1;

@@ -60,6 +60,7 @@ pub fn intake(name: &str, data: &str, max_properties: usize) -> Result<ResourceW
         component: "VCARD".into(),
         starts_at: None,
         ends_at: None,
+        recurring: false,
         data: data.to_owned(),
     })
 }

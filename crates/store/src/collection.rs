@@ -112,6 +112,13 @@ pub struct DavObject {
     pub size: u64,
     /// The MODSEQ of its last change.
     pub modseq: u64,
+    /// The start of its first occurrence (ms), where known.
+    pub starts_at: Option<i64>,
+    /// The end of its last occurrence (ms), where known.
+    pub ends_at: Option<i64>,
+    /// Whether it has more than one occurrence (then the bounds only
+    /// enclose them; else they are its one occurrence).
+    pub recurring: bool,
     /// Its content, where the read asked for it.
     pub data: Option<String>,
 }
@@ -133,6 +140,8 @@ pub struct NewDavObject {
     /// The end of the last instance (ms); `None` for one without end (an
     /// endless recurrence).
     pub ends_at: Option<i64>,
+    /// Whether it has more than one instance.
+    pub recurring: bool,
     /// The content.
     pub data: String,
 }

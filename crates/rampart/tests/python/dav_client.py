@@ -188,6 +188,21 @@ def calendars(port, cafile):
     )
     check(len(none) == 0, "nothing in January 2027")
 
+    # RFC 4791 §9.9 at the edges: an instant at the range's start is in
+    # it; an event that ends where the range starts is not.
+    for uid, dtstart, dtend in [("instant", "20261105T090000Z", None), ("before", "20261105T080000Z", "20261105T090000Z")]:
+        end_line = f"DTEND:{dtend}\n" if dtend else ""
+        work.save_event(f"BEGIN:VCALENDAR\nVERSION:2.0\nPRODID:-//t//EN\nBEGIN:VEVENT\nUID:{uid}@example.org\nDTSTAMP:20260101T000000Z\nDTSTART:{dtstart}\n{end_line}SUMMARY:{uid}\nEND:VEVENT\nEND:VCALENDAR\n")
+    edge = work.search(
+        start=datetime(2026, 11, 5, 9, tzinfo=timezone.utc),
+        end=datetime(2026, 11, 5, 10, tzinfo=timezone.utc),
+        event=True,
+    )
+    summaries = sorted(e.icalendar_component["SUMMARY"] for e in edge)
+    check(summaries == ["instant"], f"range edges: {summaries}")
+    for uid in ["instant", "before"]:
+        work.event_by_uid(f"{uid}@example.org").delete()
+
     by_uid = work.event_by_uid("council-weekly@example.org")
     check("Council meeting" in by_uid.data, "event_by_uid (calendar-query on UID)")
 

@@ -113,7 +113,8 @@ fn collection_from(r: &mut Row) -> Result<Collection> {
 
 /// The columns of a resource without its content; `data` may follow as the
 /// next column.
-const OBJECT_COLUMNS: &str = "id, name, uid, etag, component, size, modseq";
+const OBJECT_COLUMNS: &str =
+    "id, name, uid, etag, component, size, modseq, starts_at, ends_at, recurring";
 
 fn object_from(r: &mut Row, with_data: bool) -> Result<DavObject> {
     Ok(DavObject {
@@ -124,7 +125,10 @@ fn object_from(r: &mut Row, with_data: bool) -> Result<DavObject> {
         component: r.text(4)?,
         size: r.uint(5)?,
         modseq: r.uint(6)?,
-        data: if with_data { Some(r.text(7)?) } else { None },
+        starts_at: r.opt_int(7)?,
+        ends_at: r.opt_int(8)?,
+        recurring: r.int(9)? != 0,
+        data: if with_data { Some(r.text(10)?) } else { None },
     })
 }
 
@@ -396,14 +400,15 @@ impl<B: Backend> CollectionStore for SqlStore<B> {
                 collection_in(c, account, collection).await?;
                 let data = if with_data { ", data" } else { "" };
                 // Resources without known bounds (NULL) always pass: the
-                // caller decides on them from their content.
+                // caller decides on them from their content. `>=`: an
+                // instant at the range's start is in it (RFC 4791 §9.9).
                 let mut out = c
                     .query(
                         &format!(
                             "SELECT {OBJECT_COLUMNS}{data} FROM dav_objects
                              WHERE collection_id = $1 AND deleted = 0
                                AND (CAST($2 AS TEXT) IS NULL OR component = $2)
-                               AND (CAST($3 AS BIGINT) IS NULL OR ends_at IS NULL OR ends_at > $3)
+                               AND (CAST($3 AS BIGINT) IS NULL OR ends_at IS NULL OR ends_at >= $3)
                                AND (CAST($4 AS BIGINT) IS NULL OR starts_at IS NULL OR starts_at < $4)"
                         ),
                         params![collection.0, filter.component, filter.start, filter.end],
@@ -464,7 +469,7 @@ impl<B: Backend> CollectionStore for SqlStore<B> {
                         c.execute(
                             "UPDATE dav_objects SET uid = $2, etag = $3, component = $4,
                                  starts_at = $5, ends_at = $6, data = $7, size = $8, modseq = $9,
-                                 deleted = 0, updated_at = $10
+                                 deleted = 0, updated_at = $10, recurring = $11
                              WHERE id = $1",
                             params![
                                 id,
@@ -476,7 +481,8 @@ impl<B: Backend> CollectionStore for SqlStore<B> {
                                 new.data.as_str(),
                                 size,
                                 modseq,
-                                now
+                                now,
+                                i64::from(new.recurring)
                             ],
                         )
                         .await?;
@@ -485,8 +491,8 @@ impl<B: Backend> CollectionStore for SqlStore<B> {
                     None => c
                         .query_one(
                             "INSERT INTO dav_objects (account_id, collection_id, name, uid, etag,
-                                 component, starts_at, ends_at, data, size, modseq, updated_at)
-                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+                                 component, starts_at, ends_at, data, size, modseq, updated_at, recurring)
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
                              RETURNING id",
                             params![
                                 account.0,
@@ -500,7 +506,8 @@ impl<B: Backend> CollectionStore for SqlStore<B> {
                                 new.data.as_str(),
                                 size,
                                 modseq,
-                                now
+                                now,
+                                i64::from(new.recurring)
                             ],
                         )
                         .await?
@@ -517,6 +524,9 @@ impl<B: Backend> CollectionStore for SqlStore<B> {
                     component: new.component,
                     size: size as u64,
                     modseq: modseq as u64,
+                    starts_at: new.starts_at,
+                    ends_at: new.ends_at,
+                    recurring: new.recurring,
                     data: None,
                 };
                 Ok(if replaced {
@@ -612,7 +622,7 @@ impl<B: Backend> CollectionStore for SqlStore<B> {
                     removed: Vec::new(),
                 };
                 for mut r in rows {
-                    if r.int(7)? == 0 {
+                    if r.int(10)? == 0 {
                         changes.changed.push(object_from(&mut r, false)?);
                     } else {
                         changes.removed.push(r.text(1)?);

@@ -1,7 +1,9 @@
 -- Rampart schema version 14: calendars and address books (CalDAV, CardDAV).
 -- A collection belongs to one account and is named by its path segment in
 -- the account's calendar or address-book home. Its objects (one iCalendar
--- or vCard resource each) are found by (collection, name) and by UID. A
+-- or vCard resource each) are found by (collection, name) and by UID;
+-- starts_at and ends_at bound its occurrences (exactly when it is not
+-- recurring) for time-range queries. A
 -- deleted object stays as a tombstone (deleted = 1, data emptied) so that
 -- sync-collection (RFC 6578) can name what went; its changes are in the
 -- one change log with collection_kind 'calendar' or 'addressbook'.
@@ -28,6 +30,7 @@ CREATE TABLE dav_objects (
     component TEXT NOT NULL,
     starts_at BIGINT,
     ends_at BIGINT,
+    recurring BIGINT NOT NULL DEFAULT 0,
     data TEXT NOT NULL,
     size BIGINT NOT NULL,
     modseq BIGINT NOT NULL,

@@ -22,6 +22,7 @@ fn event(name: &str, uid: &str, etag: &str, start: i64, end: Option<i64>) -> New
         component: "VEVENT".into(),
         starts_at: Some(start),
         ends_at: end,
+        recurring: end.is_none(),
         data: format!("BEGIN:VCALENDAR\r\nUID:{uid}\r\nX-ETAG:{etag}\r\nEND:VCALENDAR\r\n"),
     }
 }
@@ -227,6 +228,17 @@ pub(super) async fn calendars_and_address_books(h: Harness) {
         })
         .await,
         ["endless.ics"]
+    );
+    // A range starting where an event ends still preselects it (an
+    // instant there is in the range; the caller decides exactly).
+    assert_eq!(
+        names(ObjectFilter {
+            start: Some(2_000),
+            end: Some(3_000),
+            ..Default::default()
+        })
+        .await,
+        ["a.ics", "endless.ics"]
     );
     assert_eq!(
         names(ObjectFilter {
