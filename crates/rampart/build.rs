@@ -1,5 +1,5 @@
 //! Marks tests as ignored, with a reason `cargo test` prints, when what they
-//! need is missing: a PostgreSQL test database, or Python 3 (with the caldav library), swaks, isync (mbsync) or offlineimap as real clients.
+//! need is missing: a PostgreSQL test database, or Python 3 (with the caldav library), vdirsyncer, swaks, isync (mbsync) or offlineimap as real clients.
 fn main() {
     println!("cargo::rerun-if-env-changed=RAMPART_TEST_POSTGRES_URL");
     println!("cargo::rerun-if-env-changed=PATH");
@@ -9,6 +9,7 @@ fn main() {
     println!("cargo::rustc-check-cfg=cfg(rampart_test_mbsync)");
     println!("cargo::rustc-check-cfg=cfg(rampart_test_offlineimap)");
     println!("cargo::rustc-check-cfg=cfg(rampart_test_caldav)");
+    println!("cargo::rustc-check-cfg=cfg(rampart_test_vdirsyncer)");
     if std::env::var_os("RAMPART_TEST_POSTGRES_URL").is_some_and(|v| !v.is_empty()) {
         println!("cargo::rustc-cfg=rampart_test_postgres");
     }
@@ -25,6 +26,13 @@ fn main() {
         .is_ok_and(|o| o.status.success());
     if caldav {
         println!("cargo::rustc-cfg=rampart_test_caldav");
+    }
+    let vdirsyncer = std::process::Command::new("vdirsyncer")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if vdirsyncer && caldav {
+        println!("cargo::rustc-cfg=rampart_test_vdirsyncer");
     }
     let swaks = std::process::Command::new("swaks")
         .arg("--version")

@@ -243,7 +243,14 @@ fn close(stack: &mut [Element], root: &mut Option<Element>, element: Element) {
 
 /// Escapes text for an XML element or attribute.
 pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
+    // Most calendar data has nothing to escape: copy it whole.
+    if !s.bytes().any(|b| {
+        matches!(b, b'<' | b'>' | b'&' | b'"' | b'\'')
+            || (b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r'))
+    }) {
+        return s.to_owned();
+    }
+    let mut out = String::with_capacity(s.len() + 16);
     for c in s.chars() {
         match c {
             '<' => out.push_str("&lt;"),
@@ -351,6 +358,13 @@ mod tests {
             parse(r#"<D:prop xmlns:D="DAV:">&ext;</D:prop>"#, LIMITS),
             Err(XmlError::Malformed(_))
         ));
+    }
+
+    #[test]
+    fn escaping_covers_markup_and_drops_control_characters() {
+        assert_eq!(escape("plain text\r\n"), "plain text\r\n");
+        assert_eq!(escape("a<b>&\"c'"), "a&lt;b&gt;&amp;&quot;c&apos;");
+        assert_eq!(escape("bell\u{7}"), "bell");
     }
 
     #[test]

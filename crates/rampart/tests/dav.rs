@@ -97,3 +97,34 @@ fn calendars() {
 }
 scenario!(isolation);
 scenario!(addressbooks);
+
+/// vdirsyncer syncs the default calendar and address book both ways; the
+/// run after that changes nothing.
+#[test]
+#[cfg_attr(
+    not(rampart_test_vdirsyncer),
+    ignore = "skipped: needs vdirsyncer (pip install vdirsyncer) and the caldav library"
+)]
+fn vdirsyncer_syncs_both_ways() {
+    let (sb, server) = setup();
+    let work = tempfile::tempdir().unwrap();
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/python/vdirsyncer_client.py"
+    );
+    let out = Command::new("python3")
+        .arg(script)
+        .arg(server.addr("https").port().to_string())
+        .arg(sb.data().join("tls/cert.pem"))
+        .arg(work.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success() && stdout.contains("vdirsyncer: ok"),
+        "vdirsyncer failed:\n{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    print!("{stdout}");
+    server.stop();
+}
