@@ -14,7 +14,7 @@ use rampart_core::{Access, Actor, Core, CoreError, SessionContext};
 use crate::error::{DavError, uid_conflict};
 use crate::paths::{self, Target};
 use crate::xml::{self, APPLE_ICAL, CALDAV, CARDDAV, DAV, Element, XmlLimits};
-use crate::{DavConfig, Login, ical, props, report, vcard};
+use crate::{DavConfig, Login, discovery, ical, props, report, vcard};
 
 /// A response as this crate builds it.
 pub(crate) type Reply = Response<Full<Bytes>>;
@@ -121,6 +121,9 @@ pub(crate) async fn handle(
     login: &Login,
     request: Request<Incoming>,
 ) -> Reply {
+    if let Some(document) = discovery::document(request.uri().path()) {
+        return discovery_reply(config, document, request).await;
+    }
     let target = paths::parse(request.uri().path());
     if target == Target::WellKnown {
         // RFC 6764 §5: the context path, for clients to PROPFIND there.
@@ -182,6 +185,45 @@ pub(crate) async fn handle(
     r.headers_mut()
         .insert("DAV", HeaderValue::from_static(DAV_CLASSES));
     r
+}
+
+/// Autoconfig and autodiscover, before any login (they name servers only).
+async fn discovery_reply(
+    config: &DavConfig,
+    document: discovery::Document,
+    request: Request<Incoming>,
+) -> Reply {
+    const XML: &str = "text/xml; charset=utf-8";
+    match document {
+        discovery::Document::Autoconfig => {
+            let query = request.uri().query().unwrap_or_default().to_owned();
+            reply(
+                200,
+                Some(XML),
+                discovery::autoconfig(&config.discovery, &query),
+            )
+        }
+        discovery::Document::Autodiscover => {
+            // A request is a few hundred bytes; a larger one is no request.
+            let body = match Limited::new(request.into_body(), 64 * 1024).collect().await {
+                Ok(b) => b.to_bytes(),
+                Err(_) => return error_reply(&DavError::Status(413, "request too large".into())),
+            };
+            let limits = XmlLimits {
+                max_depth: config.max_xml_depth,
+                max_elements: config.max_xml_elements,
+            };
+            match std::str::from_utf8(&body)
+                .ok()
+                .and_then(|b| discovery::autodiscover(&config.discovery, b, limits))
+            {
+                Some(answer) => reply(200, Some(XML), answer),
+                None => error_reply(&DavError::bad_request(
+                    "not an Outlook autodiscover request",
+                )),
+            }
+        }
+    }
 }
 
 /// The caller's access: the connection's if it sent the same credentials

@@ -7,6 +7,7 @@
 //! caller's [`rampart_core::Access`]; this crate parses HTTP, XML,
 //! iCalendar and vCard and decides nothing about rights.
 
+pub mod discovery;
 mod error;
 mod handler;
 pub mod ical;
@@ -61,6 +62,8 @@ pub struct DavConfig {
     pub header_timeout: Duration,
     /// How long a write to a client may make no progress.
     pub write_timeout: Duration,
+    /// Where mail clients are sent by autoconfig and autodiscover.
+    pub discovery: discovery::Discovery,
 }
 
 impl Default for DavConfig {
@@ -77,6 +80,7 @@ impl Default for DavConfig {
             max_results: 50_000,
             header_timeout: Duration::from_secs(30),
             write_timeout: Duration::from_secs(60),
+            discovery: discovery::Discovery::default(),
         }
     }
 }

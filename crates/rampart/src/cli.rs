@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 use rampart_core::{Core, NewUser};
 use rampart_store::{OpenMode, PrincipalKind, SystemFlags};
 
-use crate::config::Config;
+use crate::config::{Config, Service};
 use crate::{
     AliasCommand, AppPasswordCommand, DomainCommand, GroupCommand, MailCommand, PasswordSource,
     QueueCommand, UserCommand,
@@ -153,6 +153,25 @@ pub async fn dns(config: &Config, domain: &str) -> anyhow::Result<()> {
     println!(
         "_dmarc.{domain}.\tIN TXT \"v=DMARC1; p=quarantine; adkim=s; aspf=s; rua=mailto:postmaster@{domain}\""
     );
+    // Client discovery (RFC 6186 for mail, RFC 6764 for CalDAV/CardDAV):
+    // the first configured port of each service; a service that is off
+    // gets the "not available" target ".".
+    println!("; Client discovery: mail (RFC 6186), calendars and contacts (RFC 6764).");
+    let srv = |name: &str, service: Service| match config.listen.addresses(service).first() {
+        Some(addr) => println!("_{name}._tcp.{domain}.\tIN SRV 0 1 {} {host}.", addr.port()),
+        None => println!("_{name}._tcp.{domain}.\tIN SRV 0 0 0 ."),
+    };
+    srv("imaps", Service::Imaps);
+    srv("imap", Service::Imap);
+    srv("submissions", Service::Submissions);
+    srv("submission", Service::Submission);
+    srv("caldavs", Service::Https);
+    srv("carddavs", Service::Https);
+    if !config.listen.addresses(Service::Https).is_empty() {
+        println!("_caldavs._tcp.{domain}.\tIN TXT \"path=/dav/\"");
+        println!("_carddavs._tcp.{domain}.\tIN TXT \"path=/dav/\"");
+        println!("autoconfig.{domain}.\tIN CNAME {host}.");
+    }
     Ok(())
 }
 

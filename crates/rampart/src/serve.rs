@@ -225,7 +225,10 @@ pub async fn run(prepared: Prepared, first_domain: &str) -> anyhow::Result<()> {
         }),
         imap: Arc::new(config.imap_config()),
         imap_limiter: Arc::new(rampart_imap::Limiter::default()),
-        dav: Arc::new(config.dav.dav_config()),
+        dav: Arc::new(rampart_dav::DavConfig {
+            discovery: discovery(&config, &bound),
+            ..config.dav.dav_config()
+        }),
         shutdown: shutdown.clone(),
     });
     sessions.spawn(sweep_blobs(core.clone(), shutdown.clone()));
@@ -389,6 +392,24 @@ impl Signals {
             _ = self.term.recv() => {}
             _ = self.int.recv() => {}
         }
+    }
+}
+
+/// Where autoconfig and autodiscover send mail clients: the server's name
+/// and the first port each mail service listens on.
+fn discovery(config: &Config, bound: &[Bound]) -> rampart_dav::discovery::Discovery {
+    let port = |service| {
+        bound
+            .iter()
+            .find(|b| b.service == service)
+            .map(|b| b.addr.port())
+    };
+    rampart_dav::discovery::Discovery {
+        hostname: config.server.hostname.clone(),
+        imaps_port: port(Service::Imaps),
+        imap_port: port(Service::Imap),
+        submissions_port: port(Service::Submissions),
+        submission_port: port(Service::Submission),
     }
 }
 

@@ -97,6 +97,7 @@ fn calendars() {
 }
 scenario!(isolation);
 scenario!(addressbooks);
+scenario!(discovery);
 
 /// vdirsyncer syncs the default calendar and address book both ways; the
 /// run after that changes nothing.

@@ -40,9 +40,20 @@ fn submitted_mail_is_relayed_bounced_and_retried() {
         .port();
     let local = Sandbox::new();
     local.ok(&["init", "--domain", "example.org"], "");
-    let published: Vec<(String, String)> = local
-        .ok(&["dns", "example.org"], "")
+    let records = local.ok(&["dns", "example.org"], "");
+    // Client discovery beside the mail records (RFC 6186, RFC 6764).
+    for service in ["imaps", "submissions", "caldavs", "carddavs"] {
+        assert!(
+            records
+                .lines()
+                .any(|l| l.starts_with(&format!("_{service}._tcp.example.org.\tIN SRV 0 1 "))),
+            "{service}: {records}"
+        );
+    }
+    assert!(records.contains("_caldavs._tcp.example.org.\tIN TXT \"path=/dav/\""));
+    let published: Vec<(String, String)> = records
         .lines()
+        .filter(|l| !l.starts_with("_caldavs.") && !l.starts_with("_carddavs."))
         .filter_map(|l| {
             let (name, rest) = l.split_once("\tIN TXT ")?;
             let value: String = rest.split('"').skip(1).step_by(2).collect();

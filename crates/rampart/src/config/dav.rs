@@ -126,6 +126,8 @@ impl DavSection {
             max_results: self.max_results,
             header_timeout: std::time::Duration::from_secs(self.header_timeout_seconds),
             write_timeout: std::time::Duration::from_secs(self.write_timeout_seconds),
+            // Filled in from the bound listeners when the server starts.
+            discovery: Default::default(),
         }
     }
 }

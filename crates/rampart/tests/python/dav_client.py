@@ -375,9 +375,54 @@ def addressbooks(port, cafile):
     check("anna.vcf" in raw and "404 Not Found" in raw and "bernd.vcf" not in raw, "sync after a delete names only the deleted card")
 
 
+def discovery(port, cafile):
+    import xml.etree.ElementTree as ET
+
+    anon = Raw(port, cafile, None)
+    # Thunderbird's autoconfig (clientConfig 1.1), before any login.
+    answers = []
+    for who in ["alice@example.org", "nobody-here@example.org"]:
+        r = anon.request(f"/.well-known/autoconfig/mail/config-v1.1.xml?emailaddress={who}")
+        check(r.status == 200 and "xml" in r.headers.get("Content-Type", ""), f"autoconfig for {who}: {r.status}")
+        answers.append(r.raw)
+    check(answers[0] == answers[1], "autoconfig says the same for an address that does not exist")
+    root = ET.fromstring(answers[0])
+    check(root.tag == "clientConfig" and root.get("version") == "1.1", "a clientConfig of version 1.1")
+    provider = root.find("emailProvider")
+    check(provider is not None and provider.get("id") == "example.org" and provider.findtext("domain") == "example.org", "emailProvider names the domain")
+    incoming = provider.findall("incomingServer")
+    check(any(s.get("type") == "imap" and s.findtext("socketType") == "SSL" and s.findtext("port").isdigit() and s.findtext("username") == "%EMAILADDRESS%" and s.findtext("authentication") == "password-cleartext" for s in incoming), "an IMAP server over SSL")
+    outgoing = provider.findall("outgoingServer")
+    check(any(s.get("type") == "smtp" and s.findtext("socketType") in ("SSL", "STARTTLS") for s in outgoing), "an SMTP submission server")
+    legacy = anon.request("/mail/config-v1.1.xml?emailaddress=alice@example.org")
+    check(legacy.raw == answers[0], "the autoconfig.<domain> path answers the same")
+
+    # Outlook's POX autodiscover (MS-OXDSCLI): request and response schemas.
+    request = """<?xml version="1.0" encoding="utf-8"?>
+<Autodiscover xmlns="http://schemas.microsoft.com/exchange/autodiscover/outlook/requestschema/2006">
+  <Request>
+    <EMailAddress>alice@example.org</EMailAddress>
+    <AcceptableResponseSchema>http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a</AcceptableResponseSchema>
+  </Request>
+</Autodiscover>"""
+    r = anon.request("/autodiscover/autodiscover.xml", "POST", request, {"Content-Type": "text/xml"})
+    check(r.status == 200, f"autodiscover answered {r.status}")
+    ns = {"a": "http://schemas.microsoft.com/exchange/autodiscover/responseschema/2006", "o": "http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a"}
+    root = ET.fromstring(r.raw)
+    account = root.find("o:Response/o:Account", ns)
+    check(root.tag == "{%s}Autodiscover" % ns["a"] and account is not None, "Autodiscover/Response/Account in the response schema")
+    check(account.findtext("o:AccountType", namespaces=ns) == "email" and account.findtext("o:Action", namespaces=ns) == "settings", "an email account with settings")
+    protocols = {p.findtext("o:Type", namespaces=ns): p for p in account.findall("o:Protocol", ns)}
+    check(set(protocols) == {"IMAP", "SMTP"}, f"IMAP and SMTP protocols: {sorted(protocols)}")
+    imap = protocols["IMAP"]
+    check(imap.findtext("o:LoginName", namespaces=ns) == "alice@example.org" and imap.findtext("o:SSL", namespaces=ns) in (None, "on") and imap.findtext("o:Port", namespaces=ns).isdigit(), "IMAP with the address as login name")
+    bad = anon.request("/autodiscover/autodiscover.xml", "POST", "<not-autodiscover/>", {"Content-Type": "text/xml"})
+    check(bad.status == 400, f"a body that is no autodiscover request: {bad.status}")
+
+
 def main():
     scenario, port, cafile = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-    {"calendars": calendars, "isolation": isolation, "addressbooks": addressbooks}[scenario](port, cafile)
+    {"calendars": calendars, "isolation": isolation, "addressbooks": addressbooks, "discovery": discovery}[scenario](port, cafile)
     print(f"{scenario}: ok")
 
 
