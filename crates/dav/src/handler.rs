@@ -14,7 +14,7 @@ use rampart_core::{Access, Actor, Core, CoreError, SessionContext};
 use crate::error::{DavError, uid_conflict};
 use crate::paths::{self, Target};
 use crate::xml::{self, APPLE_ICAL, CALDAV, CARDDAV, DAV, Element, XmlLimits};
-use crate::{DavConfig, Login, discovery, ical, props, report, vcard};
+use crate::{DavConfig, Login, copymove, discovery, ical, props, report, vcard};
 
 /// A response as this crate builds it.
 pub(crate) type Reply = Response<Full<Bytes>>;
@@ -286,6 +286,9 @@ async fn dispatch(
         "GET" | "HEAD" => get(caller, target, headers).await,
         "PUT" => put(caller, target, headers, body).await,
         "DELETE" => delete(caller, target, headers).await,
+        "COPY" | "MOVE" => {
+            copymove::copy_or_move(caller, method.as_str() == "MOVE", target, headers).await
+        }
         _ => {
             let mut r = reply(
                 405,
@@ -324,7 +327,7 @@ fn strong_tag(raw: &str) -> Option<String> {
 }
 
 /// The precondition of a write from `If-Match` and `If-None-Match`.
-fn write_condition(headers: &HeaderMap) -> Result<WriteCondition, DavError> {
+pub(crate) fn write_condition(headers: &HeaderMap) -> Result<WriteCondition, DavError> {
     let get = |h| headers.get(h).and_then(|v: &HeaderValue| v.to_str().ok());
     if let Some(m) = get(header::IF_MATCH) {
         if m.trim() == "*" {
@@ -352,7 +355,7 @@ fn content_type(kind: CollectionKind) -> &'static str {
     }
 }
 
-fn etag_header(r: &mut Reply, etag: &str) {
+pub(crate) fn etag_header(r: &mut Reply, etag: &str) {
     if let Ok(v) = HeaderValue::from_str(&format!("\"{etag}\"")) {
         r.headers_mut().insert(header::ETAG, v);
     }
@@ -476,7 +479,39 @@ async fn put(
             });
         }
     }
-    if body.len() > caller.config.max_resource_bytes {
+    let text = std::str::from_utf8(&body).map_err(|_| DavError::Precondition {
+        status: 400,
+        ns,
+        condition: data_condition,
+        reason: "the body is not UTF-8".into(),
+    })?;
+    let condition = write_condition(headers)?;
+    let outcome = store_resource(caller, &collection, &name, text, condition).await?;
+    let (status, object) = match &outcome {
+        PutOutcome::Created(o) => (201, o),
+        PutOutcome::Replaced(o) => (204, o),
+    };
+    let mut r = reply(status, None, Bytes::new());
+    etag_header(&mut r, &object.etag);
+    Ok(r)
+}
+
+/// Checks a resource's content for its collection and stores it under
+/// `name` if `condition` holds (PUT, COPY, MOVE).
+pub(crate) async fn store_resource(
+    caller: &Caller<'_>,
+    collection: &Collection,
+    name: &str,
+    text: &str,
+    condition: WriteCondition,
+) -> Result<PutOutcome, DavError> {
+    let card = collection.kind == CollectionKind::AddressBook;
+    let (ns, data_condition) = if card {
+        (CARDDAV, "valid-address-data")
+    } else {
+        (CALDAV, "valid-calendar-data")
+    };
+    if text.len() > caller.config.max_resource_bytes {
         return Err(DavError::Precondition {
             status: 403,
             ns,
@@ -487,17 +522,11 @@ async fn put(
             ),
         });
     }
-    let text = std::str::from_utf8(&body).map_err(|_| DavError::Precondition {
-        status: 400,
-        ns,
-        condition: data_condition,
-        reason: "the body is not UTF-8".into(),
-    })?;
     let write = if card {
-        vcard::intake(&name, text, caller.config.max_components)
+        vcard::intake(name, text, caller.config.max_components)
     } else {
         ical::intake(
-            &name,
+            name,
             text,
             &collection.components,
             ical::IcalLimits {
@@ -523,22 +552,14 @@ async fn put(
         },
         other => other,
     })?;
-    let condition = write_condition(headers)?;
-    let outcome = match caller
+    match caller
         .core
-        .dav_put(&caller.access, &collection, write, condition)
+        .dav_put(&caller.access, collection, write, condition)
         .await
     {
-        Err(CoreError::UidInUse(other)) => return Err(uid_conflict(card, &other)),
-        other => other?,
-    };
-    let (status, object) = match &outcome {
-        PutOutcome::Created(o) => (201, o),
-        PutOutcome::Replaced(o) => (204, o),
-    };
-    let mut r = reply(status, None, Bytes::new());
-    etag_header(&mut r, &object.etag);
-    Ok(r)
+        Err(CoreError::UidInUse(other)) => Err(uid_conflict(card, &other)),
+        other => Ok(other?),
+    }
 }
 
 async fn delete(

@@ -7,6 +7,7 @@
 //! caller's [`rampart_core::Access`]; this crate parses HTTP, XML,
 //! iCalendar and vCard and decides nothing about rights.
 
+mod copymove;
 pub mod discovery;
 mod error;
 mod handler;

@@ -245,6 +245,22 @@ def calendars(port, cafile):
     missing = raw_http.request(str(work.url) + "broken.ics", "GET")
     check(missing.status == 404, "nothing was stored for the malformed PUT")
 
+    # COPY and MOVE between one's own calendars (RFC 4918 §9.8-9.9).
+    home = str(principal.calendar(cal_id="calendar").url)
+    src = url  # unity.ics in Work (UID unity-2)
+    r = raw_http.request(src, "COPY", None, {"Destination": home + "copied.ics"})
+    check(r.status == 201, f"COPY to the default calendar: {r.status}")
+    r = raw_http.request(src, "COPY", None, {"Destination": home + "copied.ics", "Overwrite": "F"})
+    check(r.status == 412, f"COPY onto an existing resource with Overwrite: F: {r.status}")
+    r = raw_http.request(src, "COPY", None, {"Destination": str(work.url) + "twin.ics"})
+    check(r.status == 403 and "no-uid-conflict" in r.raw, f"COPY within the calendar (same UID): {r.status}")
+    r = raw_http.request(src, "MOVE", None, {"Destination": str(work.url) + "renamed.ics"})
+    check(r.status == 201 and raw_http.request(src, "GET").status == 404, f"MOVE to a new name: {r.status}, source gone")
+    check("unity-2" in raw_http.request(str(work.url) + "renamed.ics", "GET").raw, "the moved resource has its content")
+    r = raw_http.request(home + "copied.ics", "MOVE", None, {"Destination": f"https://{HOST}:{port}/dav/calendars/bob@example.org/calendar/x.ics"})
+    check(r.status == 403, f"MOVE into another user's calendar: {r.status}")
+    raw_http.request(home + "copied.ics", "DELETE")
+
     # Delete a resource, then the calendar.
     weekly.delete()
     check(len(work.events()) == 2, "after deleting the series two events remain")
