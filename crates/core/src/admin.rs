@@ -119,7 +119,7 @@ impl Core {
         .await
     }
 
-    async fn domain_of(&self, name: &str) -> CoreResult<Domain> {
+    pub(crate) async fn domain_of(&self, name: &str) -> CoreResult<Domain> {
         let name = normalize_domain(name)?;
         self.store
             .find_domain(&name)

@@ -8,6 +8,7 @@
 
 mod access;
 mod address;
+mod address_list;
 mod admin;
 mod app_passwords;
 mod auth;
@@ -34,6 +35,7 @@ use rampart_store::{MailboxId, PrincipalId, Store};
 
 pub use access::*;
 pub use address::{Address, normalize_domain};
+pub use address_list::{AddressList, ListedPrincipal};
 pub use admin::{Bootstrap, NewUser, Recipient, RecipientSet};
 pub use app_passwords::MAX_APP_PASSWORD_NAME;
 pub use auth::{
@@ -82,10 +84,10 @@ pub mod model {
         Alias, AppPassword, Appended, BlobHash, Change, ChangeKind, Collection, CollectionChanges,
         CollectionId, CollectionKind, CollectionPatch, DavObject, DavObjectId, DeliveryStatus,
         DkimKey, Domain, DomainId, DsnRequest, FlagChange, Mailbox, MailboxId, MailboxRole,
-        MailboxStatus, MessageId, MessageRecord, NewCollection, ObjectFilter, PrincipalId,
-        PrincipalKind, PutOutcome, QueueEntry, QueueId, QueueOutcome, QueuedAddress,
-        QueuedRecipient, StsPolicyRecord, SystemFlags, TextField, TextMatches, WriteCondition,
-        notify, now_millis,
+        MailboxStatus, MessageId, MessageRecord, NewCollection, NewOrgContact, ObjectFilter,
+        OrgContact, PrincipalId, PrincipalKind, Profile, PutOutcome, QueueEntry, QueueId,
+        QueueOutcome, QueuedAddress, QueuedRecipient, StsPolicyRecord, SystemFlags, TextField,
+        TextMatches, WriteCondition, notify, now_millis,
     };
 }
 pub use text::{MIN_INDEXED_NEEDLE_CHARS, SearchableText, indexable_needle};

@@ -54,7 +54,7 @@ pub(crate) async fn copy_or_move(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("F"));
     let source = caller.collection(kind, &user, &coll).await?;
-    let dest = match caller.collection(kind, &to_user, &to_coll).await {
+    let dest = match caller.writable(kind, &to_user, &to_coll).await {
         // RFC 4918 §9.8.5: 409 when the destination's collection is missing.
         Err(DavError::Core(rampart_core::CoreError::NotFound { .. })) => {
             return Err(DavError::Status(
@@ -64,9 +64,11 @@ pub(crate) async fn copy_or_move(
         }
         other => other?,
     };
+    if moving && crate::directory::is_directory(&source) {
+        return Err(crate::directory::read_only());
+    }
     let object = caller
-        .core
-        .dav_get(&caller.access, &source, std::slice::from_ref(&name))
+        .get(&source, std::slice::from_ref(&name))
         .await?
         .pop()
         .ok_or_else(not_found)?;

@@ -7,14 +7,15 @@ use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use rampart_core::model::{
-    Collection, CollectionKind, CollectionPatch, NewCollection, PutOutcome, WriteCondition,
+    Collection, CollectionChanges, CollectionKind, CollectionPatch, DavObject, NewCollection,
+    ObjectFilter, PutOutcome, WriteCondition,
 };
 use rampart_core::{Access, Actor, Core, CoreError, SessionContext};
 
 use crate::error::{DavError, uid_conflict};
 use crate::paths::{self, Target};
 use crate::xml::{self, APPLE_ICAL, CALDAV, CARDDAV, DAV, Element, XmlLimits};
-use crate::{DavConfig, Login, copymove, discovery, ical, props, report, vcard};
+use crate::{DavConfig, Login, copymove, directory, discovery, ical, props, report, vcard};
 
 /// A response as this crate builds it.
 pub(crate) type Reply = Response<Full<Bytes>>;
@@ -42,7 +43,8 @@ impl Caller<'_> {
         }
     }
 
-    /// A collection of the caller's named in a URL; another user's is not found.
+    /// A collection of the caller's named in a URL (the directory
+    /// included); another user's is not found.
     pub(crate) async fn collection(
         &self,
         kind: CollectionKind,
@@ -52,7 +54,85 @@ impl Caller<'_> {
         if !self.owns(user) {
             return Err(not_found());
         }
+        if kind == CollectionKind::AddressBook && name == directory::NAME {
+            return Ok(directory::load(self).await?.0);
+        }
         Ok(self.core.dav_collection(&self.access, kind, name).await?)
+    }
+
+    /// A collection the caller may write to: not the directory.
+    pub(crate) async fn writable(
+        &self,
+        kind: CollectionKind,
+        user: &str,
+        name: &str,
+    ) -> Result<Collection, DavError> {
+        let c = self.collection(kind, user, name).await?;
+        if directory::is_directory(&c) {
+            return Err(directory::read_only());
+        }
+        Ok(c)
+    }
+
+    /// The resources of a collection that may match `filter`.
+    pub(crate) async fn objects(
+        &self,
+        c: &Collection,
+        filter: ObjectFilter,
+        with_data: bool,
+    ) -> Result<Vec<DavObject>, DavError> {
+        if directory::is_directory(c) {
+            let mut cards = directory::load(self).await?.1;
+            if !with_data {
+                cards.iter_mut().for_each(|o| o.data = None);
+            }
+            return Ok(cards);
+        }
+        Ok(self
+            .core
+            .dav_objects(&self.access, c, filter, with_data)
+            .await?)
+    }
+
+    /// Resources of a collection by name, with their content.
+    pub(crate) async fn get(
+        &self,
+        c: &Collection,
+        names: &[String],
+    ) -> Result<Vec<DavObject>, DavError> {
+        if directory::is_directory(c) {
+            let cards = directory::load(self).await?.1;
+            return Ok(names
+                .iter()
+                .filter_map(|n| cards.iter().find(|o| &o.name == n).cloned())
+                .collect());
+        }
+        Ok(self.core.dav_get(&self.access, c, names).await?)
+    }
+
+    /// What changed after `since`; the directory has no history: from its
+    /// current version nothing, from 0 everything, else start again.
+    pub(crate) async fn changes(
+        &self,
+        c: &Collection,
+        since: u64,
+    ) -> Result<Option<CollectionChanges>, DavError> {
+        if directory::is_directory(c) {
+            return Ok(match since {
+                0 => Some(CollectionChanges {
+                    highest_modseq: c.highest_modseq,
+                    changed: self.objects(c, ObjectFilter::default(), false).await?,
+                    removed: Vec::new(),
+                }),
+                s if s == c.highest_modseq => Some(CollectionChanges {
+                    highest_modseq: s,
+                    changed: Vec::new(),
+                    removed: Vec::new(),
+                }),
+                _ => None,
+            });
+        }
+        Ok(self.core.dav_changes(&self.access, c, since).await?)
     }
 }
 
@@ -365,10 +445,7 @@ async fn get(caller: &Caller<'_>, target: Target, headers: &HeaderMap) -> Result
     match target {
         Target::Object(kind, user, coll, name) => {
             let collection = caller.collection(kind, &user, &coll).await?;
-            let mut found = caller
-                .core
-                .dav_get(&caller.access, &collection, std::slice::from_ref(&name))
-                .await?;
+            let mut found = caller.get(&collection, std::slice::from_ref(&name)).await?;
             let object = found.pop().ok_or_else(not_found)?;
             let unchanged = headers
                 .get(header::IF_NONE_MATCH)
@@ -442,7 +519,7 @@ async fn put(
         (CALDAV, "valid-calendar-data")
     };
     // RFC 4918 §9.7.1: a PUT into a collection that does not exist.
-    let collection = match caller.collection(kind, &user, &coll).await {
+    let collection = match caller.writable(kind, &user, &coll).await {
         Err(DavError::Core(CoreError::NotFound { .. })) => {
             return Err(DavError::Status(409, "no such collection".into()));
         }
@@ -569,7 +646,7 @@ async fn delete(
 ) -> Result<Reply, DavError> {
     match target {
         Target::Object(kind, user, coll, name) => {
-            let collection = caller.collection(kind, &user, &coll).await?;
+            let collection = caller.writable(kind, &user, &coll).await?;
             let condition = match write_condition(headers)? {
                 WriteCondition::Absent => {
                     return Err(DavError::Status(412, "the resource exists".into()));
@@ -583,7 +660,7 @@ async fn delete(
             Ok(reply(204, None, Bytes::new()))
         }
         Target::Collection(kind, user, coll) => {
-            let collection = caller.collection(kind, &user, &coll).await?;
+            let collection = caller.writable(kind, &user, &coll).await?;
             caller
                 .core
                 .delete_dav_collection(&caller.access, &collection)
@@ -660,6 +737,9 @@ async fn mkcol(
     };
     if !caller.owns(&user) {
         return Err(DavError::Status(403, "not your home".into()));
+    }
+    if kind == CollectionKind::AddressBook && name == directory::NAME {
+        return Err(directory::read_only());
     }
     let body = parse_body(caller, body)?;
     let props = new_props(body.as_ref());

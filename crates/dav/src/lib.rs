@@ -8,6 +8,7 @@
 //! iCalendar and vCard and decides nothing about rights.
 
 mod copymove;
+pub mod directory;
 pub mod discovery;
 mod error;
 mod handler;

@@ -207,6 +207,9 @@ pub(crate) fn value(
         (DAV, "owner") if !matches!(node, Node::Root | Node::Principals) => href_el(&principal),
         (DAV, "current-user-privilege-set") => match node {
             Node::Root | Node::Principals | Node::Principal => READ_PRIVILEGES.into(),
+            Node::Collection(c) | Node::Object(c, _) if crate::directory::is_directory(c) => {
+                READ_PRIVILEGES.into()
+            }
             _ => OWNER_PRIVILEGES.into(),
         },
         (DAV, "supported-report-set") => match node {
@@ -457,7 +460,10 @@ pub(crate) async fn propfind(
             }
             write_node(&mut out, caller, &Node::Home(kind), &extras, &w);
             if depth1 {
-                let collections = caller.core.dav_collections(&caller.access, kind).await?;
+                let mut collections = caller.core.dav_collections(&caller.access, kind).await?;
+                if kind == CollectionKind::AddressBook {
+                    collections.push(crate::directory::load(caller).await?.0);
+                }
                 for c in &collections {
                     write_node(&mut out, caller, &Node::Collection(c), &extras, &w);
                 }
@@ -476,13 +482,7 @@ pub(crate) async fn propfind(
                 let with_data =
                     wants_any(&w, &[(CALDAV, "calendar-data"), (CARDDAV, "address-data")]);
                 let objects = caller
-                    .core
-                    .dav_objects(
-                        &caller.access,
-                        &collection,
-                        ObjectFilter::default(),
-                        with_data,
-                    )
+                    .objects(&collection, ObjectFilter::default(), with_data)
                     .await?;
                 if objects.len() > caller.config.max_results {
                     return Err(too_many(caller));
@@ -496,14 +496,10 @@ pub(crate) async fn propfind(
             let collection = caller.collection(kind, &user, &coll).await?;
             let with_data = wants_any(&w, &[(CALDAV, "calendar-data"), (CARDDAV, "address-data")]);
             let found = if with_data {
-                caller
-                    .core
-                    .dav_get(&caller.access, &collection, std::slice::from_ref(&name))
-                    .await?
+                caller.get(&collection, std::slice::from_ref(&name)).await?
             } else {
                 caller
-                    .core
-                    .dav_objects(&caller.access, &collection, ObjectFilter::default(), false)
+                    .objects(&collection, ObjectFilter::default(), false)
                     .await?
                     .into_iter()
                     .filter(|o| o.name == name)
@@ -551,7 +547,7 @@ pub(crate) async fn proppatch(
             "only a calendar's or address book's properties can be changed".into(),
         ));
     };
-    let collection = caller.collection(kind, &user, &name).await?;
+    let collection = caller.writable(kind, &user, &name).await?;
     let body = parse_body(caller, body)?
         .ok_or_else(|| DavError::bad_request("a propertyupdate body is needed"))?;
     if !body.is(DAV, "propertyupdate") {

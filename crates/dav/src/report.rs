@@ -217,14 +217,10 @@ async fn multiget(
     }
     let wanted: Vec<String> = names.iter().flatten().cloned().collect();
     let objects = if request.wants_data {
-        caller
-            .core
-            .dav_get(&caller.access, collection, &wanted)
-            .await?
+        caller.get(collection, &wanted).await?
     } else {
         caller
-            .core
-            .dav_objects(&caller.access, collection, ObjectFilter::default(), false)
+            .objects(collection, ObjectFilter::default(), false)
             .await?
             .into_iter()
             .filter(|o| wanted.contains(&o.name))
@@ -462,10 +458,7 @@ async fn calendar_query(
             pre.end = end;
         }
     }
-    let objects = caller
-        .core
-        .dav_objects(&caller.access, collection, pre, true)
-        .await?;
+    let objects = caller.objects(collection, pre, true).await?;
     // A filter on one component type and a time range alone is decided
     // for a resource with one occurrence by the bounds kept with it; only
     // recurring ones are parsed and expanded.
@@ -574,8 +567,7 @@ async fn addressbook_query(
         .and_then(|l| l.child(CARDDAV, "nresults"))
         .and_then(|n| n.text.trim().parse::<usize>().ok());
     let objects = caller
-        .core
-        .dav_objects(&caller.access, collection, ObjectFilter::default(), true)
+        .objects(collection, ObjectFilter::default(), true)
         .await?;
     let mut out = String::from(MULTISTATUS_OPEN);
     let mut count = 0;
@@ -637,8 +629,7 @@ async fn sync_collection(
         parse_sync_token(collection, token).ok_or_else(invalid_token)?
     };
     let changes = caller
-        .core
-        .dav_changes(&caller.access, collection, since)
+        .changes(collection, since)
         .await?
         .ok_or_else(invalid_token)?;
     if changes.changed.len() + changes.removed.len() > caller.config.max_results {
@@ -646,10 +637,7 @@ async fn sync_collection(
     }
     let changed = if request.wants_data && !changes.changed.is_empty() {
         let names: Vec<String> = changes.changed.iter().map(|o| o.name.clone()).collect();
-        caller
-            .core
-            .dav_get(&caller.access, collection, &names)
-            .await?
+        caller.get(collection, &names).await?
     } else {
         changes.changed
     };

@@ -65,6 +65,63 @@ pub fn intake(name: &str, data: &str, max_properties: usize) -> Result<ResourceW
     })
 }
 
+/// One card of a file of several (an export), ready for the address list.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CardSummary {
+    /// Its UID.
+    pub uid: String,
+    /// Its FN.
+    pub name: String,
+    /// Its first EMAIL, or empty.
+    pub email: String,
+    /// The card alone, as vCard 4.0.
+    pub data: String,
+}
+
+/// Every card in a text of one or more (`rampart contact import`); each a
+/// summary or why it was refused (no UID, no FN). At most `max` cards.
+pub fn cards(text: &str, max: usize) -> Vec<Result<CardSummary, String>> {
+    let mut parser = Parser::new(text);
+    let mut out = Vec::new();
+    while out.len() < max {
+        match parser.entry() {
+            Entry::VCard(card) => {
+                let uid = card.uid().map(str::trim).unwrap_or_default().to_owned();
+                let name = property_texts(&card, "FN")
+                    .into_iter()
+                    .next()
+                    .unwrap_or_default();
+                let email = property_texts(&card, "EMAIL")
+                    .into_iter()
+                    .next()
+                    .unwrap_or_default();
+                if uid.is_empty() || name.trim().is_empty() {
+                    out.push(Err(format!(
+                        "a card without {} ({name:?})",
+                        if uid.is_empty() { "UID" } else { "FN" }
+                    )));
+                    continue;
+                }
+                let mut data = String::new();
+                if card.write_to(&mut data, VCardVersion::V4_0).is_err() {
+                    out.push(Err(format!("{uid}: cannot be written as vCard 4.0")));
+                    continue;
+                }
+                out.push(Ok(CardSummary {
+                    uid,
+                    name: name.trim().to_owned(),
+                    email: email.trim().to_owned(),
+                    data,
+                }));
+            }
+            Entry::Eof => break,
+            Entry::ICalendar(_) => out.push(Err("an iCalendar object, not a vCard".into())),
+            other => out.push(Err(format!("not a vCard: {other:?}"))),
+        }
+    }
+    out
+}
+
 /// The text of an entry's values, components joined by spaces.
 fn entry_text(entry: &VCardEntry) -> String {
     let mut out = String::new();
@@ -185,6 +242,25 @@ mod tests {
         let two = format!("{V4}{}", V4.replace("4fbe", "5fbe"));
         assert!(intake("x.vcf", &two, 100).is_err());
         assert!(intake("x.vcf", V4, 3).is_err());
+    }
+
+    #[test]
+    fn exports_split_into_cards() {
+        let file = format!(
+            "{V4}{}BEGIN:VCARD\r\nVERSION:3.0\r\nFN:No UID\r\nEND:VCARD\r\n",
+            V4.replace("4fbe8971", "5fbe8971")
+                .replace("Simon Perreault", "Simone P")
+        );
+        let found = cards(&file, 10);
+        assert_eq!(found.len(), 3);
+        assert_eq!(found[0].as_ref().unwrap().name, "Simon Perreault");
+        assert_eq!(
+            found[1].as_ref().unwrap().email,
+            "simon.perreault@viagenie.ca"
+        );
+        assert!(found[2].is_err());
+        assert!(found[0].as_ref().unwrap().data.contains("VERSION:4.0"));
+        assert_eq!(cards(&file, 1).len(), 1);
     }
 
     #[test]

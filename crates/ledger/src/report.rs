@@ -220,6 +220,10 @@ pub struct Activity {
     sessions: HashMap<String, SessionSummary>,
     accounts: BTreeMap<Option<i64>, AccountActivity>,
     readers: BTreeMap<(String, String), Reader>,
+    /// Entries of the address list returned, by container
+    /// (`directory:DOMAIN` names principals, `directory-contacts:DOMAIN`
+    /// the organisation's contacts).
+    directory: BTreeMap<String, BTreeSet<i64>>,
     /// Per session, the account and index of its search in progress.
     open_search: HashMap<String, (Option<i64>, String, usize)>,
 }
@@ -301,6 +305,12 @@ impl Activity {
                 ..Default::default()
             });
         let mailbox = r.container.clone().unwrap_or_default();
+        if op == "directory-query" && mailbox.starts_with("directory") {
+            self.directory
+                .entry(mailbox.clone())
+                .or_default()
+                .extend(r.object_ids());
+        }
         if is_read(op) {
             s.reads += 1;
             s.bytes += r.bytes;
@@ -441,6 +451,11 @@ impl Activity {
             .values()
             .flat_map(|a| a.messages_read.keys().copied())
             .collect()
+    }
+
+    /// The address-list entries returned, by container.
+    pub fn directory_entries(&self) -> &BTreeMap<String, BTreeSet<i64>> {
+        &self.directory
     }
 
     /// The ids of every message read, by the account that owns them (as

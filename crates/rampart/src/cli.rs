@@ -16,7 +16,7 @@ use crate::{
 use rampart_core::mbox::MboxReader;
 
 /// Opens the store and the core under it, with the operator's access.
-async fn open_core(
+pub(crate) async fn open_core(
     config: &Config,
     mode: OpenMode,
 ) -> anyhow::Result<(Core, rampart_core::Access)> {
@@ -312,6 +312,30 @@ pub async fn user(config: &Config, command: UserCommand) -> anyhow::Result<()> {
         UserCommand::SentCopy { address, state } => {
             core.set_sent_copy(&access, &address, state == "on").await?;
             println!("server copy in Sent for {address}: {state}");
+        }
+        UserCommand::Profile {
+            address,
+            title,
+            department,
+            phone,
+            office,
+        } => {
+            let mut profile = core.profile(&access, &address).await?;
+            for (field, value) in [
+                (&mut profile.title, title),
+                (&mut profile.department, department),
+                (&mut profile.phone, phone),
+                (&mut profile.office, office),
+            ] {
+                if let Some(v) = value {
+                    *field = v.trim().to_owned();
+                }
+            }
+            core.set_profile(&access, &address, profile.clone()).await?;
+            println!(
+                "{address}: title {:?}, department {:?}, phone {:?}, office {:?}",
+                profile.title, profile.department, profile.phone, profile.office
+            );
         }
         UserCommand::Quota { address, size } => {
             core.set_quota(&access, &address, size).await?;

@@ -251,6 +251,8 @@ struct Person {
     address: String,
     names: BTreeSet<String>,
     messages: usize,
+    /// Whether the address list returned this person's entry.
+    in_directory: bool,
 }
 
 /// The entries a question selects, aggregated, with what the store still
@@ -258,6 +260,8 @@ struct Person {
 struct Audit {
     activity: Activity,
     addresses: HashMap<i64, String>,
+    /// The address-list entries returned: address and name.
+    directory_people: Vec<(String, String)>,
     messages: HashMap<i64, MessageInfo>,
     /// The selection in words, times in the report's zone.
     selection: String,
@@ -274,11 +278,12 @@ impl Audit {
         let (core, privileged) =
             Core::new(store, config.core_config(), config.recorder(None)?).await?;
         let operator = crate::operator(&privileged);
-        let addresses: HashMap<i64, String> = core
-            .list_principals(&operator, None)
-            .await?
-            .into_iter()
-            .map(|p| (p.id.0, p.address()))
+        let principals = core.list_principals(&operator, None).await?;
+        let addresses: HashMap<i64, String> =
+            principals.iter().map(|p| (p.id.0, p.address())).collect();
+        let display_names: HashMap<i64, String> = principals
+            .iter()
+            .map(|p| (p.id.0, p.display_name.clone()))
             .collect();
         let owner = match &args.owner {
             Some(owner) => Some(
@@ -346,10 +351,35 @@ impl Audit {
                 ..Default::default()
             });
         }
+        let mut directory_people = Vec::new();
+        for (container, ids) in activity.directory_entries() {
+            if container.starts_with("directory:") {
+                for id in ids {
+                    if let Some(address) = addresses.get(id) {
+                        let name = display_names.get(id).cloned().unwrap_or_default();
+                        directory_people.push((address.to_lowercase(), name));
+                    }
+                }
+            } else if let Some(domain) = container.strip_prefix("directory-contacts:") {
+                // Contacts removed since are no longer known by name.
+                let Ok(contacts) = core.org_contacts(&operator, domain).await else {
+                    continue;
+                };
+                for c in contacts.iter().filter(|c| ids.contains(&c.id)) {
+                    let address = if c.email.is_empty() {
+                        format!("(no address: {})", c.uid)
+                    } else {
+                        c.email.to_lowercase()
+                    };
+                    directory_people.push((address, c.display_name.clone()));
+                }
+            }
+        }
         let selection = describe(args, &filter, &tz);
         Ok(Audit {
             activity,
             addresses,
+            directory_people,
             messages,
             selection,
             filter,
@@ -393,6 +423,16 @@ impl Audit {
                     p.messages += 1;
                 }
             }
+        }
+        for (address, name) in &self.directory_people {
+            let p = persons.entry(address.clone()).or_insert_with(|| Person {
+                address: address.clone(),
+                ..Default::default()
+            });
+            if !name.is_empty() {
+                p.names.insert(name.clone());
+            }
+            p.in_directory = true;
         }
         persons.into_values().collect()
     }

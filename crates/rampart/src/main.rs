@@ -3,6 +3,7 @@
 
 mod cli;
 mod config;
+mod contact_cli;
 mod ledger_cli;
 mod privileges;
 mod serve;
@@ -69,6 +70,9 @@ enum Command {
     /// Verify the access ledger, export its checkpoints, and ask who read what.
     #[command(subcommand)]
     Ledger(ledger_cli::LedgerCommand),
+    /// The organisation's contacts that are not accounts, in its address list.
+    #[command(subcommand)]
+    Contact(contact_cli::ContactCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -177,6 +181,24 @@ enum UserCommand {
         /// `on` or `off`.
         #[arg(value_parser = ["on", "off"])]
         state: String,
+    },
+    /// Set what the organisation's address list shows of a user or group
+    /// (given fields only; an empty value clears one).
+    Profile {
+        /// The address.
+        address: String,
+        /// Job title.
+        #[arg(long)]
+        title: Option<String>,
+        /// Department.
+        #[arg(long)]
+        department: Option<String>,
+        /// Phone numbers, separated by commas.
+        #[arg(long)]
+        phone: Option<String>,
+        /// Office (building, room).
+        #[arg(long)]
+        office: Option<String>,
     },
     /// Manage a user's app passwords (one per device or mail client, revocable).
     #[command(subcommand)]
@@ -341,6 +363,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Mail(c) => runtime()?.block_on(cli::mail(&config, c)),
         Command::Queue(c) => runtime()?.block_on(cli::queue(&config, c)),
         Command::Dns { domain } => runtime()?.block_on(cli::dns(&config, &domain)),
+        Command::Contact(c) => runtime()?.block_on(contact_cli::contact(&config, c)),
         Command::Ledger(c) => runtime()?.block_on(ledger_cli::ledger(&config, c)),
     }
 }

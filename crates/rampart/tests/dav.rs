@@ -15,7 +15,14 @@ fn setup() -> (Sandbox, Server) {
         "alice's long password\n",
     );
     sb.ok(
-        &["user", "add", "bob@example.org", "--password-stdin"],
+        &[
+            "user",
+            "add",
+            "bob@example.org",
+            "--name",
+            "Bob Baker",
+            "--password-stdin",
+        ],
         "bob's long password too\n",
     );
     (sb, server)
@@ -127,5 +134,103 @@ fn vdirsyncer_syncs_both_ways() {
         String::from_utf8_lossy(&out.stderr)
     );
     print!("{stdout}");
+    server.stop();
+}
+
+/// The organisation's address list as the read-only `directory` book: the
+/// domain's people and contacts, nobody else's, every read in the ledger.
+#[test]
+#[cfg_attr(
+    not(rampart_test_caldav),
+    ignore = "skipped: needs python3 with the caldav library (pip install caldav) as the client"
+)]
+fn directory() {
+    let (sb, server) = setup();
+    sb.ok(
+        &[
+            "user",
+            "profile",
+            "bob@example.org",
+            "--title",
+            "Town clerk",
+            "--department",
+            "Registry",
+            "--phone",
+            "+49 30 5550",
+            "--office",
+            "Town hall, room 12",
+        ],
+        "",
+    );
+    sb.ok(&["domain", "add", "other.example"], "");
+    sb.ok(
+        &["user", "add", "carol@other.example", "--password-stdin"],
+        "carol's long password\n",
+    );
+    let vcf = sb.data().join("../contacts.vcf");
+    std::fs::write(
+        &vcf,
+        "BEGIN:VCARD\r\nVERSION:3.0\r\nUID:fire-1\r\nFN:Fire Brigade\r\nEMAIL:fire@town.example\r\nEND:VCARD\r\n\
+         BEGIN:VCARD\r\nVERSION:4.0\r\nFN:No UID here\r\nEND:VCARD\r\n",
+    )
+    .unwrap();
+    let imported = sb.ok(
+        &["contact", "import", "example.org", vcf.to_str().unwrap()],
+        "",
+    );
+    assert!(imported.contains("imported 1 contacts"), "{imported}");
+    sb.ok(
+        &[
+            "contact",
+            "add",
+            "other.example",
+            "--name",
+            "Their Plumber",
+            "--email",
+            "plumber@other.example",
+        ],
+        "",
+    );
+    let listed = sb.ok(&["contact", "list", "example.org"], "");
+    assert!(listed.contains("fire-1\tFire Brigade"), "{listed}");
+    print!("{}", dav_scenario(&sb, &server, "directory"));
+    // Every directory read is recorded, naming the entries returned.
+    let report = sb.ok(
+        &[
+            "ledger",
+            "report",
+            "--operation",
+            "directory-query",
+            "--format",
+            "json",
+        ],
+        "",
+    );
+    assert!(report.contains("directory:example.org"), "{report}");
+    assert!(!report.contains("directory:other.example"), "{report}");
+    // A dumped directory counts its people as data subjects.
+    let subjects: serde_json::Value = serde_json::from_str(&sb.ok(
+        &[
+            "ledger",
+            "subjects",
+            "--principal",
+            "alice@example.org",
+            "--format",
+            "json",
+        ],
+        "",
+    ))
+    .unwrap();
+    let in_directory: Vec<&str> = subjects
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["in_directory"] == true)
+        .map(|p| p["address"].as_str().unwrap())
+        .collect();
+    for expected in ["alice@example.org", "bob@example.org", "fire@town.example"] {
+        assert!(in_directory.contains(&expected), "{expected}: {subjects}");
+    }
+    assert!(!subjects.to_string().contains("carol"), "{subjects}");
     server.stop();
 }

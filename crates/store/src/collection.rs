@@ -190,3 +190,45 @@ pub struct ObjectFilter {
     /// Only resources that may start before this instant (ms).
     pub end: Option<i64>,
 }
+
+/// What the address list shows of a person beyond name and address.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Profile {
+    /// Job title.
+    pub title: String,
+    /// Department.
+    pub department: String,
+    /// Phone number(s), as typed.
+    pub phone: String,
+    /// Office (building, room).
+    pub office: String,
+}
+
+/// A contact of the organisation that is not an account (a supplier, the
+/// fire brigade), kept as the vCard it was imported as.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OrgContact {
+    /// Internal id.
+    pub id: i64,
+    /// The vCard's UID.
+    pub uid: String,
+    /// The name shown.
+    pub display_name: String,
+    /// The first e-mail address, or empty.
+    pub email: String,
+    /// The vCard.
+    pub data: String,
+}
+
+/// An organisation contact to add.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewOrgContact {
+    /// The vCard's UID, unique in the domain.
+    pub uid: String,
+    /// The name shown.
+    pub display_name: String,
+    /// The first e-mail address, or empty.
+    pub email: String,
+    /// The vCard.
+    pub data: String,
+}

@@ -24,8 +24,8 @@ pub use blob::BlobHash;
 pub use collection::*;
 pub use model::*;
 pub use ops::{
-    BlobStore, CollectionStore, DirectoryStore, LoginBanStore, MailboxStore, MessageStore,
-    QueueStore, StsPolicyStore, TextIndex,
+    AddressListStore, BlobStore, CollectionStore, DirectoryStore, LoginBanStore, MailboxStore,
+    MessageStore, QueueStore, StsPolicyStore, TextIndex,
 };
 
 /// The schema version this binary writes and understands.
@@ -127,6 +127,7 @@ pub trait Store:
     DirectoryStore
     + MailboxStore
     + CollectionStore
+    + AddressListStore
     + MessageStore
     + BlobStore
     + TextIndex

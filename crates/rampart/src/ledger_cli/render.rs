@@ -314,28 +314,40 @@ impl Audit {
         match format {
             Format::Json => writeln!(out, "{}", serde_json::to_string_pretty(&persons)?)?,
             Format::Csv => {
-                writeln!(out, "address,names,messages")?;
+                writeln!(out, "address,names,messages,in_directory")?;
                 for p in &persons {
                     let names = p.names.iter().cloned().collect::<Vec<_>>().join("; ");
-                    csv_row(&mut out, &[&p.address, &names, &p.messages.to_string()])?;
+                    csv_row(
+                        &mut out,
+                        &[
+                            &p.address,
+                            &names,
+                            &p.messages.to_string(),
+                            if p.in_directory { "yes" } else { "no" },
+                        ],
+                    )?;
                 }
             }
             Format::Markdown => {
                 writeln!(out, "# Persons whose data was read ({})\n", self.selection)?;
                 writeln!(
                     out,
-                    "From the From, To, Cc and Reply-To of every message read. Calendar objects and contacts read are listed by collection in `rampart ledger report`; the persons in them are not counted here yet.\n"
+                    "From the From, To, Cc and Reply-To of every message read, and every entry of the address list (directory) returned. Calendar objects and personal contacts read are listed by collection in `rampart ledger report`; the persons in them are not counted here yet.\n"
                 )?;
-                writeln!(out, "| address | names | messages |")?;
-                writeln!(out, "|---|---|---|")?;
+                writeln!(
+                    out,
+                    "| address | names | messages | in the directory read |"
+                )?;
+                writeln!(out, "|---|---|---|---|")?;
                 for p in &persons {
                     let names = p.names.iter().cloned().collect::<Vec<_>>().join("; ");
                     writeln!(
                         out,
-                        "| {} | {} | {} |",
+                        "| {} | {} | {} | {} |",
                         cell(&p.address),
                         cell(&names),
-                        p.messages
+                        p.messages,
+                        if p.in_directory { "yes" } else { "no" }
                     )?;
                 }
             }

@@ -436,9 +436,51 @@ def discovery(port, cafile):
     check(bad.status == 400, f"a body that is no autodiscover request: {bad.status}")
 
 
+def directory(port, cafile):
+    http = Raw(port, cafile)
+    home = "/dav/addressbooks/alice@example.org/"
+    r = http.request(home, "PROPFIND", '<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop><D:resourcetype/><D:displayname/><D:current-user-privilege-set/></D:prop></D:propfind>', {"Depth": "1"})
+    check(r.status == 207 and home + "directory/" in r.raw, "the directory is in the address-book home")
+    block = r.raw.split(home + "directory/")[1].split("</D:response>")[0]
+    check("addressbook" in block and "<D:write/>" not in block and "<D:read/>" in block, "it is an address book the user may only read")
+    book = home + "directory/"
+    query = """<?xml version="1.0" encoding="utf-8" ?>
+<CR:addressbook-query xmlns:D="DAV:" xmlns:CR="urn:ietf:params:xml:ns:carddav">
+  <D:prop><D:getetag/><CR:address-data/></D:prop>
+  <CR:filter><CR:prop-filter name="%s"><CR:text-match match-type="contains">%s</CR:text-match></CR:prop-filter></CR:filter>
+</CR:addressbook-query>"""
+    r = http.request(book, "REPORT", query % ("EMAIL", "bob@"), {"Depth": "1", "Content-Type": "application/xml"})
+    check(r.status == 207 and "FN:Bob Baker" in r.raw and "TITLE:Town clerk" in r.raw and "ORG:example.org;Registry" in r.raw, "bob found by address, with title and department")
+    check("alice.vcf" not in r.raw, "the query returns only what matches")
+    r = http.request(book, "REPORT", query % ("FN", "brigade"), {"Depth": "1", "Content-Type": "application/xml"})
+    check("Fire Brigade" in r.raw, "an organisation contact found by name")
+    r = http.request(book, "REPORT", query % ("EMAIL", "other.example"), {"Depth": "1", "Content-Type": "application/xml"})
+    check(r.status == 207 and "carol" not in r.raw, "nobody of another organisation")
+    listing = http.request(book, "PROPFIND", None, {"Depth": "1"})
+    check("carol" not in listing.raw and "bob.vcf" in listing.raw and "alice.vcf" in listing.raw, "the listing holds the domain's people only")
+    get = http.request(book + "bob.vcf", "GET")
+    check(get.status == 200 and "BEGIN:VCARD" in get.raw and "TEL;TYPE=work;VALUE=text:+49 30 5550" in get.raw, "GET a directory card")
+    v3 = http.request(book + "bob.vcf", "GET", None, {"Accept": "text/vcard; version=3.0"})
+    check("VERSION:3.0" in v3.raw, "and as vCard 3.0")
+    put = http.request(book + "mine.vcf", "PUT", "BEGIN:VCARD\r\nVERSION:4.0\r\nUID:x\r\nFN:X\r\nEND:VCARD\r\n", {"Content-Type": "text/vcard"})
+    check(put.status == 403, f"PUT into the directory is refused ({put.status})")
+    d = http.request(book + "bob.vcf", "DELETE")
+    check(d.status == 403, f"DELETE in the directory is refused ({d.status})")
+    mk = http.request(home + "directory/", "MKCOL")
+    check(mk.status in (403, 405), f"no address book can be made under its name ({mk.status})")
+    sync = '<?xml version="1.0"?><D:sync-collection xmlns:D="DAV:"><D:sync-token/><D:sync-level>1</D:sync-level><D:prop><D:getetag/></D:prop></D:sync-collection>'
+    r = http.request(book, "REPORT", sync, {"Content-Type": "application/xml"})
+    token = r.raw.split("<D:sync-token>")[1].split("</D:sync-token>")[0]
+    again = http.request(book, "REPORT", sync.replace("<D:sync-token/>", f"<D:sync-token>{token}</D:sync-token>"), {"Content-Type": "application/xml"})
+    check(again.status == 207 and "bob.vcf" not in again.raw, "a sync from the current token lists nothing")
+    # Copy a directory card into one's own address book.
+    c = http.request(book + "bob.vcf", "COPY", None, {"Destination": home + "contacts/bob.vcf"})
+    check(c.status == 201, f"COPY a directory card into one's own book ({c.status})")
+
+
 def main():
     scenario, port, cafile = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-    {"calendars": calendars, "isolation": isolation, "addressbooks": addressbooks, "discovery": discovery}[scenario](port, cafile)
+    {"calendars": calendars, "isolation": isolation, "addressbooks": addressbooks, "discovery": discovery, "directory": directory}[scenario](port, cafile)
     print(f"{scenario}: ok")
 
 

@@ -88,7 +88,7 @@ pub trait DirectoryStore: Send + Sync + 'static {
 const PRINCIPAL_COLUMNS: &str = "p.id, p.kind, p.domain_id, d.name, p.local_part, p.display_name, p.password_hash, \
      p.quota_bytes, p.used_bytes, p.disabled, p.is_admin, p.created_at";
 
-async fn query_principals(
+pub(crate) async fn query_principals(
     c: &mut dyn Conn,
     filter: &str,
     params: &[Value],

@@ -1,6 +1,7 @@
 //! The store's operations, each written once for both backends, one
 //! module (and one trait) per concern.
 
+mod address_list;
 mod blobs;
 mod collections;
 mod directory;
@@ -11,6 +12,7 @@ mod queue;
 mod sts_policies;
 mod text;
 
+pub use address_list::AddressListStore;
 pub use blobs::BlobStore;
 pub use collections::CollectionStore;
 pub use directory::DirectoryStore;

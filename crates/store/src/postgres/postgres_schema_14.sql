@@ -40,3 +40,24 @@ CREATE TABLE dav_objects (
 );
 CREATE UNIQUE INDEX dav_objects_by_uid ON dav_objects (collection_id, uid) WHERE deleted = 0;
 CREATE INDEX dav_objects_by_modseq ON dav_objects (collection_id, modseq);
+-- The organisation's address list (the directory every user of a domain
+-- sees as a read-only address book): what people are beyond their
+-- address (title, department, phone, office), and contacts of the
+-- organisation that are not accounts.
+CREATE TABLE directory_profiles (
+    principal_id BIGINT PRIMARY KEY REFERENCES principals(id) ON DELETE CASCADE,
+    title TEXT NOT NULL DEFAULT '',
+    department TEXT NOT NULL DEFAULT '',
+    phone TEXT NOT NULL DEFAULT '',
+    office TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE org_contacts (
+    id BIGSERIAL PRIMARY KEY,
+    domain_id BIGINT NOT NULL REFERENCES domains(id) ON DELETE CASCADE,
+    uid TEXT NOT NULL,
+    display_name TEXT NOT NULL,
+    email TEXT NOT NULL DEFAULT '',
+    data TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    UNIQUE (domain_id, uid)
+);

@@ -151,3 +151,91 @@ pub(super) async fn app_passwords(h: Harness) {
     store.delete_principal(bob.id).await.unwrap();
     assert!(store.list_app_passwords(bob.id).await.unwrap().is_empty());
 }
+
+/// The address list: profiles by principal, contacts by domain.
+pub(super) async fn address_list(h: Harness) {
+    let store = h.store;
+    let (anna, _) = domain_and_user(&store, "anna", 0).await;
+    let (_bernd, _) = domain_and_user(&store, "bernd", 0).await;
+    let other = store.create_domain("other.example").await.unwrap();
+    store
+        .set_profile(
+            anna.id,
+            Profile {
+                title: "Clerk".into(),
+                department: "Registry".into(),
+                phone: "+49 30 1".into(),
+                office: "Room 2".into(),
+            },
+        )
+        .await
+        .unwrap();
+    // Setting again replaces.
+    store
+        .set_profile(
+            anna.id,
+            Profile {
+                title: "Head clerk".into(),
+                ..Profile::default()
+            },
+        )
+        .await
+        .unwrap();
+    let members = store.address_list_members(anna.domain_id).await.unwrap();
+    let names: Vec<&str> = members.iter().map(|(p, _)| p.local_part.as_str()).collect();
+    assert_eq!(names, ["anna", "bernd"]);
+    assert_eq!(members[0].1.title, "Head clerk");
+    assert_eq!(members[0].1.department, "");
+    assert_eq!(members[1].1, Profile::default());
+    assert!(
+        store
+            .address_list_members(other.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let new = |uid: &str, name: &str| NewOrgContact {
+        uid: uid.into(),
+        display_name: name.into(),
+        email: format!("{uid}@supplier.example"),
+        data: format!("BEGIN:VCARD\r\nVERSION:4.0\r\nUID:{uid}\r\nFN:{name}\r\nEND:VCARD\r\n"),
+    };
+    store
+        .add_org_contact(anna.domain_id, new("fire", "Fire brigade"))
+        .await
+        .unwrap();
+    store
+        .add_org_contact(anna.domain_id, new("acme", "Acme Roads"))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .add_org_contact(anna.domain_id, new("fire", "Again"))
+            .await,
+        Err(StoreError::AlreadyExists(_))
+    ));
+    // The same UID in another organisation is another contact.
+    store
+        .add_org_contact(other.id, new("fire", "Their brigade"))
+        .await
+        .unwrap();
+    let listed = store.org_contacts(anna.domain_id).await.unwrap();
+    assert_eq!(
+        listed
+            .iter()
+            .map(|c| c.display_name.as_str())
+            .collect::<Vec<_>>(),
+        ["Acme Roads", "Fire brigade"]
+    );
+    store
+        .remove_org_contact(anna.domain_id, "fire")
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.remove_org_contact(anna.domain_id, "fire").await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert_eq!(store.org_contacts(anna.domain_id).await.unwrap().len(), 1);
+    assert_eq!(store.org_contacts(other.id).await.unwrap().len(), 1);
+}

@@ -247,4 +247,5 @@ conformance!(
     keyed_by_account,
     calendars_and_address_books,
     concurrent_collection_writes,
+    address_list,
 );
