@@ -294,6 +294,80 @@ fn instance_in(i: &Instance, start: i64, end: i64) -> bool {
     }
 }
 
+/// How an interval of free/busy time is busy (RFC 5545 §3.2.9 FBTYPE).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Busy {
+    /// A tentative event.
+    Tentative,
+    /// A confirmed (or unmarked) event.
+    Busy,
+}
+
+/// The busy intervals an object contributes within `[start, end)`,
+/// clipped to it (RFC 4791 §7.10): VEVENT occurrences that are neither
+/// transparent nor cancelled.
+pub fn busy_intervals(
+    ical: &ICalendar,
+    start: i64,
+    end: i64,
+    limit: usize,
+) -> Vec<(i64, i64, Busy)> {
+    use calcard::icalendar::{ICalendarStatus, ICalendarTransparency};
+    let (found, _) = instances(ical, limit);
+    found
+        .iter()
+        .filter(|i| i.end > i.start && instance_in(i, start, end))
+        .filter_map(|i| {
+            let comp = ical.components.get(i.comp_id as usize)?;
+            if comp.component_type != ICalendarComponentType::VEvent
+                || comp.transparency() == Some(&ICalendarTransparency::Transparent)
+            {
+                return None;
+            }
+            let busy = match comp.status() {
+                Some(ICalendarStatus::Cancelled) => return None,
+                Some(ICalendarStatus::Tentative) => Busy::Tentative,
+                _ => Busy::Busy,
+            };
+            Some((i.start.max(start), i.end.min(end), busy))
+        })
+        .collect()
+}
+
+/// A VFREEBUSY for `[start, end)` from busy intervals, overlapping ones
+/// of the same kind merged.
+pub fn freebusy_calendar(
+    mut busy: Vec<(i64, i64, Busy)>,
+    start: i64,
+    end: i64,
+    now: i64,
+) -> String {
+    busy.sort_by_key(|&(s, e, b)| (b, s, e));
+    let mut merged: Vec<(i64, i64, Busy)> = Vec::new();
+    for (s, e, b) in busy {
+        match merged.last_mut() {
+            Some(last) if last.2 == b && s <= last.1 => last.1 = last.1.max(e),
+            _ => merged.push((s, e, b)),
+        }
+    }
+    let utc = |ms: i64| format_utc(ms, false)[1..].to_owned();
+    let mut out = format!(
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Rampart//CalDAV//EN\r\nBEGIN:VFREEBUSY\r\nDTSTAMP:{}\r\nDTSTART:{}\r\nDTEND:{}\r\n",
+        utc(now),
+        utc(start),
+        utc(end)
+    );
+    for (s, e, b) in merged {
+        let kind = match b {
+            Busy::Busy => "BUSY",
+            Busy::Tentative => "BUSY-TENTATIVE",
+        };
+        out.push_str(&format!("FREEBUSY;FBTYPE={kind}:{}/{}\r\n", utc(s), utc(e)));
+    }
+    out.push_str("END:VFREEBUSY\r\nEND:VCALENDAR\r\n");
+    out
+}
+
 /// The text of a calendar with each recurrence instance in `[start, end)`
 /// as its own component with a RECURRENCE-ID, in UTC, without time zones
 /// (RFC 4791 §9.6.5 CALDAV:expand).
@@ -578,6 +652,42 @@ RRULE:FREQ=WEEKLY;COUNT=4\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
         }
         assert_eq!(parse_utc("2024-02-29"), None);
         assert_eq!(parse_utc("20241399T000000Z"), None);
+    }
+}
+
+#[cfg(test)]
+mod freebusy {
+    use super::*;
+
+    #[test]
+    fn busy_time_skips_transparent_and_cancelled_and_merges() {
+        let data = "BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nUID:a\r\nDTSTART:20260302T090000Z\r\nDTEND:20260302T100000Z\r\nRRULE:FREQ=DAILY;COUNT=2\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
+        let tentative = "BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nUID:b\r\nSTATUS:TENTATIVE\r\nDTSTART:20260302T093000Z\r\nDTEND:20260302T110000Z\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
+        let free = "BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nUID:c\r\nTRANSP:TRANSPARENT\r\nDTSTART:20260302T120000Z\r\nDTEND:20260302T130000Z\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
+        let cancelled = "BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nUID:d\r\nSTATUS:CANCELLED\r\nDTSTART:20260302T140000Z\r\nDTEND:20260302T150000Z\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
+        let overlapping = "BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nUID:e\r\nDTSTART:20260302T094500Z\r\nDTEND:20260302T103000Z\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
+        let (start, end) = (
+            parse_utc("20260302T000000Z").unwrap(),
+            parse_utc("20260303T000000Z").unwrap(),
+        );
+        let mut busy = Vec::new();
+        for d in [data, tentative, free, cancelled, overlapping] {
+            busy.extend(busy_intervals(&parse(d).unwrap(), start, end, 100));
+        }
+        let text = freebusy_calendar(busy, start, end, start);
+        assert!(
+            text.contains("FREEBUSY;FBTYPE=BUSY:20260302T090000Z/20260302T103000Z\r\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("FREEBUSY;FBTYPE=BUSY-TENTATIVE:20260302T093000Z/20260302T110000Z\r\n"),
+            "{text}"
+        );
+        assert_eq!(text.matches("FREEBUSY;").count(), 2, "{text}");
+        assert!(
+            !text.contains("SUMMARY") && !text.contains("UID:"),
+            "{text}"
+        );
     }
 }
 

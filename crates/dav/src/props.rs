@@ -216,6 +216,7 @@ pub(crate) fn value(
             Node::Collection(c) if c.kind == CollectionKind::Calendar => report_set(&[
                 (CALDAV, "calendar-multiget"),
                 (CALDAV, "calendar-query"),
+                (CALDAV, "free-busy-query"),
                 (DAV, "sync-collection"),
             ]),
             Node::Collection(_) => report_set(&[

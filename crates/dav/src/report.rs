@@ -156,6 +156,9 @@ pub(crate) async fn report(
     };
     let collection = caller.collection(kind, &user, &name).await?;
     let calendar = kind == CollectionKind::Calendar;
+    if calendar && body.is(CALDAV, "free-busy-query") {
+        return free_busy(caller, &collection, &body).await;
+    }
     let out = match (body.ns.as_str(), body.name.as_str()) {
         (CALDAV, "calendar-multiget") if calendar => multiget(caller, &collection, &body).await?,
         (CARDDAV, "addressbook-multiget") if !calendar => {
@@ -171,6 +174,45 @@ pub(crate) async fn report(
         _ => return Err(unsupported()),
     };
     Ok(multistatus(out))
+}
+
+/// CALDAV:free-busy-query (RFC 4791 §7.10): the busy time of the
+/// calendar in a range as one VFREEBUSY, nothing of the events' content.
+async fn free_busy(
+    caller: &Caller<'_>,
+    collection: &Collection,
+    body: &Element,
+) -> Result<Reply, DavError> {
+    let range =
+        time_range(body)?.ok_or_else(|| valid_filter("a free-busy-query needs a time-range"))?;
+    let (Some(start), Some(end)) = range else {
+        return Err(valid_filter("a free-busy-query needs a start and an end"));
+    };
+    check_range(caller, start, end)?;
+    let pre = ObjectFilter {
+        component: Some("VEVENT".into()),
+        start: Some(start),
+        end: Some(end),
+    };
+    let mut busy = Vec::new();
+    for o in caller.objects(collection, pre, true).await? {
+        if let Some(parsed) = o.data.as_deref().and_then(|d| ical::parse(d).ok()) {
+            busy.extend(ical::busy_intervals(
+                &parsed,
+                start,
+                end,
+                caller.config.max_instances,
+            ));
+        }
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    Ok(crate::handler::reply(
+        200,
+        Some("text/calendar; charset=utf-8"),
+        ical::freebusy_calendar(busy, start, end, now),
+    ))
 }
 
 /// RFC 3253 §3.6: a report the resource does not support.

@@ -203,6 +203,11 @@ def calendars(port, cafile):
     for uid in ["instant", "before"]:
         work.event_by_uid(f"{uid}@example.org").delete()
 
+    # Free/busy (RFC 4791 §7.10): busy time only, no content.
+    fb = raw_http.request(str(work.url), "REPORT", '<?xml version="1.0"?><C:free-busy-query xmlns:C="urn:ietf:params:xml:ns:caldav"><C:time-range start="20260401T000000Z" end="20260501T000000Z"/></C:free-busy-query>', {"Depth": "1", "Content-Type": "application/xml"})
+    check(fb.status == 200 and "BEGIN:VFREEBUSY" in fb.raw, f"free-busy-query answered {fb.status}")
+    check("FREEBUSY;FBTYPE=BUSY:20260416T080000Z/20260416T090000Z" in fb.raw and "Council" not in fb.raw, "busy time of the series in April, without its summary")
+
     by_uid = work.event_by_uid("council-weekly@example.org")
     check("Council meeting" in by_uid.data, "event_by_uid (calendar-query on UID)")
 
