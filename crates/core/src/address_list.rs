@@ -28,6 +28,8 @@ pub struct ListedPrincipal {
 pub struct AddressList {
     /// The domain (the organisation).
     pub domain: String,
+    /// A hash of everything in it: changes whenever an entry does.
+    pub version: u64,
     /// Its users and groups (disabled accounts left out), by address.
     pub principals: Vec<ListedPrincipal>,
     /// Its contacts that are not accounts, by name.
@@ -116,10 +118,8 @@ impl Core {
             .await
     }
 
-    /// The address list of the caller's own domain. Recorded as directory
-    /// queries naming every principal and contact returned, durably before
-    /// they are.
-    pub async fn address_list(&self, access: &Access) -> CoreResult<AddressList> {
+    /// The caller's domain and the entries of its address list, unrecorded.
+    async fn own_address_list(&self, access: &Access) -> CoreResult<AddressList> {
         let account = access
             .account()
             .ok_or_else(|| CoreError::Denied("only an account reads the address list".into()))?;
@@ -146,26 +146,110 @@ impl Core {
             })
             .collect();
         let contacts = self.store.org_contacts(own.domain_id).await?;
-        self.record(
-            access,
-            Event::new(Operation::DirectoryQuery, None)
-                .container(format!("directory:{}", own.domain))
-                .objects(principals.iter().map(|p| p.id.0).collect()),
-        )
-        .await?;
-        if !contacts.is_empty() {
-            self.record(
-                access,
-                Event::new(Operation::DirectoryQuery, None)
-                    .container(format!("directory-contacts:{}", own.domain))
-                    .objects(contacts.iter().map(|c| c.id).collect()),
-            )
-            .await?;
+        let mut hasher = blake3::Hasher::new();
+        for p in &principals {
+            for field in [
+                p.address.as_str(),
+                p.display_name.as_str(),
+                if p.kind == PrincipalKind::Group {
+                    "group"
+                } else {
+                    "user"
+                },
+                p.profile.title.as_str(),
+                p.profile.department.as_str(),
+                p.profile.phone.as_str(),
+                p.profile.office.as_str(),
+            ] {
+                hasher.update(field.as_bytes());
+                hasher.update(&[0]);
+            }
         }
+        for c in &contacts {
+            hasher.update(&c.id.to_le_bytes());
+            hasher.update(c.data.as_bytes());
+            hasher.update(&[0]);
+        }
+        let digest = hasher.finalize();
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&digest.as_bytes()[..8]);
+        // Positive, so that it is a valid MODSEQ-like token everywhere.
+        let version = (u64::from_le_bytes(first) >> 2).max(1);
         Ok(AddressList {
             domain: own.domain,
+            version,
             principals,
             contacts,
         })
+    }
+
+    /// The caller's domain and the version of its address list (a hash
+    /// of every entry), without any entry: what a client polling for
+    /// changes needs. Recorded as a listing without user data.
+    pub async fn address_list_version(&self, access: &Access) -> CoreResult<(String, u64)> {
+        let list = self.own_address_list(access).await?;
+        self.record(
+            access,
+            Event::new(Operation::ListContainers, None)
+                .container(format!("directory:{}", list.domain))
+                .metadata(),
+        )
+        .await?;
+        Ok((list.domain, list.version))
+    }
+
+    /// The address list of the caller's own domain. Recorded as directory
+    /// queries naming every principal and contact returned, durably before
+    /// they are.
+    pub async fn address_list(&self, access: &Access) -> CoreResult<AddressList> {
+        self.address_list_where(access, |_| true, |_| true).await
+    }
+
+    /// Some entries of the caller's address list: the principals whose
+    /// local parts and the contacts whose ids are named (a client fetching
+    /// a few cards), recorded as reads of those alone.
+    pub async fn address_list_entries(
+        &self,
+        access: &Access,
+        local_parts: &[String],
+        contact_ids: &[i64],
+    ) -> CoreResult<AddressList> {
+        self.address_list_where(
+            access,
+            |p| {
+                let local = p.address.split('@').next().unwrap_or_default();
+                local_parts.iter().any(|l| l.eq_ignore_ascii_case(local))
+            },
+            |c| contact_ids.contains(&c.id),
+        )
+        .await
+    }
+
+    async fn address_list_where(
+        &self,
+        access: &Access,
+        principal: impl Fn(&ListedPrincipal) -> bool,
+        contact: impl Fn(&OrgContact) -> bool,
+    ) -> CoreResult<AddressList> {
+        let mut list = self.own_address_list(access).await?;
+        list.principals.retain(|p| principal(p));
+        list.contacts.retain(|c| contact(c));
+        self.record(
+            access,
+            Event::new(Operation::DirectoryQuery, None)
+                .container(format!("directory:{}", list.domain))
+                .objects(list.principals.iter().map(|p| p.id.0).collect()),
+        )
+        .await?;
+        if !list.contacts.is_empty() {
+            self.record(
+                access,
+                Event::new(Operation::DirectoryQuery, None)
+                    .container(format!("directory-contacts:{}", list.domain))
+                    .objects(list.contacts.iter().map(|c| c.id).collect()),
+            )
+            .await?;
+        }
+        Ok(list)
     }
 }

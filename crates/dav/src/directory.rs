@@ -100,9 +100,58 @@ fn object(name: String, uid: String, data: String, id: i64) -> DavObject {
     }
 }
 
-/// The directory's collection and every card in it, by name.
+fn collection_of(domain: &str, version: u64) -> Collection {
+    Collection {
+        id: CollectionId(ID),
+        account: rampart_core::model::PrincipalId(ID),
+        kind: CollectionKind::AddressBook,
+        name: NAME.into(),
+        display_name: format!("Directory ({domain})"),
+        description: format!("Everyone at {domain}"),
+        color: String::new(),
+        components: Vec::new(),
+        highest_modseq: version,
+    }
+}
+
+/// The directory's collection alone, for listings and sync checks: no
+/// entry is read (a client polling its address books reads nobody).
+pub(crate) async fn collection(caller: &Caller<'_>) -> Result<Collection, DavError> {
+    let (domain, version) = caller.core.address_list_version(&caller.access).await?;
+    Ok(collection_of(&domain, version))
+}
+
+/// The directory's collection and every card in it, by name (recorded
+/// by core as a read of every entry).
 pub(crate) async fn load(caller: &Caller<'_>) -> Result<(Collection, Vec<DavObject>), DavError> {
-    let list: AddressList = caller.core.address_list(&caller.access).await?;
+    cards_of(caller.core.address_list(&caller.access).await?)
+}
+
+/// The cards of these names only (GET, multiget), recorded as reads of
+/// those alone.
+pub(crate) async fn load_named(
+    caller: &Caller<'_>,
+    names: &[String],
+) -> Result<Vec<DavObject>, DavError> {
+    let mut locals = Vec::new();
+    let mut contacts = Vec::new();
+    for name in names {
+        let Some(stem) = name.strip_suffix(".vcf") else {
+            continue;
+        };
+        match stem.strip_prefix("contact-").map(str::parse::<i64>) {
+            Some(Ok(id)) => contacts.push(id),
+            _ => locals.push(stem.to_owned()),
+        }
+    }
+    let list = caller
+        .core
+        .address_list_entries(&caller.access, &locals, &contacts)
+        .await?;
+    Ok(cards_of(list)?.1)
+}
+
+fn cards_of(list: AddressList) -> Result<(Collection, Vec<DavObject>), DavError> {
     let mut cards: Vec<DavObject> = list
         .principals
         .iter()
@@ -126,26 +175,7 @@ pub(crate) async fn load(caller: &Caller<'_>) -> Result<(Collection, Vec<DavObje
         }))
         .collect();
     cards.sort_by(|a, b| a.name.cmp(&b.name));
-    // The version: a hash of every card, as the sync token and CTag.
-    let mut hasher = blake3::Hasher::new();
-    for c in &cards {
-        hasher.update(c.name.as_bytes());
-        hasher.update(c.etag.as_bytes());
-    }
-    let digest = hasher.finalize();
-    let version = u64::from_le_bytes(digest.as_bytes()[..8].try_into().unwrap_or_default()) >> 1;
-    let collection = Collection {
-        id: CollectionId(ID),
-        account: rampart_core::model::PrincipalId(ID),
-        kind: CollectionKind::AddressBook,
-        name: NAME.into(),
-        display_name: format!("Directory ({})", list.domain),
-        description: format!("Everyone at {}", list.domain),
-        color: String::new(),
-        components: Vec::new(),
-        highest_modseq: version,
-    };
-    Ok((collection, cards))
+    Ok((collection_of(&list.domain, list.version), cards))
 }
 
 /// A refusal of any write to the directory.

@@ -55,7 +55,7 @@ impl Caller<'_> {
             return Err(not_found());
         }
         if kind == CollectionKind::AddressBook && name == directory::NAME {
-            return Ok(directory::load(self).await?.0);
+            return directory::collection(self).await;
         }
         Ok(self.core.dav_collection(&self.access, kind, name).await?)
     }
@@ -101,7 +101,7 @@ impl Caller<'_> {
         names: &[String],
     ) -> Result<Vec<DavObject>, DavError> {
         if directory::is_directory(c) {
-            let cards = directory::load(self).await?.1;
+            let cards = directory::load_named(self, names).await?;
             return Ok(names
                 .iter()
                 .filter_map(|n| cards.iter().find(|o| &o.name == n).cloned())

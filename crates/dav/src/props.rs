@@ -463,7 +463,7 @@ pub(crate) async fn propfind(
             if depth1 {
                 let mut collections = caller.core.dav_collections(&caller.access, kind).await?;
                 if kind == CollectionKind::AddressBook {
-                    collections.push(crate::directory::load(caller).await?.0);
+                    collections.push(crate::directory::collection(caller).await?);
                 }
                 for c in &collections {
                     write_node(&mut out, caller, &Node::Collection(c), &extras, &w);

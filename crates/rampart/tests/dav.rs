@@ -234,3 +234,36 @@ fn directory() {
     assert!(!subjects.to_string().contains("carol"), "{subjects}");
     server.stop();
 }
+
+/// Fetching one card of the directory records that one; listing the
+/// address-book home records nobody's.
+#[test]
+#[cfg_attr(
+    not(rampart_test_caldav),
+    ignore = "skipped: needs python3 with the caldav library (pip install caldav) as the client"
+)]
+fn directory_reads_are_recorded_exactly() {
+    let (sb, server) = setup();
+    print!("{}", dav_scenario(&sb, &server, "directory_one_card"));
+    let subjects: serde_json::Value = serde_json::from_str(&sb.ok(
+        &[
+            "ledger",
+            "subjects",
+            "--principal",
+            "alice@example.org",
+            "--format",
+            "json",
+        ],
+        "",
+    ))
+    .unwrap();
+    let in_directory: Vec<&str> = subjects
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["in_directory"] == true)
+        .map(|p| p["address"].as_str().unwrap())
+        .collect();
+    assert_eq!(in_directory, ["bob@example.org"], "{subjects}");
+    server.stop();
+}

@@ -483,9 +483,21 @@ def directory(port, cafile):
     check(c.status == 201, f"COPY a directory card into one's own book ({c.status})")
 
 
+def directory_one_card(port, cafile):
+    http = Raw(port, cafile)
+    home = "/dav/addressbooks/alice@example.org/"
+    # Polling the home and the directory's own properties reads nobody.
+    r = http.request(home, "PROPFIND", None, {"Depth": "1"})
+    check(r.status == 207 and "directory/" in r.raw, "the home lists the directory")
+    r = http.request(home + "directory/", "PROPFIND", '<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop><D:sync-token/></D:prop></D:propfind>', {"Depth": "0"})
+    check(r.status == 207 and "sync-token" in r.raw, "the directory's sync token")
+    get = http.request(home + "directory/bob.vcf", "GET")
+    check(get.status == 200 and "bob@example.org" in get.raw, "one card fetched")
+
+
 def main():
     scenario, port, cafile = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-    {"calendars": calendars, "isolation": isolation, "addressbooks": addressbooks, "discovery": discovery, "directory": directory}[scenario](port, cafile)
+    {"calendars": calendars, "isolation": isolation, "addressbooks": addressbooks, "discovery": discovery, "directory": directory, "directory_one_card": directory_one_card}[scenario](port, cafile)
     print(f"{scenario}: ok")
 
 
