@@ -22,6 +22,8 @@ pub struct Discovery {
     pub submissions_port: Option<u16>,
     /// Submission with STARTTLS.
     pub submission_port: Option<u16>,
+    /// HTTPS (CalDAV, CardDAV).
+    pub https_port: Option<u16>,
 }
 
 /// Which discovery document a path asks for, if any.
@@ -149,6 +151,67 @@ pub fn autodiscover(d: &Discovery, body: &str, limits: XmlLimits) -> Option<Stri
     Some(out)
 }
 
+/// Where the Apple configuration profile is served (after login).
+pub const APPLE_PROFILE_PATH: &str = "/apple/rampart.mobileconfig";
+
+/// A stable UUID (RFC 9562 form) for a payload of this user and server.
+fn payload_uuid(d: &Discovery, address: &str, what: &str) -> String {
+    let h = blake3::hash(format!("{}\n{address}\n{what}", d.hostname).as_bytes()).to_hex();
+    let h = h.to_ascii_uppercase();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+/// An Apple configuration profile (`.mobileconfig`, Apple's Configuration
+/// Profile Reference) with the user's IMAP and SMTP account, CalDAV and
+/// CardDAV: iOS and macOS set all four up from it. No password is in it.
+pub fn apple_profile(d: &Discovery, address: &str) -> String {
+    let host = escape(&d.hostname);
+    let user = escape(address);
+    let https = d.https_port.unwrap_or(443);
+    let principal = escape(&crate::paths::principal(address));
+    let mut payloads = String::new();
+    let (imap_port, imap_ssl) = match (d.imaps_port, d.imap_port) {
+        (Some(p), _) => (Some(p), true),
+        (None, Some(p)) => (Some(p), false),
+        _ => (None, false),
+    };
+    let (smtp_port, smtp_ssl) = match (d.submissions_port, d.submission_port) {
+        (Some(p), _) => (Some(p), true),
+        (None, Some(p)) => (Some(p), false),
+        _ => (None, false),
+    };
+    let bool_el = |b: bool| if b { "<true/>" } else { "<false/>" };
+    if let (Some(imap), Some(smtp)) = (imap_port, smtp_port) {
+        payloads.push_str(&format!(
+            "    <dict>\n      <key>EmailAccountDescription</key><string>{user}</string>\n      <key>EmailAccountType</key><string>EmailTypeIMAP</string>\n      <key>EmailAddress</key><string>{user}</string>\n      <key>IncomingMailServerAuthentication</key><string>EmailAuthPassword</string>\n      <key>IncomingMailServerHostName</key><string>{host}</string>\n      <key>IncomingMailServerPortNumber</key><integer>{imap}</integer>\n      <key>IncomingMailServerUseSSL</key>{}\n      <key>IncomingMailServerUsername</key><string>{user}</string>\n      <key>OutgoingMailServerAuthentication</key><string>EmailAuthPassword</string>\n      <key>OutgoingMailServerHostName</key><string>{host}</string>\n      <key>OutgoingMailServerPortNumber</key><integer>{smtp}</integer>\n      <key>OutgoingMailServerUseSSL</key>{}\n      <key>OutgoingMailServerUsername</key><string>{user}</string>\n      <key>OutgoingPasswordSameAsIncomingPassword</key><true/>\n      <key>PayloadIdentifier</key><string>{host}.rampart.mail</string>\n      <key>PayloadType</key><string>com.apple.mail.managed</string>\n      <key>PayloadUUID</key><string>{}</string>\n      <key>PayloadVersion</key><integer>1</integer>\n    </dict>\n",
+            bool_el(imap_ssl),
+            bool_el(smtp_ssl),
+            payload_uuid(d, address, "mail")
+        ));
+    }
+    for (kind, payload_type) in [
+        ("CalDAV", "com.apple.caldav.account"),
+        ("CardDAV", "com.apple.carddav.account"),
+    ] {
+        payloads.push_str(&format!(
+            "    <dict>\n      <key>{kind}AccountDescription</key><string>{user}</string>\n      <key>{kind}HostName</key><string>{host}</string>\n      <key>{kind}Port</key><integer>{https}</integer>\n      <key>{kind}PrincipalURL</key><string>{principal}</string>\n      <key>{kind}UseSSL</key><true/>\n      <key>{kind}Username</key><string>{user}</string>\n      <key>PayloadIdentifier</key><string>{host}.rampart.{}</string>\n      <key>PayloadType</key><string>{payload_type}</string>\n      <key>PayloadUUID</key><string>{}</string>\n      <key>PayloadVersion</key><integer>1</integer>\n    </dict>\n",
+            kind.to_ascii_lowercase(),
+            payload_uuid(d, address, kind)
+        ));
+    }
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<!DOCTYPE plist PUBLIC \"-//Apple//DTD PLIST 1.0//EN\" \"http://www.apple.com/DTDs/PropertyList-1.0.dtd\">\n<plist version=\"1.0\">\n<dict>\n  <key>PayloadContent</key>\n  <array>\n{payloads}  </array>\n  <key>PayloadDisplayName</key><string>Rampart: {user}</string>\n  <key>PayloadIdentifier</key><string>{host}.rampart</string>\n  <key>PayloadType</key><string>Configuration</string>\n  <key>PayloadUUID</key><string>{}</string>\n  <key>PayloadVersion</key><integer>1</integer>\n</dict>\n</plist>\n",
+        payload_uuid(d, address, "profile")
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -160,7 +223,37 @@ mod tests {
             imap_port: None,
             submissions_port: Some(465),
             submission_port: Some(587),
+            https_port: Some(443),
         }
+    }
+
+    #[test]
+    fn apple_profile_has_four_accounts_and_no_password() {
+        let p = apple_profile(&town(), "anna@town.example");
+        assert_eq!(p.matches("<key>PayloadType</key>").count(), 4, "{p}");
+        for t in [
+            "com.apple.mail.managed",
+            "com.apple.caldav.account",
+            "com.apple.carddav.account",
+            "Configuration",
+        ] {
+            assert!(p.contains(&format!("<string>{t}</string>")), "{t}");
+        }
+        assert!(
+            p.contains(
+                "<key>CalDAVPrincipalURL</key><string>/dav/principals/anna@town.example/</string>"
+            ),
+            "{p}"
+        );
+        assert!(
+            !p.to_ascii_lowercase().contains("password</key><string>"),
+            "{p}"
+        );
+        assert_eq!(
+            p,
+            apple_profile(&town(), "anna@town.example"),
+            "stable UUIDs"
+        );
     }
 
     #[test]

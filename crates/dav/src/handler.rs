@@ -227,6 +227,18 @@ pub(crate) async fn handle(
         Actor::Account { address, .. } => address.clone(),
         _ => return error_reply(&DavError::Status(403, "not an account".into())),
     };
+    if request.uri().path() == discovery::APPLE_PROFILE_PATH {
+        let mut r = reply(
+            200,
+            Some("application/x-apple-aspen-config"),
+            discovery::apple_profile(&config.discovery, &user),
+        );
+        r.headers_mut().insert(
+            header::CONTENT_DISPOSITION,
+            HeaderValue::from_static("attachment; filename=\"rampart.mobileconfig\""),
+        );
+        return r;
+    }
     let (parts, body) = request.into_parts();
     let body = match Limited::new(body, config.max_request_bytes).collect().await {
         Ok(b) => b.to_bytes(),

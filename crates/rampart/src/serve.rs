@@ -410,6 +410,7 @@ fn discovery(config: &Config, bound: &[Bound]) -> rampart_dav::discovery::Discov
         imap_port: port(Service::Imap),
         submissions_port: port(Service::Submissions),
         submission_port: port(Service::Submission),
+        https_port: port(Service::Https),
     }
 }
 

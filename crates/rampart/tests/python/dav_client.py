@@ -437,6 +437,19 @@ def discovery(port, cafile):
     check(set(protocols) == {"IMAP", "SMTP"}, f"IMAP and SMTP protocols: {sorted(protocols)}")
     imap = protocols["IMAP"]
     check(imap.findtext("o:LoginName", namespaces=ns) == "alice@example.org" and imap.findtext("o:SSL", namespaces=ns) in (None, "on") and imap.findtext("o:Port", namespaces=ns).isdigit(), "IMAP with the address as login name")
+    # The Apple configuration profile, only after login, parsed as a plist.
+    import plistlib
+
+    r = anon.request("/apple/rampart.mobileconfig")
+    check(r.status == 401, f"the Apple profile needs a login ({r.status})")
+    r = Raw(port, cafile).request("/apple/rampart.mobileconfig")
+    check(r.status == 200 and r.headers.get("Content-Type") == "application/x-apple-aspen-config", f"the Apple profile: {r.status}")
+    profile = plistlib.loads(r.content)
+    types = sorted(p["PayloadType"] for p in profile["PayloadContent"])
+    check(profile["PayloadType"] == "Configuration" and types == ["com.apple.caldav.account", "com.apple.carddav.account", "com.apple.mail.managed"], f"mail, CalDAV and CardDAV payloads: {types}")
+    caldav_payload = next(p for p in profile["PayloadContent"] if p["PayloadType"] == "com.apple.caldav.account")
+    check(caldav_payload["CalDAVUsername"] == "alice@example.org" and caldav_payload["CalDAVPort"] == port and caldav_payload["CalDAVUseSSL"] is True, "CalDAV for alice on this port over TLS")
+    check(b"alice's long password" not in r.content, "no password in the profile")
     bad = anon.request("/autodiscover/autodiscover.xml", "POST", "<not-autodiscover/>", {"Content-Type": "text/xml"})
     check(bad.status == 400, f"a body that is no autodiscover request: {bad.status}")
 
