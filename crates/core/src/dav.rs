@@ -7,7 +7,8 @@
 
 use rampart_store::{
     Collection, CollectionChanges, CollectionId, CollectionKind, CollectionPatch, DavObject,
-    NewCollection, NewDavObject, ObjectFilter, PrincipalId, PutOutcome, WriteCondition,
+    NewCollection, NewDavObject, ObjectFilter, PrincipalId, PutOutcome, ShareRights,
+    SharedCollection, WriteCondition,
 };
 
 use crate::{Access, Core, CoreError, CoreResult, Event, Operation};
@@ -50,7 +51,8 @@ pub fn resource_etag(data: &[u8]) -> String {
 /// Checks a collection's or resource's name: one path segment, printable,
 /// not `.` or `..`, within [`MAX_DAV_NAME_BYTES`].
 pub fn check_dav_name(name: &str) -> CoreResult<()> {
-    if name.is_empty() || name == "." || name == ".." {
+    // A leading `~` names a collection shared by someone else in URLs.
+    if name.is_empty() || name == "." || name == ".." || name.starts_with('~') {
         return Err(CoreError::Invalid(format!("{name:?} is not a usable name")));
     }
     if name.len() > MAX_DAV_NAME_BYTES {
@@ -98,6 +100,155 @@ impl Core {
         access
             .account()
             .ok_or_else(|| CoreError::Denied("only an account has calendars".into()))
+    }
+
+    /// The collection as the store has it, if the caller may act on it with
+    /// `need`: its owner may do anything, a grantee what the share allows
+    /// (directly or through a group). The caller's copy of the collection
+    /// is not trusted: the owner and id are checked against the store's
+    /// shares. Anything else is "not found", as for a collection never made.
+    async fn permitted(
+        &self,
+        access: &Access,
+        collection: &Collection,
+        need: ShareRights,
+    ) -> CoreResult<Collection> {
+        let account = self.dav_account(access)?;
+        if collection.account == account {
+            return Ok(collection.clone());
+        }
+        let not_found = || CoreError::NotFound {
+            kind: "collection",
+            name: collection.name.clone(),
+        };
+        let shared = self
+            .store
+            .shared_with(account, collection.kind)
+            .await?
+            .into_iter()
+            .find(|s| s.collection.id == collection.id)
+            .ok_or_else(not_found)?;
+        if shared.rights < need {
+            return Err(CoreError::Denied(format!(
+                "{} is shared with you for reading only",
+                collection.name
+            )));
+        }
+        Ok(shared.collection)
+    }
+
+    /// The collections of a kind others share with the caller, recorded
+    /// as a listing.
+    pub async fn dav_shared(
+        &self,
+        access: &Access,
+        kind: CollectionKind,
+    ) -> CoreResult<Vec<SharedCollection>> {
+        let account = self.dav_account(access)?;
+        let shared = self.store.shared_with(account, kind).await?;
+        for s in &shared {
+            self.record(
+                access,
+                Event::new(Operation::ListContainers, Some(s.collection.account))
+                    .container(container_name(&s.collection))
+                    .objects(vec![s.collection.id.0])
+                    .metadata(),
+            )
+            .await?;
+        }
+        Ok(shared)
+    }
+
+    /// Shares a collection of `owner` with an account or group, or ends
+    /// the share (`rights` `None`): the owner, or the operator.
+    pub async fn share_dav_collection(
+        &self,
+        access: &Access,
+        owner: &str,
+        kind: CollectionKind,
+        name: &str,
+        grantee: &str,
+        rights: Option<ShareRights>,
+    ) -> CoreResult<()> {
+        let owner_row = self.principal_row(owner).await?;
+        let allowed = access.account() == Some(owner_row.id)
+            || matches!(access.principal(), crate::Actor::Operator { .. });
+        if !allowed {
+            return Err(CoreError::NotFound {
+                kind: "collection",
+                name: name.to_owned(),
+            });
+        }
+        let grantee_row = self.principal_row(grantee).await?;
+        if grantee_row.id == owner_row.id {
+            return Err(CoreError::Invalid(
+                "a collection is its owner's already".into(),
+            ));
+        }
+        let collection = self
+            .store
+            .find_collection(owner_row.id, kind, name)
+            .await?
+            .ok_or_else(|| CoreError::NotFound {
+                kind: "collection",
+                name: format!("{kind} {name} of {owner}"),
+            })?;
+        match rights {
+            Some(r) => {
+                self.store
+                    .share_collection(owner_row.id, collection.id, grantee_row.id, r)
+                    .await?
+            }
+            None => {
+                self.store
+                    .unshare_collection(owner_row.id, collection.id, grantee_row.id)
+                    .await?
+            }
+        }
+        self.record(
+            access,
+            Event::new(Operation::Share, Some(owner_row.id))
+                .container(format!(
+                    "{} with {} {}",
+                    container_name(&collection),
+                    grantee_row.address(),
+                    rights.map_or("removed", ShareRights::as_str)
+                ))
+                .objects(vec![collection.id.0, grantee_row.id.0]),
+        )
+        .await
+    }
+
+    /// Who a collection of `owner` is shared with: the owner or the operator.
+    pub async fn dav_collection_shares(
+        &self,
+        access: &Access,
+        owner: &str,
+        kind: CollectionKind,
+        name: &str,
+    ) -> CoreResult<Vec<(String, ShareRights)>> {
+        let owner_row = self.principal_row(owner).await?;
+        let allowed = access.account() == Some(owner_row.id)
+            || matches!(access.principal(), crate::Actor::Operator { .. });
+        let collection = match allowed {
+            true => self.store.find_collection(owner_row.id, kind, name).await?,
+            false => None,
+        }
+        .ok_or_else(|| CoreError::NotFound {
+            kind: "collection",
+            name: name.to_owned(),
+        })?;
+        let mut out = Vec::new();
+        for (grantee, rights) in self
+            .store
+            .collection_shares(owner_row.id, collection.id)
+            .await?
+        {
+            if let Some(p) = self.store.get_principal(grantee).await? {
+                out.push((p.address(), rights));
+            }
+        }
+        Ok(out)
     }
 
     /// The caller's collections of a kind, by name. An account that has
@@ -239,12 +390,14 @@ impl Core {
         filter: ObjectFilter,
         with_data: bool,
     ) -> CoreResult<Vec<DavObject>> {
-        let account = self.dav_account(access)?;
+        let collection = &self
+            .permitted(access, collection, ShareRights::Read)
+            .await?;
         let objects = self
             .store
-            .find_objects(account, collection.id, filter, with_data)
+            .find_objects(collection.account, collection.id, filter, with_data)
             .await?;
-        self.record_dav_read(access, account, collection, &objects, with_data)
+        self.record_dav_read(access, collection.account, collection, &objects, with_data)
             .await?;
         Ok(objects)
     }
@@ -257,12 +410,14 @@ impl Core {
         collection: &Collection,
         names: &[String],
     ) -> CoreResult<Vec<DavObject>> {
-        let account = self.dav_account(access)?;
+        let collection = &self
+            .permitted(access, collection, ShareRights::Read)
+            .await?;
         let objects = self
             .store
-            .get_objects(account, collection.id, names)
+            .get_objects(collection.account, collection.id, names)
             .await?;
-        self.record_dav_read(access, account, collection, &objects, true)
+        self.record_dav_read(access, collection.account, collection, &objects, true)
             .await?;
         Ok(objects)
     }
@@ -300,7 +455,10 @@ impl Core {
         write: ResourceWrite,
         condition: WriteCondition,
     ) -> CoreResult<PutOutcome> {
-        let account = self.dav_account(access)?;
+        let collection = &self
+            .permitted(access, collection, ShareRights::Write)
+            .await?;
+        let account = collection.account;
         check_dav_name(&write.name)?;
         let new = NewDavObject {
             etag: resource_etag(write.data.as_bytes()),
@@ -340,7 +498,10 @@ impl Core {
         name: &str,
         condition: WriteCondition,
     ) -> CoreResult<DavObject> {
-        let account = self.dav_account(access)?;
+        let collection = &self
+            .permitted(access, collection, ShareRights::Write)
+            .await?;
+        let account = collection.account;
         let gone = self
             .store
             .delete_object(account, collection.id, name, condition)
@@ -364,7 +525,10 @@ impl Core {
         collection: &Collection,
         since: u64,
     ) -> CoreResult<Option<CollectionChanges>> {
-        let account = self.dav_account(access)?;
+        let collection = &self
+            .permitted(access, collection, ShareRights::Read)
+            .await?;
+        let account = collection.account;
         let changes = self
             .store
             .collection_changes(account, collection.id, since)

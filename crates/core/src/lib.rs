@@ -86,8 +86,8 @@ pub mod model {
         DkimKey, Domain, DomainId, DsnRequest, FlagChange, Mailbox, MailboxId, MailboxRole,
         MailboxStatus, MessageId, MessageRecord, NewCollection, NewOrgContact, ObjectFilter,
         OrgContact, PrincipalId, PrincipalKind, Profile, PutOutcome, QueueEntry, QueueId,
-        QueueOutcome, QueuedAddress, QueuedRecipient, StsPolicyRecord, SystemFlags, TextField,
-        TextMatches, WriteCondition, notify, now_millis,
+        QueueOutcome, QueuedAddress, QueuedRecipient, ShareRights, SharedCollection,
+        StsPolicyRecord, SystemFlags, TextField, TextMatches, WriteCondition, notify, now_millis,
     };
 }
 pub use text::{MIN_INDEXED_NEEDLE_CHARS, SearchableText, indexable_needle};

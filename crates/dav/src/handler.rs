@@ -8,7 +8,7 @@ use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use rampart_core::model::{
     Collection, CollectionChanges, CollectionKind, CollectionPatch, DavObject, NewCollection,
-    ObjectFilter, PutOutcome, WriteCondition,
+    ObjectFilter, PutOutcome, ShareRights, SharedCollection, WriteCondition,
 };
 use rampart_core::{Access, Actor, Core, CoreError, SessionContext};
 
@@ -27,6 +27,9 @@ pub(crate) struct Caller<'a> {
     pub(crate) access: Access,
     /// The caller's primary address: the `{address}` of their URLs.
     pub(crate) user: String,
+    /// Collections shared with the caller met in this request: their
+    /// path segment in the caller's home (`~OWNER~NAME`) and the right.
+    pub(crate) shared: std::sync::Mutex<std::collections::HashMap<i64, (String, ShareRights)>>,
 }
 
 impl Caller<'_> {
@@ -43,8 +46,9 @@ impl Caller<'_> {
         }
     }
 
-    /// A collection of the caller's named in a URL (the directory
-    /// included); another user's is not found.
+    /// A collection named in a URL of the caller's home: their own, the
+    /// directory, or one shared with them (`~OWNER~NAME`); anything else,
+    /// another user's home included, is not found.
     pub(crate) async fn collection(
         &self,
         kind: CollectionKind,
@@ -57,7 +61,76 @@ impl Caller<'_> {
         if kind == CollectionKind::AddressBook && name == directory::NAME {
             return directory::collection(self).await;
         }
+        if let Some((owner, shared_name)) = name.strip_prefix('~').and_then(|r| r.split_once('~')) {
+            return self
+                .shared_collections(kind)
+                .await?
+                .into_iter()
+                .find(|s| {
+                    s.owner_address.eq_ignore_ascii_case(owner) && s.collection.name == shared_name
+                })
+                .map(|s| s.collection)
+                .ok_or_else(not_found);
+        }
         Ok(self.core.dav_collection(&self.access, kind, name).await?)
+    }
+
+    /// The collections others share with the caller, remembered for hrefs.
+    pub(crate) async fn shared_collections(
+        &self,
+        kind: CollectionKind,
+    ) -> Result<Vec<SharedCollection>, DavError> {
+        let shared = self.core.dav_shared(&self.access, kind).await?;
+        let mut known = self.shared.lock().unwrap_or_else(|e| e.into_inner());
+        for s in &shared {
+            known.insert(
+                s.collection.id.0,
+                (
+                    format!("~{}~{}", s.owner_address, s.collection.name),
+                    s.rights,
+                ),
+            );
+        }
+        Ok(shared)
+    }
+
+    /// A collection's path segment in the caller's home.
+    pub(crate) fn segment(&self, c: &Collection) -> String {
+        self.shared
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&c.id.0)
+            .filter(|_| !directory::is_directory(c))
+            .map_or_else(|| c.name.clone(), |(segment, _)| segment.clone())
+    }
+
+    /// The right the caller has on a collection shared with them; `None`
+    /// for their own (and the directory, which no one writes).
+    pub(crate) fn share_rights(&self, c: &Collection) -> Option<ShareRights> {
+        self.shared
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&c.id.0)
+            .map(|(_, r)| *r)
+    }
+
+    /// A collection whose properties and existence only its owner changes.
+    pub(crate) async fn owned(
+        &self,
+        kind: CollectionKind,
+        user: &str,
+        name: &str,
+    ) -> Result<Collection, DavError> {
+        let c = self.writable(kind, user, name).await?;
+        if self.share_rights(&c).is_some() {
+            return Err(DavError::Precondition {
+                status: 403,
+                ns: crate::xml::DAV,
+                condition: "need-privileges",
+                reason: "only its owner can change or delete a shared collection".into(),
+            });
+        }
+        Ok(c)
     }
 
     /// A collection the caller may write to: not the directory.
@@ -264,6 +337,7 @@ pub(crate) async fn handle(
         config,
         access,
         user,
+        shared: Default::default(),
     };
     let head = parts.method == Method::HEAD;
     let result = dispatch(&caller, &parts.method, target, &parts.headers, body).await;
@@ -672,7 +746,7 @@ async fn delete(
             Ok(reply(204, None, Bytes::new()))
         }
         Target::Collection(kind, user, coll) => {
-            let collection = caller.writable(kind, &user, &coll).await?;
+            let collection = caller.owned(kind, &user, &coll).await?;
             caller
                 .core
                 .delete_dav_collection(&caller.access, &collection)

@@ -140,8 +140,8 @@ pub(crate) fn href(caller: &Caller<'_>, node: &Node<'_>) -> String {
         Node::Principals => format!("{}principals/", paths::ROOT),
         Node::Principal => paths::principal(&caller.user),
         Node::Home(kind) => paths::home(*kind, &caller.user),
-        Node::Collection(c) => paths::collection(c.kind, &caller.user, &c.name),
-        Node::Object(c, o) => paths::object(c.kind, &caller.user, &c.name, &o.name),
+        Node::Collection(c) => paths::collection(c.kind, &caller.user, &caller.segment(c)),
+        Node::Object(c, o) => paths::object(c.kind, &caller.user, &caller.segment(c), &o.name),
     }
 }
 
@@ -204,10 +204,20 @@ pub(crate) fn value(
         (DAV, "current-user-principal") => href_el(&principal),
         (DAV, "principal-URL") if matches!(node, Node::Principal) => href_el(&principal),
         (DAV, "principal-collection-set") => href_el(&format!("{}principals/", paths::ROOT)),
-        (DAV, "owner") if !matches!(node, Node::Root | Node::Principals) => href_el(&principal),
+        (DAV, "owner") if !matches!(node, Node::Root | Node::Principals) => match node {
+            Node::Collection(c) | Node::Object(c, _) if caller.share_rights(c).is_some() => {
+                let segment = caller.segment(c);
+                let owner = segment.trim_start_matches('~').split('~').next().unwrap_or_default();
+                href_el(&paths::principal(owner))
+            }
+            _ => href_el(&principal),
+        },
         (DAV, "current-user-privilege-set") => match node {
             Node::Root | Node::Principals | Node::Principal => READ_PRIVILEGES.into(),
-            Node::Collection(c) | Node::Object(c, _) if crate::directory::is_directory(c) => {
+            Node::Collection(c) | Node::Object(c, _)
+                if crate::directory::is_directory(c)
+                    || caller.share_rights(c) == Some(rampart_core::model::ShareRights::Read) =>
+            {
                 READ_PRIVILEGES.into()
             }
             _ => OWNER_PRIVILEGES.into(),
@@ -462,6 +472,13 @@ pub(crate) async fn propfind(
             write_node(&mut out, caller, &Node::Home(kind), &extras, &w);
             if depth1 {
                 let mut collections = caller.core.dav_collections(&caller.access, kind).await?;
+                collections.extend(
+                    caller
+                        .shared_collections(kind)
+                        .await?
+                        .into_iter()
+                        .map(|s| s.collection),
+                );
                 if kind == CollectionKind::AddressBook {
                     collections.push(crate::directory::collection(caller).await?);
                 }
@@ -548,7 +565,7 @@ pub(crate) async fn proppatch(
             "only a calendar's or address book's properties can be changed".into(),
         ));
     };
-    let collection = caller.writable(kind, &user, &name).await?;
+    let collection = caller.owned(kind, &user, &name).await?;
     let body = parse_body(caller, body)?
         .ok_or_else(|| DavError::bad_request("a propertyupdate body is needed"))?;
     if !body.is(DAV, "propertyupdate") {
@@ -581,7 +598,11 @@ pub(crate) async fn proppatch(
     }
     let mut out = String::from(MULTISTATUS_OPEN);
     out.push_str("<D:response>");
-    out.push_str(&href_el(&paths::collection(kind, &caller.user, &name)));
+    out.push_str(&href_el(&paths::collection(
+        kind,
+        &caller.user,
+        &caller.segment(&collection),
+    )));
     let propstat = |out: &mut String, props: &[PropName], status: &str| {
         if props.is_empty() {
             return;

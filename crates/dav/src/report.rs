@@ -250,7 +250,7 @@ async fn multiget(
     for h in &hrefs {
         names.push(match paths::parse(paths::href_path(h)) {
             Target::Object(k, u, c, n)
-                if k == collection.kind && caller.owns(&u) && c == collection.name =>
+                if k == collection.kind && caller.owns(&u) && c == caller.segment(collection) =>
             {
                 Some(n)
             }
@@ -642,7 +642,7 @@ async fn addressbook_query(
         // RFC 6352 §8.6.1: the request-URI with 507 says the result was cut.
         out.push_str(&format!(
             "<D:response><D:href>{}</D:href><D:status>HTTP/1.1 507 Insufficient Storage</D:status><D:error><D:number-of-matches-within-limits/></D:error></D:response>",
-            escape(&paths::collection(collection.kind, &caller.user, &collection.name))
+            escape(&paths::collection(collection.kind, &caller.user, &caller.segment(collection)))
         ));
     }
     out.push_str(MULTISTATUS_CLOSE);
@@ -690,7 +690,12 @@ async fn sync_collection(
     for name in &changes.removed {
         status_response(
             &mut out,
-            &paths::object(collection.kind, &caller.user, &collection.name, name),
+            &paths::object(
+                collection.kind,
+                &caller.user,
+                &caller.segment(collection),
+                name,
+            ),
             "404 Not Found",
         );
     }

@@ -7,6 +7,7 @@ mod contact_cli;
 mod ledger_cli;
 mod privileges;
 mod serve;
+mod share_cli;
 mod tls;
 
 use std::path::PathBuf;
@@ -73,6 +74,9 @@ enum Command {
     /// The organisation's contacts that are not accounts, in its address list.
     #[command(subcommand)]
     Contact(contact_cli::ContactCommand),
+    /// Share a user's calendar or address book with another account or a group.
+    #[command(subcommand)]
+    Share(share_cli::ShareCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -364,6 +368,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Queue(c) => runtime()?.block_on(cli::queue(&config, c)),
         Command::Dns { domain } => runtime()?.block_on(cli::dns(&config, &domain)),
         Command::Contact(c) => runtime()?.block_on(contact_cli::contact(&config, c)),
+        Command::Share(c) => runtime()?.block_on(share_cli::share(&config, c)),
         Command::Ledger(c) => runtime()?.block_on(ledger_cli::ledger(&config, c)),
     }
 }

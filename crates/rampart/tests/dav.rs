@@ -267,3 +267,86 @@ fn directory_reads_are_recorded_exactly() {
     assert_eq!(in_directory, ["bob@example.org"], "{subjects}");
     server.stop();
 }
+
+/// A calendar shared for reading, then for writing: it appears in the
+/// grantee's home, the rights hold, others see nothing, and the ledger
+/// names the grantee as a reader of the owner's data.
+#[test]
+#[cfg_attr(
+    not(rampart_test_caldav),
+    ignore = "skipped: needs python3 with the caldav library (pip install caldav) as the client"
+)]
+fn sharing() {
+    let (sb, server) = setup();
+    sb.ok(
+        &["user", "add", "carol@example.org", "--password-stdin"],
+        "carol's long password\n",
+    );
+    print!("{}", dav_scenario(&sb, &server, "sharing_1"));
+    let shared = sb.ok(
+        &[
+            "share",
+            "add",
+            "alice@example.org",
+            "calendar",
+            "calendar",
+            "bob@example.org",
+        ],
+        "",
+    );
+    assert!(shared.contains("(read)"), "{shared}");
+    print!("{}", dav_scenario(&sb, &server, "sharing_2"));
+    sb.ok(
+        &[
+            "share",
+            "add",
+            "alice@example.org",
+            "calendar",
+            "calendar",
+            "bob@example.org",
+            "--rights",
+            "write",
+        ],
+        "",
+    );
+    let listed = sb.ok(
+        &["share", "list", "alice@example.org", "calendar", "calendar"],
+        "",
+    );
+    assert_eq!(listed.trim(), "bob@example.org\twrite");
+    print!("{}", dav_scenario(&sb, &server, "sharing_3"));
+    let who: serde_json::Value = serde_json::from_str(&sb.ok(
+        &[
+            "ledger",
+            "who-read",
+            "--owner",
+            "alice@example.org",
+            "--format",
+            "json",
+        ],
+        "",
+    ))
+    .unwrap();
+    assert!(who.to_string().contains("bob@example.org"), "{who}");
+    assert!(!who.to_string().contains("carol@example.org"), "{who}");
+    sb.ok(
+        &[
+            "share",
+            "remove",
+            "alice@example.org",
+            "calendar",
+            "calendar",
+            "bob@example.org",
+        ],
+        "",
+    );
+    assert_eq!(
+        sb.ok(
+            &["share", "list", "alice@example.org", "calendar", "calendar"],
+            ""
+        )
+        .trim(),
+        ""
+    );
+    server.stop();
+}

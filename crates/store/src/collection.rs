@@ -232,3 +232,42 @@ pub struct NewOrgContact {
     /// The vCard.
     pub data: String,
 }
+
+/// What a share of a collection allows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ShareRights {
+    /// List and read its resources.
+    Read,
+    /// Read, and create, change and delete its resources.
+    Write,
+}
+
+impl ShareRights {
+    /// The name in the store and the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ShareRights::Read => "read",
+            ShareRights::Write => "write",
+        }
+    }
+
+    /// The rights of a name, if it is one.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "read" => Some(ShareRights::Read),
+            "write" => Some(ShareRights::Write),
+            _ => None,
+        }
+    }
+}
+
+/// A collection shared with an account, directly or through a group.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SharedCollection {
+    /// The collection (its `account` is the owner).
+    pub collection: Collection,
+    /// The owner's primary address.
+    pub owner_address: String,
+    /// The greatest right among the shares that reach the account.
+    pub rights: ShareRights,
+}

@@ -508,9 +508,66 @@ def directory_one_card(port, cafile):
     check(get.status == 200 and "bob@example.org" in get.raw, "one card fetched")
 
 
+SHARED_EVENT = """BEGIN:VCALENDAR
+VERSION:2.0
+PRODID:-//t//EN
+BEGIN:VEVENT
+UID:budget-hearing@example.org
+DTSTAMP:20260101T000000Z
+DTSTART:20260505T090000Z
+DTEND:20260505T100000Z
+SUMMARY:Budget hearing
+END:VEVENT
+END:VCALENDAR
+"""
+
+
+def sharing_1(port, cafile):
+    alice = Raw(port, cafile)
+    r = alice.request("/dav/calendars/alice@example.org/calendar/hearing.ics", "PUT", SHARED_EVENT, {"Content-Type": "text/calendar"})
+    check(r.status == 201, f"alice stores an event ({r.status})")
+
+
+def sharing_2(port, cafile):
+    # Shared for reading: bob finds it in his own home, reads it, cannot write.
+    bob_lib = client(port, cafile, BOB).principal()
+    names = [str(c.url).rstrip("/").rsplit("/", 1)[1] for c in bob_lib.calendars()]
+    shared = [n for n in names if n.startswith("~")]
+    check(shared == ["~alice@example.org~calendar"] or shared == ["~alice%40example.org~calendar"], f"alice's calendar in bob's home: {names}")
+    cal = next(c for c in bob_lib.calendars() if "~" in str(c.url))
+    events = cal.events()
+    check(len(events) == 1 and "Budget hearing" in events[0].data, "bob reads alice's event through the share")
+    bob = Raw(port, cafile, BOB)
+    base = "/dav/calendars/bob@example.org/~alice@example.org~calendar/"
+    r = bob.request(base + "bob.ics", "PUT", SHARED_EVENT.replace("budget-hearing", "bobs-event"), {"Content-Type": "text/calendar"})
+    check(r.status == 403, f"a read share takes no writes ({r.status})")
+    r = bob.request(base, "PROPPATCH", '<?xml version="1.0"?><D:propertyupdate xmlns:D="DAV:"><D:set><D:prop><D:displayname>Mine now</D:displayname></D:prop></D:set></D:propertyupdate>')
+    check(r.status == 403, f"nor property changes ({r.status})")
+    r = bob.request(base, "DELETE")
+    check(r.status == 403, f"nor deleting it ({r.status})")
+    r = bob.request("/dav/calendars/alice@example.org/calendar/", "PROPFIND", None, {"Depth": "0"})
+    check(r.status == 404, "alice's own URL stays hers")
+    carol = Raw(port, cafile, ("carol@example.org", "carol's long password"))
+    r = carol.request("/dav/calendars/carol@example.org/~alice@example.org~calendar/", "PROPFIND", None, {"Depth": "0"})
+    check(r.status == 404, f"carol, not shared with, finds nothing ({r.status})")
+
+
+def sharing_3(port, cafile):
+    # Now shared for writing.
+    bob = Raw(port, cafile, BOB)
+    base = "/dav/calendars/bob@example.org/~alice@example.org~calendar/"
+    r = bob.request(base + "bob.ics", "PUT", SHARED_EVENT.replace("budget-hearing", "bobs-event").replace("Budget hearing", "Added by Bob"), {"Content-Type": "text/calendar"})
+    check(r.status == 201, f"a write share takes bob's event ({r.status})")
+    alice = Raw(port, cafile)
+    r = alice.request("/dav/calendars/alice@example.org/calendar/bob.ics", "GET")
+    check(r.status == 200 and "Added by Bob" in r.raw, "alice sees it in her calendar")
+    r = bob.request(base + "bob.ics", "DELETE")
+    check(r.status == 204, "and bob may delete it")
+
+
 def main():
     scenario, port, cafile = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-    {"calendars": calendars, "isolation": isolation, "addressbooks": addressbooks, "discovery": discovery, "directory": directory, "directory_one_card": directory_one_card}[scenario](port, cafile)
+    {"calendars": calendars, "isolation": isolation, "addressbooks": addressbooks, "discovery": discovery, "directory": directory, "directory_one_card": directory_one_card, "sharing_1": sharing_1, "sharing_2": sharing_2, "sharing_3": sharing_3}[scenario](port, cafile)
     print(f"{scenario}: ok")
 
 

@@ -75,6 +75,35 @@ pub trait CollectionStore: Send + Sync + 'static {
         name: &str,
         condition: WriteCondition,
     ) -> Result<DavObject>;
+    /// Shares a collection of `owner` with a principal (an account or a
+    /// group), replacing an earlier share with that principal.
+    async fn share_collection(
+        &self,
+        owner: PrincipalId,
+        collection: CollectionId,
+        grantee: PrincipalId,
+        rights: ShareRights,
+    ) -> Result<()>;
+    /// Ends a share; [`StoreError::NotFound`] if there was none.
+    async fn unshare_collection(
+        &self,
+        owner: PrincipalId,
+        collection: CollectionId,
+        grantee: PrincipalId,
+    ) -> Result<()>;
+    /// The shares of a collection of `owner`: grantee and rights.
+    async fn collection_shares(
+        &self,
+        owner: PrincipalId,
+        collection: CollectionId,
+    ) -> Result<Vec<(PrincipalId, ShareRights)>>;
+    /// The collections of a kind shared with an account, directly or
+    /// through a group it is a member of, with the greatest right.
+    async fn shared_with(
+        &self,
+        account: PrincipalId,
+        kind: CollectionKind,
+    ) -> Result<Vec<SharedCollection>>;
     /// What changed in a collection after `since` (a MODSEQ it returned
     /// earlier; 0 for everything); `None` when `since` is not one the
     /// collection can have given (RFC 6578 §3.2 valid-sync-token).
@@ -576,6 +605,132 @@ impl<B: Backend> CollectionStore for SqlStore<B> {
                 log_change(c, account, &kind, collection, modseq, gone.id.0, "removed").await?;
                 gone.modseq = modseq as u64;
                 Ok(gone)
+            })
+        })
+        .await
+    }
+
+    async fn share_collection(
+        &self,
+        owner: PrincipalId,
+        collection: CollectionId,
+        grantee: PrincipalId,
+        rights: ShareRights,
+    ) -> Result<()> {
+        self.write(move |c| {
+            Box::pin(async move {
+                collection_in(c, owner, collection).await?;
+                c.execute(
+                    "INSERT INTO collection_shares (collection_id, grantee_id, rights)
+                     VALUES ($1, $2, $3)
+                     ON CONFLICT (collection_id, grantee_id) DO UPDATE SET rights = $3",
+                    params![collection.0, grantee.0, rights.as_str()],
+                )
+                .await?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn unshare_collection(
+        &self,
+        owner: PrincipalId,
+        collection: CollectionId,
+        grantee: PrincipalId,
+    ) -> Result<()> {
+        self.write(move |c| {
+            Box::pin(async move {
+                collection_in(c, owner, collection).await?;
+                let n = c
+                    .execute(
+                        "DELETE FROM collection_shares WHERE collection_id = $1 AND grantee_id = $2",
+                        params![collection.0, grantee.0],
+                    )
+                    .await?;
+                if n == 0 {
+                    return Err(StoreError::NotFound {
+                        kind: "share",
+                        name: format!("{collection} with {grantee}"),
+                    });
+                }
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn collection_shares(
+        &self,
+        owner: PrincipalId,
+        collection: CollectionId,
+    ) -> Result<Vec<(PrincipalId, ShareRights)>> {
+        self.read(Size::Few, move |c| {
+            Box::pin(async move {
+                collection_in(c, owner, collection).await?;
+                c.query(
+                    "SELECT grantee_id, rights FROM collection_shares
+                     WHERE collection_id = $1 ORDER BY grantee_id",
+                    params![collection.0],
+                )
+                .await?
+                .into_iter()
+                .map(|r| {
+                    let rights = ShareRights::parse(r.str(1)?)
+                        .ok_or_else(|| StoreError::Corrupt("unknown share rights".into()))?;
+                    Ok((PrincipalId(r.int(0)?), rights))
+                })
+                .collect()
+            })
+        })
+        .await
+    }
+
+    async fn shared_with(
+        &self,
+        account: PrincipalId,
+        kind: CollectionKind,
+    ) -> Result<Vec<SharedCollection>> {
+        self.read(Size::Few, move |c| {
+            Box::pin(async move {
+                let cols = COLLECTION_COLUMNS
+                    .split(", ")
+                    .map(|col| format!("dc.{col}"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let rows = c
+                    .query(
+                        &format!(
+                            "SELECT {cols}, p.local_part || '@' || d.name, s.rights
+                             FROM collection_shares s
+                             JOIN dav_collections dc ON dc.id = s.collection_id
+                             JOIN principals p ON p.id = dc.account_id
+                             JOIN domains d ON d.id = p.domain_id
+                             WHERE dc.kind = $2 AND dc.account_id <> $1
+                               AND (s.grantee_id = $1 OR s.grantee_id IN
+                                    (SELECT group_id FROM group_members WHERE member_id = $1))
+                             ORDER BY dc.id"
+                        ),
+                        params![account.0, kind.as_str()],
+                    )
+                    .await?;
+                let mut out: Vec<SharedCollection> = Vec::new();
+                for mut r in rows {
+                    let collection = collection_from(&mut r)?;
+                    let owner_address = r.text(9)?;
+                    let rights = ShareRights::parse(r.str(10)?)
+                        .ok_or_else(|| StoreError::Corrupt("unknown share rights".into()))?;
+                    // Shared directly and through a group: the greater right.
+                    match out.iter_mut().find(|s| s.collection.id == collection.id) {
+                        Some(s) => s.rights = s.rights.max(rights),
+                        None => out.push(SharedCollection {
+                            collection,
+                            owner_address,
+                            rights,
+                        }),
+                    }
+                }
+                Ok(out)
             })
         })
         .await

@@ -61,3 +61,12 @@ CREATE TABLE org_contacts (
     created_at BIGINT NOT NULL,
     UNIQUE (domain_id, uid)
 );
+-- Calendars and address books shared by their owner with another account
+-- or a group (whose members then have the right): read, or read and write.
+CREATE TABLE collection_shares (
+    collection_id BIGINT NOT NULL REFERENCES dav_collections(id) ON DELETE CASCADE,
+    grantee_id BIGINT NOT NULL REFERENCES principals(id) ON DELETE CASCADE,
+    rights TEXT NOT NULL CHECK (rights IN ('read', 'write')),
+    PRIMARY KEY (collection_id, grantee_id)
+);
+CREATE INDEX collection_shares_by_grantee ON collection_shares (grantee_id);

@@ -426,3 +426,106 @@ pub(super) async fn concurrent_collection_writes(h: Harness) {
     assert_eq!(changes.changed.len(), 40);
     assert_eq!(changes.highest_modseq, *all.last().unwrap());
 }
+
+/// Shares: to an account or a group, the greater right wins, only the
+/// owner's collections can be shared, unsharing ends it.
+pub(super) async fn collection_sharing(h: Harness) {
+    let store = h.store;
+    let (alice, _) = domain_and_user(&store, "alice", 0).await;
+    let (bob, _) = domain_and_user(&store, "bob", 0).await;
+    let (carol, _) = domain_and_user(&store, "carol", 0).await;
+    let group = store
+        .create_principal(NewPrincipal {
+            kind: PrincipalKind::Group,
+            domain_id: alice.domain_id,
+            local_part: "council".into(),
+            display_name: "Council".into(),
+            password_hash: None,
+            quota_bytes: 0,
+            is_admin: false,
+            mailboxes: vec![],
+        })
+        .await
+        .unwrap();
+    store.add_group_member(group.id, bob.id).await.unwrap();
+    store.add_group_member(group.id, carol.id).await.unwrap();
+    let cal = store
+        .create_collection(alice.id, calendar("work"))
+        .await
+        .unwrap();
+    // Nobody but the owner can share it.
+    assert!(matches!(
+        store
+            .share_collection(bob.id, cal.id, bob.id, ShareRights::Write)
+            .await,
+        Err(StoreError::NotFound { .. })
+    ));
+    store
+        .share_collection(alice.id, cal.id, group.id, ShareRights::Read)
+        .await
+        .unwrap();
+    store
+        .share_collection(alice.id, cal.id, bob.id, ShareRights::Write)
+        .await
+        .unwrap();
+    let bobs = store
+        .shared_with(bob.id, CollectionKind::Calendar)
+        .await
+        .unwrap();
+    assert_eq!(bobs.len(), 1);
+    assert_eq!(bobs[0].collection.id, cal.id);
+    assert_eq!(bobs[0].rights, ShareRights::Write);
+    assert_eq!(bobs[0].owner_address, "alice@example.org");
+    let carols = store
+        .shared_with(carol.id, CollectionKind::Calendar)
+        .await
+        .unwrap();
+    assert_eq!(carols[0].rights, ShareRights::Read);
+    assert!(
+        store
+            .shared_with(carol.id, CollectionKind::AddressBook)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .shared_with(alice.id, CollectionKind::Calendar)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .collection_shares(alice.id, cal.id)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    store
+        .unshare_collection(alice.id, cal.id, bob.id)
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.unshare_collection(alice.id, cal.id, bob.id).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    // Through the group still.
+    assert_eq!(
+        store
+            .shared_with(bob.id, CollectionKind::Calendar)
+            .await
+            .unwrap()[0]
+            .rights,
+        ShareRights::Read
+    );
+    store.delete_collection(alice.id, cal.id).await.unwrap();
+    assert!(
+        store
+            .shared_with(bob.id, CollectionKind::Calendar)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}

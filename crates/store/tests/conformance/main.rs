@@ -248,4 +248,5 @@ conformance!(
     calendars_and_address_books,
     concurrent_collection_writes,
     address_list,
+    collection_sharing,
 );
