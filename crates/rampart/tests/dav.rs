@@ -48,6 +48,31 @@ fn dav_scenario(sb: &Sandbox, server: &Server, scenario: &str) -> String {
     stdout
 }
 
+/// `rampart ledger subjects` of one reader: all of it, and the addresses
+/// whose address-list entries were returned to them.
+fn directory_subjects(sb: &Sandbox, reader: &str) -> (String, Vec<String>) {
+    let subjects: serde_json::Value = serde_json::from_str(&sb.ok(
+        &[
+            "ledger",
+            "subjects",
+            "--principal",
+            reader,
+            "--format",
+            "json",
+        ],
+        "",
+    ))
+    .unwrap();
+    let in_directory = subjects
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["in_directory"] == true)
+        .map(|p| p["address"].as_str().unwrap().to_owned())
+        .collect();
+    (subjects.to_string(), in_directory)
+}
+
 macro_rules! scenario {
     ($name:ident) => {
         #[test]
@@ -209,29 +234,14 @@ fn directory() {
     assert!(report.contains("directory:example.org"), "{report}");
     assert!(!report.contains("directory:other.example"), "{report}");
     // A dumped directory counts its people as data subjects.
-    let subjects: serde_json::Value = serde_json::from_str(&sb.ok(
-        &[
-            "ledger",
-            "subjects",
-            "--principal",
-            "alice@example.org",
-            "--format",
-            "json",
-        ],
-        "",
-    ))
-    .unwrap();
-    let in_directory: Vec<&str> = subjects
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|p| p["in_directory"] == true)
-        .map(|p| p["address"].as_str().unwrap())
-        .collect();
+    let (subjects, in_directory) = directory_subjects(&sb, "alice@example.org");
     for expected in ["alice@example.org", "bob@example.org", "fire@town.example"] {
-        assert!(in_directory.contains(&expected), "{expected}: {subjects}");
+        assert!(
+            in_directory.iter().any(|a| a == expected),
+            "{expected}: {subjects}"
+        );
     }
-    assert!(!subjects.to_string().contains("carol"), "{subjects}");
+    assert!(!subjects.contains("carol"), "{subjects}");
     server.stop();
 }
 
@@ -245,25 +255,7 @@ fn directory() {
 fn directory_reads_are_recorded_exactly() {
     let (sb, server) = setup();
     print!("{}", dav_scenario(&sb, &server, "directory_one_card"));
-    let subjects: serde_json::Value = serde_json::from_str(&sb.ok(
-        &[
-            "ledger",
-            "subjects",
-            "--principal",
-            "alice@example.org",
-            "--format",
-            "json",
-        ],
-        "",
-    ))
-    .unwrap();
-    let in_directory: Vec<&str> = subjects
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|p| p["in_directory"] == true)
-        .map(|p| p["address"].as_str().unwrap())
-        .collect();
+    let (subjects, in_directory) = directory_subjects(&sb, "alice@example.org");
     assert_eq!(in_directory, ["bob@example.org"], "{subjects}");
     server.stop();
 }
