@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # CalDAV benchmark: Rampart beside Radicale (and Cyrus IMAP's CalDAV with
 # BENCH_CYRUS=1, see below), on the same machine, driven by the same client
-# (crates/bench, `dav-load`) over TLS with keep-alive connections.
+# (crates/bench, `dav-load`) over keep-alive connections: TLS to Rampart
+# and Radicale, plain HTTP on loopback to Cyrus (as its set-up serves it).
 #
 #   bench/dav/run.sh [EVENTS] [CLIENTS]
 #
@@ -113,12 +114,29 @@ else
     echo "radicale: not installed (apt-get install radicale)"
 fi
 
+# Cyrus IMAP's CalDAV (BENCH_CYRUS=1): set up on loopback by
+# ../shared/peers/cyrus.sh (HTTP on 127.0.0.1:18080, user evala), wiped
+# first so that the calendar is new. Debian's cyrus-imapd conflicts with
+# dovecot-imapd: reinstall that afterwards for the IMAP benchmark.
+if [ -n "${BENCH_CYRUS:-}" ]; then
+    CYRUS_SH=${CYRUS_SH:-../shared/peers/cyrus.sh}
+    bash "$CYRUS_SH" wipe >/dev/null
+    bash "$CYRUS_SH" >/dev/null
+    CYRUS_PID=$(cat /run/cyrus/eval-master.pid)
+    $LOAD --server "127.0.0.1:${CYRUS_HTTP_PORT:-18080}" --plain --calendar "/dav/calendars/user/evala/bench/" \
+        --user evala --password Eval-pass-1 --events "$EVENTS" --clients "$CLIENTS" |
+        sed "s/^/cyrus: /"
+    echo "cyrus: memory_kb=$(pss_kb "$CYRUS_PID" $(descendants "$CYRUS_PID"))"
+    bash "$CYRUS_SH" stop >/dev/null
+fi
+
 echo
-echo "| figure | Rampart | Radicale | Radicale / Rampart |"
-echo "|---|---|---|---|"
+echo "| figure | Rampart | Radicale | Radicale / Rampart | Cyrus | Cyrus / Rampart |"
+echo "|---|---|---|---|---|---|"
+ratio() { python3 -c "import sys; r, d = sys.argv[1:]; print(f'{float(d) / float(r):.2f}' if r and d and float(r) else '-')" "${1:-}" "${2:-}" 2>/dev/null || echo -; }
 for key in put_per_s put_p50_ms month_query_ms month_query_events initial_sync_ms initial_sync_resources delta_sync_ms delta_sync_resources multiget_100_ms multiget_100_events memory_kb; do
     r=$(sed -n "s/^rampart: $key=//p" "$WORK/all.out" | tail -n 1)
     d=$(sed -n "s/^radicale: $key=//p" "$WORK/all.out" | tail -n 1)
-    ratio=$(python3 -c "import sys; r, d = sys.argv[1:]; print(f'{float(d) / float(r):.2f}' if r and d and float(r) else '-')" "${r:-}" "${d:-}" 2>/dev/null || echo -)
-    echo "| $key | ${r:--} | ${d:--} | $ratio |"
+    c=$(sed -n "s/^cyrus: $key=//p" "$WORK/all.out" | tail -n 1)
+    echo "| $key | ${r:--} | ${d:--} | $(ratio "$r" "$d") | ${c:--} | $(ratio "$r" "$c") |"
 done

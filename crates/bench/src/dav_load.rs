@@ -32,7 +32,10 @@ struct Args {
     password: String,
     /// CA certificate that signed the server's.
     #[arg(long)]
-    ca: std::path::PathBuf,
+    ca: Option<std::path::PathBuf>,
+    /// Plain HTTP (for a peer that serves DAV only so on loopback).
+    #[arg(long)]
+    plain: bool,
     #[arg(long, default_value_t = 10_000)]
     events: usize,
     #[arg(long, default_value_t = 8)]
@@ -46,7 +49,7 @@ struct Conn {
     send: SendRequest<Full<Bytes>>,
     host: String,
     auth: String,
-    tls: tokio_rustls::TlsConnector,
+    tls: Option<tokio_rustls::TlsConnector>,
     /// Connections opened, the first included (a server that closes
     /// after each response costs a TLS handshake per request).
     opened: usize,
@@ -54,10 +57,15 @@ struct Conn {
 
 async fn connect(
     server: &str,
-    tls: &tokio_rustls::TlsConnector,
+    tls: &Option<tokio_rustls::TlsConnector>,
 ) -> anyhow::Result<SendRequest<Full<Bytes>>> {
     let tcp = TcpStream::connect(server).await?;
     tcp.set_nodelay(true)?;
+    let Some(tls) = tls else {
+        let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await?;
+        tokio::spawn(conn);
+        return Ok(send);
+    };
     let name = rustls::pki_types::ServerName::try_from("localhost".to_owned())?;
     let stream = tls.connect(name, tcp).await?;
     let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
@@ -66,14 +74,14 @@ async fn connect(
 }
 
 impl Conn {
-    async fn open(args: &Args, tls: &tokio_rustls::TlsConnector) -> anyhow::Result<Conn> {
+    async fn open(args: &Args, tls: &Option<tokio_rustls::TlsConnector>) -> anyhow::Result<Conn> {
         let send = connect(&args.server, tls).await?;
         Conn::with(args, tls, send)
     }
 
     fn with(
         args: &Args,
-        tls: &tokio_rustls::TlsConnector,
+        tls: &Option<tokio_rustls::TlsConnector>,
         send: SendRequest<Full<Bytes>>,
     ) -> anyhow::Result<Conn> {
         use base64::Engine;
@@ -201,18 +209,23 @@ async fn report(conn: &mut Conn, path: &str, body: String, depth1: bool) -> anyh
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Arc::new(Args::parse());
-    let mut roots = rustls::RootCertStore::empty();
-    let pem = std::fs::read(&args.ca).context("reading the CA certificate")?;
-    for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
-        roots.add(cert?)?;
-    }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tls = if args.plain {
+        None
+    } else {
+        let mut roots = rustls::RootCertStore::empty();
+        let ca = args.ca.as_ref().context("--ca is needed unless --plain")?;
+        let pem = std::fs::read(ca).context("reading the CA certificate")?;
+        for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+            roots.add(cert?)?;
+        }
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        Some(tokio_rustls::TlsConnector::from(Arc::new(config)))
+    };
 
     let mut main = Conn::open(&args, &tls).await?;
     let (status, body) = main
