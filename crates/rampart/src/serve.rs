@@ -225,6 +225,8 @@ pub async fn run(prepared: Prepared, first_domain: &str) -> anyhow::Result<()> {
         }),
         imap: Arc::new(config.imap_config()),
         imap_limiter: Arc::new(rampart_imap::Limiter::default()),
+        dav_limiter: Arc::new(rampart_imap::Limiter::default()),
+        dav_max_per_address: config.dav.max_connections_per_address,
         dav: Arc::new(rampart_dav::DavConfig {
             discovery: discovery(&config, &bound),
             ..config.dav.dav_config()
@@ -436,6 +438,8 @@ struct Services {
     imap: Arc<rampart_imap::ImapConfig>,
     imap_limiter: Arc<rampart_imap::Limiter>,
     dav: Arc<rampart_dav::DavConfig>,
+    dav_limiter: Arc<rampart_imap::Limiter>,
+    dav_max_per_address: usize,
     shutdown: CancellationToken,
 }
 
@@ -502,6 +506,14 @@ async fn session(
             return Ok(());
         }
         Service::Https => {
+            // Over the limit: closed before the handshake costs anything.
+            let Some(_slot) = services
+                .dav_limiter
+                .acquire(format!("addr:{}", peer.ip()), services.dav_max_per_address)
+            else {
+                tracing::debug!("https: too many connections from {}", peer.ip());
+                return Ok(());
+            };
             rampart_dav::serve_connection(
                 services.core.clone(),
                 services.dav.clone(),

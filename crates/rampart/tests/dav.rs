@@ -342,3 +342,42 @@ fn sharing() {
     );
     server.stop();
 }
+
+/// More HTTPS connections from one address than allowed are closed at
+/// once; the ones within the limit stay open.
+#[test]
+fn connections_per_address_are_limited() {
+    use std::io::Read;
+    let sb = Sandbox::custom("", "[dav]\nmax_connections_per_address = 2\n");
+    let server = sb.serve(&["--domain", "example.org"]);
+    let addr = server.addr("https");
+    let held: Vec<std::net::TcpStream> = (0..2)
+        .map(|_| std::net::TcpStream::connect(addr).unwrap())
+        .collect();
+    // Let the server take both before the third arrives.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let mut third = std::net::TcpStream::connect(addr).unwrap();
+    third
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    let mut buf = [0u8; 16];
+    let n = third
+        .read(&mut buf)
+        .expect("the third connection was left hanging");
+    assert_eq!(
+        n, 0,
+        "the third connection got data instead of being closed"
+    );
+    // The first two are still open: the server waits for their handshake.
+    let mut first = held.into_iter().next().unwrap();
+    first
+        .set_read_timeout(Some(std::time::Duration::from_millis(500)))
+        .unwrap();
+    let still_open = matches!(
+        first.read(&mut buf),
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut
+    );
+    assert!(still_open, "a connection within the limit was closed");
+    drop(first);
+    server.stop();
+}

@@ -28,6 +28,9 @@ pub struct DavSection {
     pub header_timeout_seconds: u64,
     /// Seconds a response may wait for a client that reads nothing.
     pub write_timeout_seconds: u64,
+    /// Most simultaneous HTTPS connections from one client address; more
+    /// are closed at once.
+    pub max_connections_per_address: usize,
 }
 
 impl Default for DavSection {
@@ -45,6 +48,7 @@ impl Default for DavSection {
             max_results: d.max_results,
             header_timeout_seconds: d.header_timeout.as_secs(),
             write_timeout_seconds: d.write_timeout.as_secs(),
+            max_connections_per_address: 50,
         }
     }
 }
