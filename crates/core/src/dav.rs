@@ -159,6 +159,26 @@ impl Core {
         Ok(shared)
     }
 
+    /// The owner's row, if the caller may manage the owner's shares: the
+    /// owner or the operator; anyone else hears of no such collection.
+    async fn share_manager(
+        &self,
+        access: &Access,
+        owner: &str,
+        name: &str,
+    ) -> CoreResult<rampart_store::Principal> {
+        let owner_row = self.principal_row(owner).await?;
+        if access.account() == Some(owner_row.id)
+            || matches!(access.principal(), crate::Actor::Operator { .. })
+        {
+            return Ok(owner_row);
+        }
+        Err(CoreError::NotFound {
+            kind: "collection",
+            name: name.to_owned(),
+        })
+    }
+
     /// Shares a collection of `owner` with an account or group, or ends
     /// the share (`rights` `None`): the owner, or the operator.
     pub async fn share_dav_collection(
@@ -170,15 +190,7 @@ impl Core {
         grantee: &str,
         rights: Option<ShareRights>,
     ) -> CoreResult<()> {
-        let owner_row = self.principal_row(owner).await?;
-        let allowed = access.account() == Some(owner_row.id)
-            || matches!(access.principal(), crate::Actor::Operator { .. });
-        if !allowed {
-            return Err(CoreError::NotFound {
-                kind: "collection",
-                name: name.to_owned(),
-            });
-        }
+        let owner_row = self.share_manager(access, owner, name).await?;
         let grantee_row = self.principal_row(grantee).await?;
         if grantee_row.id == owner_row.id {
             return Err(CoreError::Invalid(
@@ -227,17 +239,15 @@ impl Core {
         kind: CollectionKind,
         name: &str,
     ) -> CoreResult<Vec<(String, ShareRights)>> {
-        let owner_row = self.principal_row(owner).await?;
-        let allowed = access.account() == Some(owner_row.id)
-            || matches!(access.principal(), crate::Actor::Operator { .. });
-        let collection = match allowed {
-            true => self.store.find_collection(owner_row.id, kind, name).await?,
-            false => None,
-        }
-        .ok_or_else(|| CoreError::NotFound {
-            kind: "collection",
-            name: name.to_owned(),
-        })?;
+        let owner_row = self.share_manager(access, owner, name).await?;
+        let collection = self
+            .store
+            .find_collection(owner_row.id, kind, name)
+            .await?
+            .ok_or_else(|| CoreError::NotFound {
+                kind: "collection",
+                name: name.to_owned(),
+            })?;
         let mut out = Vec::new();
         for (grantee, rights) in self
             .store
