@@ -239,7 +239,7 @@ fn error_reply(e: &DavError) -> Reply {
         Some((ns, name)) => reply(
             status,
             Some("application/xml; charset=utf-8"),
-            xml::error_body(ns, name),
+            xml::error_body(ns, name, &reason),
         ),
         None => reply(
             status,

@@ -304,14 +304,20 @@ pub fn element(ns: &str, name: &str, inner: &str) -> String {
     format!("<{p}:{name}>{inner}</{p}:{name}>")
 }
 
-/// A precondition error body (RFC 4918 §16): `<D:error><pre/></D:error>`.
-pub fn error_body(ns: &str, condition: &str) -> String {
+/// A precondition error body (RFC 4918 §16): `<D:error><pre/></D:error>`,
+/// with the reason for people in an element of our own namespace (which
+/// clients ignore, as RFC 4918 §16 lets them).
+pub fn error_body(ns: &str, condition: &str, reason: &str) -> String {
     format!(
-        "{}\n<D:error xmlns:D=\"DAV:\" xmlns:C=\"{CALDAV}\" xmlns:CR=\"{CARDDAV}\">{}</D:error>\n",
+        "{}\n<D:error xmlns:D=\"DAV:\" xmlns:C=\"{CALDAV}\" xmlns:CR=\"{CARDDAV}\">{}<R:message xmlns:R=\"{RAMPART}\">{}</R:message></D:error>\n",
         r#"<?xml version="1.0" encoding="utf-8"?>"#,
-        empty_element(ns, condition)
+        empty_element(ns, condition),
+        escape(reason)
     )
 }
+
+/// Our own namespace, for the human-readable reason in error bodies.
+pub const RAMPART: &str = "urn:rampart:dav";
 
 #[cfg(test)]
 mod tests {

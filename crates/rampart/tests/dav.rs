@@ -381,3 +381,25 @@ fn connections_per_address_are_limited() {
     drop(first);
     server.stop();
 }
+
+/// Hostile and oversized requests against small `[dav]` limits: each gets
+/// the status its limit names, with the config key in the reason.
+#[test]
+#[cfg_attr(
+    not(rampart_test_caldav),
+    ignore = "skipped: needs python3 with the caldav library (pip install caldav) as the client"
+)]
+fn limits() {
+    let sb = Sandbox::custom(
+        "",
+        "[dav]\nmax_request_bytes = 65536\nmax_resource_bytes = 16384\nmax_xml_depth = 16\n\
+         max_xml_elements = 200\nmax_components = 20\nmax_multiget_hrefs = 50\nmax_expand_days = 400\n",
+    );
+    let server = sb.serve(&["--domain", "example.org"]);
+    sb.ok(
+        &["user", "add", "alice@example.org", "--password-stdin"],
+        "alice's long password\n",
+    );
+    print!("{}", dav_scenario(&sb, &server, "limits"));
+    server.stop();
+}

@@ -565,9 +565,51 @@ def sharing_3(port, cafile):
     check(r.status == 204, "and bob may delete it")
 
 
+def limits(port, cafile):
+    """Hostile and oversized input, against a server with small [dav] limits
+    (see tests/dav.rs): each refused with the status and reason the limit
+    names, and nothing stored."""
+    http = Raw(port, cafile)
+    cal = "/dav/calendars/alice@example.org/calendar/"
+    r = http.request(cal, "PROPFIND", None, {"Depth": "0"})
+    check(r.status == 207, "the calendar is there")
+    bomb = '<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;">]><D:propfind xmlns:D="DAV:"><D:prop><D:displayname>&lol2;</D:displayname></D:prop></D:propfind>'
+    r = http.request(cal, "PROPFIND", bomb, {"Depth": "0"})
+    check(r.status == 400 and "DOCTYPE" in r.raw, f"an entity bomb: {r.status} {r.raw.strip()}")
+    external = '<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop>&xxe;</D:prop></D:propfind>'
+    r = http.request(cal, "PROPFIND", external, {"Depth": "0"})
+    check(r.status == 400 and "entity" in r.raw, f"an undeclared entity: {r.status}")
+    deep = '<D:propfind xmlns:D="DAV:">' + "<D:prop>" * 40 + "</D:prop>" * 40 + "</D:propfind>"
+    r = http.request(cal, "PROPFIND", deep, {"Depth": "0"})
+    check(r.status == 413 and "dav.max_xml_depth" in r.raw, f"XML 40 levels deep: {r.status} {r.raw.strip()}")
+    wide = '<D:propfind xmlns:D="DAV:"><D:prop>' + "<D:getetag/>" * 300 + "</D:prop></D:propfind>"
+    r = http.request(cal, "PROPFIND", wide, {"Depth": "0"})
+    check(r.status == 413 and "dav.max_xml_elements" in r.raw, f"300 elements: {r.status}")
+    big = "X" * 70000
+    r = http.request(cal + "big.ics", "PUT", big, {"Content-Type": "text/calendar"})
+    check(r.status == 413 and "dav.max_request_bytes" in r.raw, f"a 70 KB body: {r.status}")
+    event = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VEVENT\r\nUID:long@example.org\r\nDTSTART:20260101T000000Z\r\nDESCRIPTION:" + "d" * 20000 + "\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    r = http.request(cal + "long.ics", "PUT", event, {"Content-Type": "text/calendar"})
+    check(r.status == 403 and "max-resource-size" in r.raw, f"a 20 KB event: {r.status}")
+    many = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\n" + "".join(f"BEGIN:VEVENT\r\nUID:many@example.org\r\nRECURRENCE-ID:202601{d:02}T000000Z\r\nDTSTART:202601{d:02}T000000Z\r\nEND:VEVENT\r\n" for d in range(1, 29)) + "END:VCALENDAR\r\n"
+    r = http.request(cal + "many.ics", "PUT", many, {"Content-Type": "text/calendar"})
+    check(r.status == 403 and "max-resource-size" in r.raw and "dav.max_components" in r.raw, f"28 components: {r.status}")
+    hrefs = "".join(f"<D:href>{cal}e{i}.ics</D:href>" for i in range(60))
+    r = http.request(cal, "REPORT", f'<C:calendar-multiget xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"><D:prop><D:getetag/></D:prop>{hrefs}</C:calendar-multiget>', {"Depth": "1", "Content-Type": "application/xml"})
+    check(r.status in (403, 413), f"a multiget of 60 hrefs: {r.status}")
+    r = http.request(cal, "REPORT", '<C:calendar-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"><D:prop><C:calendar-data><C:expand start="20000101T000000Z" end="20990101T000000Z"/></C:calendar-data></D:prop><C:filter><C:comp-filter name="VCALENDAR"/></C:filter></C:calendar-query>', {"Depth": "1", "Content-Type": "application/xml"})
+    check(r.status == 403 and "dav.max_expand_days" in r.raw, f"an expansion over a century: {r.status}")
+    r = http.request(cal, "REPORT", "<not-xml", {"Content-Type": "application/xml"})
+    check(r.status == 400, f"a broken body: {r.status}")
+    r = http.request(cal + "bin.ics", "PUT", b"\xff\xfe\x00BEGIN", {"Content-Type": "text/calendar"})
+    check(r.status == 400, f"a body that is not UTF-8: {r.status}")
+    r = http.request(cal, "PROPFIND", None, {"Depth": "1"})
+    check(r.status == 207 and ".ics" not in r.raw, "nothing was stored by any of it")
+
+
 def main():
     scenario, port, cafile = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-    {"calendars": calendars, "isolation": isolation, "addressbooks": addressbooks, "discovery": discovery, "directory": directory, "directory_one_card": directory_one_card, "sharing_1": sharing_1, "sharing_2": sharing_2, "sharing_3": sharing_3}[scenario](port, cafile)
+    {"calendars": calendars, "isolation": isolation, "addressbooks": addressbooks, "discovery": discovery, "directory": directory, "directory_one_card": directory_one_card, "sharing_1": sharing_1, "sharing_2": sharing_2, "sharing_3": sharing_3, "limits": limits}[scenario](port, cafile)
     print(f"{scenario}: ok")
 
 
