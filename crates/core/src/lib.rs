@@ -82,11 +82,11 @@ pub use queue::DkimPublicKey;
 pub mod model {
     pub use rampart_store::{
         Alias, AppPassword, Appended, BlobHash, Change, ChangeKind, Collection, CollectionChanges,
-        CollectionId, CollectionKind, CollectionPatch, DavObject, DavObjectId, DeliveryStatus,
-        DkimKey, Domain, DomainId, DsnRequest, FlagChange, Mailbox, MailboxId, MailboxRole,
-        MailboxStatus, MessageId, MessageRecord, NewCollection, NewOrgContact, ObjectFilter,
-        OrgContact, PrincipalId, PrincipalKind, Profile, PutOutcome, QueueEntry, QueueId,
-        QueueOutcome, QueuedAddress, QueuedRecipient, ShareRights, SharedCollection,
+        CollectionId, CollectionKind, CollectionPatch, DavObject, DavObjectId, DeadProp,
+        DeliveryStatus, DkimKey, Domain, DomainId, DsnRequest, FlagChange, Mailbox, MailboxId,
+        MailboxRole, MailboxStatus, MessageId, MessageRecord, NewCollection, NewOrgContact,
+        ObjectFilter, OrgContact, PrincipalId, PrincipalKind, Profile, PutOutcome, QueueEntry,
+        QueueId, QueueOutcome, QueuedAddress, QueuedRecipient, ShareRights, SharedCollection,
         StsPolicyRecord, SystemFlags, TextField, TextMatches, WriteCondition, notify, now_millis,
     };
 }

@@ -111,6 +111,7 @@ fn collection_of(domain: &str, version: u64) -> Collection {
         color: String::new(),
         components: Vec::new(),
         highest_modseq: version,
+        dead_props: Vec::new(),
     }
 }
 

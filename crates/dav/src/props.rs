@@ -4,7 +4,9 @@
 
 use bytes::Bytes;
 use hyper::header::HeaderMap;
-use rampart_core::model::{Collection, CollectionKind, CollectionPatch, DavObject, ObjectFilter};
+use rampart_core::model::{
+    Collection, CollectionKind, CollectionPatch, DavObject, DeadProp, ObjectFilter,
+};
 
 use crate::error::DavError;
 use crate::handler::{Caller, Reply, multistatus, not_found, parse_body, patch_of};
@@ -46,6 +48,21 @@ const ALLPROP: &[(&str, &str)] = &[
     (DAV, "sync-token"),
     (CALSERVER, "getctag"),
 ];
+
+/// Most dead properties one collection keeps.
+const MAX_DEAD_PROPS: usize = 32;
+/// Largest dead property, as XML.
+const MAX_DEAD_PROP_BYTES: usize = 4096;
+
+/// Whether a property is one Rampart computes (live, RFC 4918 §4.2).
+fn is_live(ns: &str, name: &str) -> bool {
+    ALL_NAMES.iter().any(|(n, l)| *n == ns && *l == name)
+        || (ns == DAV
+            && matches!(
+                name,
+                "getlastmodified" | "creationdate" | "lockdiscovery" | "supportedlock"
+            ))
+}
 
 /// The names of every property a resource of this kind may have, for
 /// `propname`.
@@ -333,7 +350,16 @@ pub(crate) fn value(
             }
             _ => return None,
         },
-        _ => return None,
+        _ => match node {
+            Node::Collection(c) => {
+                return c
+                    .dead_props
+                    .iter()
+                    .find(|p| p.ns == ns && p.name == name)
+                    .map(|p| p.value.clone());
+            }
+            _ => return None,
+        },
     };
     Some(v)
 }
@@ -395,21 +421,37 @@ fn write_node(out: &mut String, caller: &Caller<'_>, node: &Node<'_>, extras: &E
     match w {
         Wanted::Props(list) => write_props(out, caller, node, extras, list),
         Wanted::All(list) => {
-            // allprop reports only what exists: no 404 propstat.
-            let found: Vec<String> = list
+            // allprop reports only what exists: no 404 propstat; dead
+            // properties are part of it (RFC 4918 §9.1).
+            let mut found: Vec<String> = list
                 .iter()
                 .filter_map(|(ns, name)| {
                     value(caller, node, extras, ns, name).map(|v| found_element(ns, name, &v))
                 })
                 .collect();
+            if let Node::Collection(c) = node {
+                found.extend(
+                    c.dead_props
+                        .iter()
+                        .filter(|p| !list.iter().any(|(n, l)| *n == p.ns && *l == p.name))
+                        .map(|p| found_element(&p.ns, &p.name, &p.value)),
+                );
+            }
             write_response(out, &href(caller, node), &found, &[]);
         }
         Wanted::Names => {
-            let found: Vec<String> = ALL_NAMES
+            let mut found: Vec<String> = ALL_NAMES
                 .iter()
                 .filter(|(ns, name)| value(caller, node, extras, ns, name).is_some())
                 .map(|(ns, name)| xml::empty_element(ns, name))
                 .collect();
+            if let Node::Collection(c) = node {
+                found.extend(
+                    c.dead_props
+                        .iter()
+                        .map(|p| xml::empty_element(&p.ns, &p.name)),
+                );
+            }
             write_response(out, &href(caller, node), &found, &[]);
         }
     }
@@ -585,14 +627,36 @@ pub(crate) async fn proppatch(
             .children_named(DAV, "prop")
             .flat_map(|p| p.children.iter())
         {
+            let key = (prop.ns.clone(), prop.name.clone());
             match patch_of(prop, remove) {
                 Some(p) => {
                     patch.display_name = p.display_name.or(patch.display_name);
                     patch.description = p.description.or(patch.description);
                     patch.color = p.color.or(patch.color);
-                    accepted.push((prop.ns.clone(), prop.name.clone()));
+                    accepted.push(key);
                 }
-                None => refused.push((prop.ns.clone(), prop.name.clone())),
+                // A live property of ours that is not settable (RFC 4918
+                // §15: protected) is refused; anything else is kept as a
+                // dead property, within bounds.
+                None if is_live(&prop.ns, &prop.name) => refused.push(key),
+                None if remove => {
+                    patch.remove_props.push(key.clone());
+                    accepted.push(key);
+                }
+                None => {
+                    let value = prop.inner_xml();
+                    let total = collection.dead_props.len() + patch.set_props.len();
+                    if value.len() > MAX_DEAD_PROP_BYTES || total >= MAX_DEAD_PROPS {
+                        refused.push(key);
+                    } else {
+                        patch.set_props.push(DeadProp {
+                            ns: prop.ns.clone(),
+                            name: prop.name.clone(),
+                            value,
+                        });
+                        accepted.push(key);
+                    }
+                }
             }
         }
     }

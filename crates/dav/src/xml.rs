@@ -300,8 +300,41 @@ pub fn empty_element(ns: &str, name: &str) -> String {
 
 /// An element `{ns}name` (one of ours) holding already-written content.
 pub fn element(ns: &str, name: &str, inner: &str) -> String {
-    let p = prefix_of(ns).expect("element() is for our own namespaces");
-    format!("<{p}:{name}>{inner}</{p}:{name}>")
+    match prefix_of(ns) {
+        Some(p) => format!("<{p}:{name}>{inner}</{p}:{name}>"),
+        None if ns.is_empty() => format!("<{name} xmlns=\"\">{inner}</{name}>"),
+        None => format!("<X:{name} xmlns:X=\"{}\">{inner}</X:{name}>", escape(ns)),
+    }
+}
+
+impl Element {
+    /// Its content written back as XML (text and child elements, each
+    /// child declaring its own namespace), for keeping a dead property.
+    pub fn inner_xml(&self) -> String {
+        let mut out = escape(&self.text);
+        for c in &self.children {
+            c.write_to(&mut out, 0);
+        }
+        out
+    }
+
+    fn write_to(&self, out: &mut String, depth: usize) {
+        let prefix = format!("N{depth}");
+        out.push('<');
+        out.push_str(&prefix);
+        out.push(':');
+        out.push_str(&self.name);
+        out.push_str(&format!(" xmlns:{prefix}=\"{}\"", escape(&self.ns)));
+        for (k, v) in &self.attrs {
+            out.push_str(&format!(" {k}=\"{}\"", escape(v)));
+        }
+        out.push('>');
+        out.push_str(&escape(&self.text));
+        for c in &self.children {
+            c.write_to(out, depth + 1);
+        }
+        out.push_str(&format!("</{prefix}:{}>", self.name));
+    }
 }
 
 /// A precondition error body (RFC 4918 §16): `<D:error><pre/></D:error>`,
@@ -364,6 +397,18 @@ mod tests {
             parse(r#"<D:prop xmlns:D="DAV:">&ext;</D:prop>"#, LIMITS),
             Err(XmlError::Malformed(_))
         ));
+    }
+
+    #[test]
+    fn content_is_written_back_and_reads_the_same() {
+        let e = parse(
+            r#"<A:x xmlns:A="urn:a" xmlns:B="urn:b">one &amp; <B:y k="v&lt;">two</B:y><z xmlns="urn:c"/></A:x>"#,
+            LIMITS,
+        )
+        .unwrap();
+        let inner = e.inner_xml();
+        let again = parse(&format!("<A:x xmlns:A=\"urn:a\">{inner}</A:x>"), LIMITS).unwrap();
+        assert_eq!(again, e, "{inner}");
     }
 
     #[test]

@@ -65,6 +65,20 @@ pub struct Collection {
     pub components: Vec<String>,
     /// The MODSEQ of its last change: the sync token and CTag.
     pub highest_modseq: u64,
+    /// Properties clients set that Rampart does not interpret: namespace,
+    /// name and XML content, by namespace and name.
+    pub dead_props: Vec<DeadProp>,
+}
+
+/// A WebDAV dead property (RFC 4918 §4.2): kept, returned, never read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeadProp {
+    /// The namespace URI.
+    pub ns: String,
+    /// The local name.
+    pub name: String,
+    /// The XML content, as given.
+    pub value: String,
 }
 
 /// A collection to create.
@@ -93,6 +107,10 @@ pub struct CollectionPatch {
     pub description: Option<String>,
     /// A new colour.
     pub color: Option<String>,
+    /// Dead properties to set (replacing any of the same name).
+    pub set_props: Vec<DeadProp>,
+    /// Dead properties to remove, by namespace and name.
+    pub remove_props: Vec<(String, String)>,
 }
 
 /// One resource of a collection: an iCalendar object or a vCard.

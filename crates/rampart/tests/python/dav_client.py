@@ -250,6 +250,28 @@ def calendars(port, cafile):
     missing = raw_http.request(str(work.url) + "broken.ics", "GET")
     check(missing.status == 404, "nothing was stored for the malformed PUT")
 
+    # PROPPATCH as Apple Calendar sends it: colour, order and a time zone
+    # together; the ones Rampart does not interpret are kept as dead
+    # properties (RFC 4918 §4.2) and come back; a live one is protected.
+    apple = """<?xml version="1.0" encoding="UTF-8"?>
+<A:propertyupdate xmlns:A="DAV:"><A:set><A:prop>
+<B:calendar-color xmlns:B="http://apple.com/ns/ical/">#FF2968FF</B:calendar-color>
+<B:calendar-order xmlns:B="http://apple.com/ns/ical/">3</B:calendar-order>
+<C:calendar-timezone xmlns:C="urn:ietf:params:xml:ns:caldav">BEGIN:VCALENDAR&#13;
+END:VCALENDAR</C:calendar-timezone>
+<X:note xmlns:X="urn:example:notes"><X:line lang="de">Sitzungen &amp; Termine</X:line></X:note>
+</A:prop></A:set></A:propertyupdate>"""
+    r = raw_http.request(str(work.url), "PROPPATCH", apple, {"Content-Type": "application/xml"})
+    check(r.status == 207 and "200 OK" in r.raw and "403" not in r.raw, f"Apple's PROPPATCH is taken whole: {r.raw[-300:]}")
+    r = raw_http.request(str(work.url), "PROPFIND", '<?xml version="1.0"?><D:propfind xmlns:D="DAV:" xmlns:A="http://apple.com/ns/ical/" xmlns:X="urn:example:notes"><D:prop><A:calendar-order/><A:calendar-color/><X:note/></D:prop></D:propfind>', {"Depth": "0"})
+    check("3</" in r.raw and "#FF2968FF" in r.raw and "Sitzungen &amp; Termine" in r.raw and "404" not in r.raw, "the properties come back")
+    r = raw_http.request(str(work.url), "PROPPATCH", '<?xml version="1.0"?><D:propertyupdate xmlns:D="DAV:"><D:set><D:prop><D:getetag>"forged"</D:getetag><D:displayname>Renamed</D:displayname></D:prop></D:set></D:propertyupdate>', {"Content-Type": "application/xml"})
+    check("403 Forbidden" in r.raw and "424 Failed Dependency" in r.raw, "a protected property fails the whole update")
+    check(work.get_display_name() == "Work", "and nothing of it was applied")
+    r = raw_http.request(str(work.url), "PROPPATCH", '<?xml version="1.0"?><D:propertyupdate xmlns:D="DAV:"><D:remove><D:prop><X:note xmlns:X="urn:example:notes"/></D:prop></D:remove></D:propertyupdate>', {"Content-Type": "application/xml"})
+    r = raw_http.request(str(work.url), "PROPFIND", '<?xml version="1.0"?><D:propfind xmlns:D="DAV:" xmlns:X="urn:example:notes"><D:prop><X:note/></D:prop></D:propfind>', {"Depth": "0"})
+    check("404 Not Found" in r.raw, "a removed dead property is gone")
+
     # COPY and MOVE between one's own calendars (RFC 4918 §9.8-9.9).
     home = str(principal.calendar(cal_id="calendar").url)
     src = url  # unity.ics in Work (UID unity-2)

@@ -137,7 +137,31 @@ fn collection_from(r: &mut Row) -> Result<Collection> {
             .map(str::to_owned)
             .collect(),
         highest_modseq: r.uint(8)?,
+        dead_props: Vec::new(),
     })
+}
+
+/// Fills in the dead properties of collections just read.
+async fn with_dead_props(c: &mut dyn Conn, collections: &mut [Collection]) -> Result<()> {
+    for col in collections.iter_mut() {
+        col.dead_props = c
+            .query(
+                "SELECT ns, name, value FROM dav_collection_props
+                 WHERE collection_id = $1 ORDER BY ns, name",
+                params![col.id.0],
+            )
+            .await?
+            .into_iter()
+            .map(|mut r| {
+                Ok(DeadProp {
+                    ns: r.text(0)?,
+                    name: r.text(1)?,
+                    value: r.text(2)?,
+                })
+            })
+            .collect::<Result<_>>()?;
+    }
+    Ok(())
 }
 
 /// The columns of a resource without its content; `data` may follow as the
@@ -287,17 +311,20 @@ impl<B: Backend> CollectionStore for SqlStore<B> {
     ) -> Result<Vec<Collection>> {
         self.read(Size::Few, move |c| {
             Box::pin(async move {
-                c.query(
-                    &format!(
-                        "SELECT {COLLECTION_COLUMNS} FROM dav_collections
-                         WHERE account_id = $1 AND kind = $2 ORDER BY name"
-                    ),
-                    params![account.0, kind.as_str()],
-                )
-                .await?
-                .iter_mut()
-                .map(collection_from)
-                .collect()
+                let mut found = c
+                    .query(
+                        &format!(
+                            "SELECT {COLLECTION_COLUMNS} FROM dav_collections
+                             WHERE account_id = $1 AND kind = $2 ORDER BY name"
+                        ),
+                        params![account.0, kind.as_str()],
+                    )
+                    .await?
+                    .iter_mut()
+                    .map(collection_from)
+                    .collect::<Result<Vec<_>>>()?;
+                with_dead_props(c, &mut found).await?;
+                Ok(found)
             })
         })
         .await
@@ -313,17 +340,22 @@ impl<B: Backend> CollectionStore for SqlStore<B> {
         self.read(Size::Few, move |c| {
             let name = name.clone();
             Box::pin(async move {
-                c.query_opt(
-                    &format!(
-                        "SELECT {COLLECTION_COLUMNS} FROM dav_collections
-                         WHERE account_id = $1 AND kind = $2 AND name = $3"
-                    ),
-                    params![account.0, kind.as_str(), name],
-                )
-                .await?
-                .as_mut()
-                .map(collection_from)
-                .transpose()
+                let mut found = c
+                    .query_opt(
+                        &format!(
+                            "SELECT {COLLECTION_COLUMNS} FROM dav_collections
+                             WHERE account_id = $1 AND kind = $2 AND name = $3"
+                        ),
+                        params![account.0, kind.as_str(), name],
+                    )
+                    .await?
+                    .as_mut()
+                    .map(collection_from)
+                    .transpose()?;
+                if let Some(col) = found.as_mut() {
+                    with_dead_props(c, std::slice::from_mut(col)).await?;
+                }
+                Ok(found)
             })
         })
         .await
@@ -335,33 +367,53 @@ impl<B: Backend> CollectionStore for SqlStore<B> {
         id: CollectionId,
         patch: CollectionPatch,
     ) -> Result<Collection> {
-        self.write_one(move |c| {
+        self.write(move |c| {
             Box::pin(async move {
                 // A property change is a change of the collection: its
                 // CTag moves, so clients that poll it see the new name.
-                c.query_opt(
-                    &format!(
-                        "UPDATE dav_collections SET
-                             display_name = COALESCE($3, display_name),
-                             description = COALESCE($4, description),
-                             color = COALESCE($5, color),
-                             highest_modseq = highest_modseq + 1
-                         WHERE id = $1 AND account_id = $2
-                         RETURNING {COLLECTION_COLUMNS}"
-                    ),
-                    params![
-                        id.0,
-                        account.0,
-                        patch.display_name,
-                        patch.description,
-                        patch.color
-                    ],
-                )
-                .await?
-                .as_mut()
-                .map(collection_from)
-                .transpose()?
-                .ok_or_else(|| no_collection(id))
+                let mut updated = c
+                    .query_opt(
+                        &format!(
+                            "UPDATE dav_collections SET
+                                 display_name = COALESCE($3, display_name),
+                                 description = COALESCE($4, description),
+                                 color = COALESCE($5, color),
+                                 highest_modseq = highest_modseq + 1
+                             WHERE id = $1 AND account_id = $2
+                             RETURNING {COLLECTION_COLUMNS}"
+                        ),
+                        params![
+                            id.0,
+                            account.0,
+                            patch.display_name,
+                            patch.description,
+                            patch.color
+                        ],
+                    )
+                    .await?
+                    .as_mut()
+                    .map(collection_from)
+                    .transpose()?
+                    .ok_or_else(|| no_collection(id))?;
+                for (ns, name) in &patch.remove_props {
+                    c.execute(
+                        "DELETE FROM dav_collection_props
+                         WHERE collection_id = $1 AND ns = $2 AND name = $3",
+                        params![id.0, ns.as_str(), name.as_str()],
+                    )
+                    .await?;
+                }
+                for p in &patch.set_props {
+                    c.execute(
+                        "INSERT INTO dav_collection_props (collection_id, ns, name, value)
+                         VALUES ($1, $2, $3, $4)
+                         ON CONFLICT (collection_id, ns, name) DO UPDATE SET value = $4",
+                        params![id.0, p.ns.as_str(), p.name.as_str(), p.value.as_str()],
+                    )
+                    .await?;
+                }
+                with_dead_props(c, std::slice::from_mut(&mut updated)).await?;
+                Ok(updated)
             })
         })
         .await
@@ -729,6 +781,9 @@ impl<B: Backend> CollectionStore for SqlStore<B> {
                             rights,
                         }),
                     }
+                }
+                for shared in out.iter_mut() {
+                    with_dead_props(c, std::slice::from_mut(&mut shared.collection)).await?;
                 }
                 Ok(out)
             })

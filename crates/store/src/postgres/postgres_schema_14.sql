@@ -70,3 +70,13 @@ CREATE TABLE collection_shares (
     PRIMARY KEY (collection_id, grantee_id)
 );
 CREATE INDEX collection_shares_by_grantee ON collection_shares (grantee_id);
+-- Properties clients set on a collection that Rampart does not interpret
+-- (RFC 4918 dead properties: Apple's calendar-order, a calendar's time
+-- zone...), kept as the XML content they were given.
+CREATE TABLE dav_collection_props (
+    collection_id BIGINT NOT NULL REFERENCES dav_collections(id) ON DELETE CASCADE,
+    ns TEXT NOT NULL,
+    name TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (collection_id, ns, name)
+);

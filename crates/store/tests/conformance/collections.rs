@@ -353,6 +353,45 @@ pub(super) async fn calendars_and_address_books(h: Harness) {
         .await
         .unwrap();
     assert_eq!(patched.display_name, "Work");
+    // Dead properties are kept, replaced and removed.
+    let prop = |name: &str, value: &str| DeadProp {
+        ns: "http://apple.com/ns/ical/".into(),
+        name: name.into(),
+        value: value.into(),
+    };
+    store
+        .update_collection(
+            user.id,
+            cal.id,
+            CollectionPatch {
+                set_props: vec![prop("calendar-order", "1"), prop("x", "<a/>")],
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let again = store
+        .update_collection(
+            user.id,
+            cal.id,
+            CollectionPatch {
+                set_props: vec![prop("calendar-order", "2")],
+                remove_props: vec![("http://apple.com/ns/ical/".into(), "x".into())],
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(again.dead_props, vec![prop("calendar-order", "2")]);
+    assert_eq!(
+        store
+            .find_collection(user.id, CollectionKind::Calendar, "work")
+            .await
+            .unwrap()
+            .unwrap()
+            .dead_props,
+        vec![prop("calendar-order", "2")]
+    );
     assert_eq!(patched.color, "#FF0000FF");
     assert_eq!(patched.description, "");
     assert!(patched.highest_modseq > after.highest_modseq);
