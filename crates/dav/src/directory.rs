@@ -96,6 +96,7 @@ fn object(name: String, uid: String, data: String, id: i64) -> DavObject {
         starts_at: None,
         ends_at: None,
         recurring: false,
+        updated_at: 0,
         data: Some(data),
     }
 }

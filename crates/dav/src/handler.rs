@@ -7,8 +7,8 @@ use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use rampart_core::model::{
-    Collection, CollectionChanges, CollectionKind, CollectionPatch, DavObject, NewCollection,
-    ObjectFilter, PutOutcome, ShareRights, SharedCollection, WriteCondition,
+    Collection, CollectionChanges, CollectionKind, CollectionPatch, DavObject, DeadProp,
+    NewCollection, ObjectFilter, PutOutcome, ShareRights, SharedCollection, WriteCondition,
 };
 use rampart_core::{Access, Actor, Core, CoreError, SessionContext};
 
@@ -564,6 +564,11 @@ async fn get(caller: &Caller<'_>, target: Target, headers: &HeaderMap) -> Result
                 reply(200, Some(content_type(kind)), data)
             };
             etag_header(&mut r, &object.etag);
+            if object.updated_at > 0
+                && let Ok(v) = HeaderValue::from_str(&ical::http_date(object.updated_at))
+            {
+                r.headers_mut().insert(header::LAST_MODIFIED, v);
+            }
             Ok(r)
         }
         Target::Collection(kind, user, coll) => {
@@ -767,6 +772,8 @@ struct NewProps {
     color: Option<String>,
     components: Option<Vec<String>>,
     resourcetype: Option<(bool, bool)>,
+    /// Properties Rampart keeps without interpreting (a time zone, an order).
+    dead: Vec<DeadProp>,
 }
 
 fn new_props(body: Option<&Element>) -> NewProps {
@@ -776,6 +783,7 @@ fn new_props(body: Option<&Element>) -> NewProps {
         color: None,
         components: None,
         resourcetype: None,
+        dead: Vec::new(),
     };
     let Some(body) = body else { return out };
     for set in body.children_named(DAV, "set") {
@@ -800,6 +808,18 @@ fn new_props(body: Option<&Element>) -> NewProps {
                             p.child(CALDAV, "calendar").is_some(),
                             p.child(CARDDAV, "addressbook").is_some(),
                         ))
+                    }
+                    (ns, name) if !props::is_live(ns, name) => {
+                        let value = p.inner_xml();
+                        if out.dead.len() < props::MAX_DEAD_PROPS
+                            && value.len() <= props::MAX_DEAD_PROP_BYTES
+                        {
+                            out.dead.push(DeadProp {
+                                ns: ns.to_owned(),
+                                name: name.to_owned(),
+                                value,
+                            });
+                        }
                     }
                     _ => {}
                 }
@@ -878,7 +898,7 @@ async fn mkcol(
             reason: format!("{bad} calendars are not supported"),
         });
     }
-    caller
+    let created = caller
         .core
         .create_dav_collection(
             &caller.access,
@@ -892,6 +912,19 @@ async fn mkcol(
             },
         )
         .await?;
+    if !props.dead.is_empty() {
+        caller
+            .core
+            .update_dav_collection(
+                &caller.access,
+                created.id,
+                CollectionPatch {
+                    set_props: props.dead,
+                    ..Default::default()
+                },
+            )
+            .await?;
+    }
     let mut r = reply(201, None, Bytes::new());
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));

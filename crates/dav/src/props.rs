@@ -50,18 +50,14 @@ const ALLPROP: &[(&str, &str)] = &[
 ];
 
 /// Most dead properties one collection keeps.
-const MAX_DEAD_PROPS: usize = 32;
+pub(crate) const MAX_DEAD_PROPS: usize = 32;
 /// Largest dead property, as XML.
-const MAX_DEAD_PROP_BYTES: usize = 4096;
+pub(crate) const MAX_DEAD_PROP_BYTES: usize = 4096;
 
 /// Whether a property is one Rampart computes (live, RFC 4918 §4.2).
-fn is_live(ns: &str, name: &str) -> bool {
+pub(crate) fn is_live(ns: &str, name: &str) -> bool {
     ALL_NAMES.iter().any(|(n, l)| *n == ns && *l == name)
-        || (ns == DAV
-            && matches!(
-                name,
-                "getlastmodified" | "creationdate" | "lockdiscovery" | "supportedlock"
-            ))
+        || (ns == DAV && matches!(name, "creationdate" | "lockdiscovery" | "supportedlock"))
 }
 
 /// The names of every property a resource of this kind may have, for
@@ -72,6 +68,7 @@ const ALL_NAMES: &[(&str, &str)] = &[
     (DAV, "getetag"),
     (DAV, "getcontenttype"),
     (DAV, "getcontentlength"),
+    (DAV, "getlastmodified"),
     (DAV, "current-user-principal"),
     (DAV, "principal-URL"),
     (DAV, "principal-collection-set"),
@@ -276,6 +273,10 @@ pub(crate) fn value(
         },
         (DAV, "getcontentlength") => match node {
             Node::Object(_, o) => o.size.to_string(),
+            _ => return None,
+        },
+        (DAV, "getlastmodified") => match node {
+            Node::Object(_, o) if o.updated_at > 0 => crate::ical::http_date(o.updated_at),
             _ => return None,
         },
         (DAV, "quota-used-bytes") if is_collection => extras.quota?.0.to_string(),

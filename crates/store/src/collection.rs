@@ -137,6 +137,8 @@ pub struct DavObject {
     /// Whether it has more than one occurrence (then the bounds only
     /// enclose them; else they are its one occurrence).
     pub recurring: bool,
+    /// When it was last written (ms since the epoch).
+    pub updated_at: i64,
     /// Its content, where the read asked for it.
     pub data: Option<String>,
 }

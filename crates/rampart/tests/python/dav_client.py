@@ -283,7 +283,8 @@ END:VCALENDAR</C:calendar-timezone>
     check(r.status == 403 and "no-uid-conflict" in r.raw, f"COPY within the calendar (same UID): {r.status}")
     r = raw_http.request(src, "MOVE", None, {"Destination": str(work.url) + "renamed.ics"})
     check(r.status == 201 and raw_http.request(src, "GET").status == 404, f"MOVE to a new name: {r.status}, source gone")
-    check("unity-2" in raw_http.request(str(work.url) + "renamed.ics", "GET").raw, "the moved resource has its content")
+    moved = raw_http.request(str(work.url) + "renamed.ics", "GET")
+    check("unity-2" in moved.raw and moved.headers.get("Last-Modified", "").endswith(" GMT"), "the moved resource has its content and a Last-Modified")
     r = raw_http.request(home + "copied.ics", "MOVE", None, {"Destination": f"https://{HOST}:{port}/dav/calendars/bob@example.org/calendar/x.ics"})
     check(r.status == 403, f"MOVE into another user's calendar: {r.status}")
     raw_http.request(home + "copied.ics", "DELETE")
@@ -294,6 +295,23 @@ END:VCALENDAR</C:calendar-timezone>
     work.delete()
     names = sorted(str(cal.url).rstrip("/").rsplit("/", 1)[1] for cal in principal.calendars())
     check(names == ["calendar", "tasks"], f"the deleted calendar is gone: {names}")
+
+    # MKCALENDAR keeps the properties it sets that Rampart does not
+    # interpret (RFC 4791 §5.3.1: a time zone, Apple's order).
+    mk = """<?xml version="1.0" encoding="utf-8"?>
+<C:mkcalendar xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav" xmlns:A="http://apple.com/ns/ical/"><D:set><D:prop>
+<D:displayname>Council</D:displayname><A:calendar-order>7</A:calendar-order>
+<C:calendar-timezone>BEGIN:VCALENDAR
+BEGIN:VTIMEZONE
+TZID:Europe/Berlin
+END:VTIMEZONE
+END:VCALENDAR</C:calendar-timezone>
+</D:prop></D:set></C:mkcalendar>"""
+    r = raw_http.request(home.replace("/calendar/", "/council/"), "MKCALENDAR", mk, {"Content-Type": "application/xml"})
+    check(r.status == 201, f"MKCALENDAR with properties: {r.status}")
+    r = raw_http.request(home.replace("/calendar/", "/council/"), "PROPFIND", '<?xml version="1.0"?><D:propfind xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav" xmlns:A="http://apple.com/ns/ical/"><D:prop><D:displayname/><A:calendar-order/><C:calendar-timezone/></D:prop></D:propfind>', {"Depth": "0"})
+    check("Council" in r.raw and ">7<" in r.raw and "TZID:Europe/Berlin" in r.raw and "404" not in r.raw, "its properties are kept")
+    raw_http.request(home.replace("/calendar/", "/council/"), "DELETE")
 
     # Tasks go to the task list.
     tasks = principal.calendar(cal_id="tasks")

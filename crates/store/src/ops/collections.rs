@@ -167,7 +167,7 @@ async fn with_dead_props(c: &mut dyn Conn, collections: &mut [Collection]) -> Re
 /// The columns of a resource without its content; `data` may follow as the
 /// next column.
 const OBJECT_COLUMNS: &str =
-    "id, name, uid, etag, component, size, modseq, starts_at, ends_at, recurring";
+    "id, name, uid, etag, component, size, modseq, starts_at, ends_at, recurring, updated_at";
 
 fn object_from(r: &mut Row, with_data: bool) -> Result<DavObject> {
     Ok(DavObject {
@@ -181,7 +181,8 @@ fn object_from(r: &mut Row, with_data: bool) -> Result<DavObject> {
         starts_at: r.opt_int(7)?,
         ends_at: r.opt_int(8)?,
         recurring: r.int(9)? != 0,
-        data: if with_data { Some(r.text(10)?) } else { None },
+        updated_at: r.int(10)?,
+        data: if with_data { Some(r.text(11)?) } else { None },
     })
 }
 
@@ -608,6 +609,7 @@ impl<B: Backend> CollectionStore for SqlStore<B> {
                     starts_at: new.starts_at,
                     ends_at: new.ends_at,
                     recurring: new.recurring,
+                    updated_at: now,
                     data: None,
                 };
                 Ok(if replaced {
@@ -832,7 +834,7 @@ impl<B: Backend> CollectionStore for SqlStore<B> {
                     removed: Vec::new(),
                 };
                 for mut r in rows {
-                    if r.int(10)? == 0 {
+                    if r.int(11)? == 0 {
                         changes.changed.push(object_from(&mut r, false)?);
                     } else {
                         changes.removed.push(r.text(1)?);
