@@ -5,9 +5,11 @@ use bytes::Bytes;
 use hyper::header::HeaderMap;
 use rampart_core::model::{PutOutcome, WriteCondition};
 
+use crate::caller::{Caller, not_found};
 use crate::error::DavError;
-use crate::handler::{Caller, Reply, etag_header, not_found, reply, store_resource};
+use crate::handler::{Reply, reply};
 use crate::paths::{self, Target};
+use crate::resources::{etag_header, store_resource};
 
 /// Copies or moves the resource `target` names to the `Destination`.
 pub(crate) async fn copy_or_move(

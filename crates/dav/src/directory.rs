@@ -8,8 +8,8 @@
 use rampart_core::model::{Collection, CollectionId, CollectionKind, DavObject, DavObjectId};
 use rampart_core::{AddressList, ListedPrincipal, resource_etag};
 
+use crate::caller::Caller;
 use crate::error::DavError;
-use crate::handler::Caller;
 
 /// Its name in the address-book home; no user's own book can have it.
 pub const NAME: &str = "directory";

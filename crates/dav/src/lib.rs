@@ -7,15 +7,18 @@
 //! caller's [`rampart_core::Access`]; this crate parses HTTP, XML,
 //! iCalendar and vCard and decides nothing about rights.
 
+mod caller;
 mod copymove;
 pub mod directory;
 pub mod discovery;
 mod error;
 mod handler;
 pub mod ical;
+mod mkcol;
 pub mod paths;
 mod props;
 mod report;
+mod resources;
 pub mod vcard;
 pub mod xml;
 

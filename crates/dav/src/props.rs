@@ -8,8 +8,10 @@ use rampart_core::model::{
     Collection, CollectionKind, CollectionPatch, DavObject, DeadProp, ObjectFilter,
 };
 
+use crate::caller::{Caller, not_found};
 use crate::error::DavError;
-use crate::handler::{Caller, Reply, multistatus, not_found, parse_body, patch_of};
+use crate::handler::{Reply, multistatus, parse_body};
+use crate::mkcol::patch_of;
 use crate::paths::{self, Target};
 use crate::xml::{
     self, APPLE_ICAL, CALDAV, CALSERVER, CARDDAV, DAV, Element, MULTISTATUS_CLOSE,

@@ -6,8 +6,9 @@ use bytes::Bytes;
 use calcard::icalendar::{ICalendar, ICalendarComponent, ICalendarEntry};
 use rampart_core::model::{Collection, CollectionKind, DavObject, ObjectFilter};
 
+use crate::caller::Caller;
 use crate::error::DavError;
-use crate::handler::{Caller, Reply, multistatus, parse_body};
+use crate::handler::{Reply, multistatus, parse_body};
 use crate::ical;
 use crate::paths::{self, Target};
 use crate::props::{
