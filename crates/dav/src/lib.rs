@@ -16,6 +16,7 @@ mod handler;
 pub mod ical;
 mod mkcol;
 pub mod paths;
+mod principals;
 mod props;
 mod report;
 mod resources;

@@ -250,6 +250,10 @@ pub(crate) fn value(
                 (CARDDAV, "addressbook-query"),
                 (DAV, "sync-collection"),
             ]),
+            Node::Principals | Node::Principal => report_set(&[
+                (DAV, "principal-property-search"),
+                (DAV, "principal-search-property-set"),
+            ]),
             _ => return None,
         },
         (DAV, "sync-token") => match node {

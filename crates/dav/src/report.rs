@@ -152,6 +152,25 @@ pub(crate) async fn report(
 ) -> Result<Reply, DavError> {
     let body =
         parse_body(caller, body)?.ok_or_else(|| DavError::bad_request("a REPORT needs a body"))?;
+    // RFC 3744 §9.4-9.5, on the principals collection (or a principal,
+    // or the root, where clients send it).
+    if matches!(
+        target,
+        Target::Principals | Target::Principal(_) | Target::Root
+    ) {
+        if body.is(DAV, "principal-property-search") {
+            return Ok(multistatus(
+                crate::principals::property_search(caller, &body).await?,
+            ));
+        }
+        if body.is(DAV, "principal-search-property-set") {
+            return Ok(crate::handler::reply(
+                200,
+                Some("application/xml; charset=utf-8"),
+                crate::principals::search_property_set(),
+            ));
+        }
+    }
     let Target::Collection(kind, user, name) = target else {
         return Err(unsupported());
     };

@@ -531,6 +531,22 @@ def directory(port, cafile):
     token = r.raw.split("<D:sync-token>")[1].split("</D:sync-token>")[0]
     again = http.request(book, "REPORT", sync.replace("<D:sync-token/>", f"<D:sync-token>{token}</D:sync-token>"), {"Content-Type": "application/xml"})
     check(again.status == 207 and "bob.vcf" not in again.raw, "a sync from the current token lists nothing")
+    # Finding colleagues by name as Apple Calendar and Evolution do
+    # (RFC 3744 principal-property-search), in one's own organisation only.
+    search = """<?xml version="1.0" encoding="utf-8"?>
+<D:principal-property-search xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav" test="anyof">
+  <D:property-search><D:prop><D:displayname/></D:prop><D:match>%s</D:match></D:property-search>
+  <D:property-search><D:prop><C:calendar-user-address-set/></D:prop><D:match>%s</D:match></D:property-search>
+  <D:prop><D:displayname/><C:calendar-user-address-set/><C:calendar-user-type/></D:prop>
+</D:principal-property-search>"""
+    r = http.request("/dav/principals/", "REPORT", search % ("bak", "bak"), {"Depth": "0", "Content-Type": "application/xml"})
+    check(r.status == 207 and "Bob Baker" in r.raw and "mailto:bob@example.org" in r.raw and "INDIVIDUAL" in r.raw, f"principal-property-search finds bob: {r.status}")
+    check("alice" not in r.raw.replace("/dav/principals/", ""), "and only bob")
+    r = http.request("/dav/principals/", "REPORT", search % ("carol", "other.example"), {"Depth": "0", "Content-Type": "application/xml"})
+    check(r.status == 207 and "carol" not in r.raw, "nobody of another organisation")
+    r = http.request("/dav/principals/", "REPORT", '<?xml version="1.0"?><D:principal-search-property-set xmlns:D="DAV:"/>', {"Depth": "0", "Content-Type": "application/xml"})
+    check(r.status == 200 and "displayname" in r.raw, "principal-search-property-set")
+
     # Copy a directory card into one's own address book.
     c = http.request(book + "bob.vcf", "COPY", None, {"Destination": home + "contacts/bob.vcf"})
     check(c.status == 201, f"COPY a directory card into one's own book ({c.status})")
