@@ -137,3 +137,38 @@ pub(crate) async fn property_search(
     out.push_str(MULTISTATUS_CLOSE);
     Ok(out)
 }
+
+/// The response for a colleague's principal: found in the caller's own
+/// organisation by address (recorded as a read of that one entry), else
+/// not found. Only the address list's properties are answered.
+pub(crate) async fn colleague(
+    caller: &Caller<'_>,
+    address: &str,
+    wanted: &[PropName],
+    report_missing: bool,
+) -> Result<String, DavError> {
+    let Some((local, domain)) = address.rsplit_once('@') else {
+        return Err(crate::caller::not_found());
+    };
+    let list = caller
+        .core
+        .address_list_entries(&caller.access, &[local.to_owned()], &[])
+        .await?;
+    let p = list
+        .principals
+        .iter()
+        .find(|p| p.address.eq_ignore_ascii_case(&format!("{local}@{domain}")))
+        .ok_or_else(crate::caller::not_found)?;
+    let mut found = Vec::new();
+    let mut missing = Vec::new();
+    for (ns, name) in wanted {
+        match value(p, ns, name) {
+            Some(v) => found.push(found_element(ns, name, &v)),
+            None if report_missing => missing.push((ns.clone(), name.clone())),
+            None => {}
+        }
+    }
+    let mut out = String::new();
+    write_response(&mut out, &paths::principal(&p.address), &found, &missing);
+    Ok(out)
+}

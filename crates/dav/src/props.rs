@@ -509,10 +509,19 @@ pub(crate) async fn propfind(
             }
         }
         Target::Principal(user) => {
-            if !caller.owns(&user) {
-                return Err(not_found());
+            if caller.owns(&user) {
+                write_node(&mut out, caller, &Node::Principal, &extras, &w);
+            } else {
+                // A colleague (as principal-property-search names them):
+                // the few properties the address list shows, nothing else.
+                let (listed, missing) = match &w {
+                    Wanted::Props(list) => (list.clone(), true),
+                    // allprop and propname report what exists only.
+                    Wanted::All(list) => (list.clone(), false),
+                    Wanted::Names => (Vec::new(), false),
+                };
+                out.push_str(&crate::principals::colleague(caller, &user, &listed, missing).await?);
             }
-            write_node(&mut out, caller, &Node::Principal, &extras, &w);
         }
         Target::Home(kind, user) => {
             if !caller.owns(&user) {

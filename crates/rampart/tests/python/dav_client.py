@@ -330,7 +330,6 @@ def isolation(port, cafile):
         ("PROPFIND", href),
         ("GET", href + "x.ics"),
         ("PROPFIND", "/dav/calendars/alice@example.org/"),
-        ("PROPFIND", "/dav/principals/alice@example.org/"),
         ("REPORT", href),
         ("DELETE", href),
     ]:
@@ -342,6 +341,10 @@ def isolation(port, cafile):
         )
         r = b.request(url, method, body, {"Depth": "0"})
         check(r.status == 404, f"bob's {method} of alice's {path.split(str(port))[-1]}: {r.status}")
+    # Alice's principal shows a colleague her name and address (what the
+    # address list shows), never where her calendars are.
+    r = b.request(f"https://{HOST}:{port}/dav/principals/alice@example.org/", "PROPFIND", None, {"Depth": "0"})
+    check(r.status == 207 and "calendar-home-set" not in r.raw and "/dav/calendars/alice" not in r.raw, f"bob's PROPFIND of alice's principal: {r.status}, no home")
     put = b.request(href + "intruder.ics", "PUT", TODO, {"Content-Type": "text/calendar"})
     check(put.status in (404, 409), f"bob's PUT into alice's calendar: {put.status}")
     check(len(work.events()) == 1, "alice's calendar is untouched")
@@ -542,6 +545,11 @@ def directory(port, cafile):
     r = http.request("/dav/principals/", "REPORT", search % ("bak", "bak"), {"Depth": "0", "Content-Type": "application/xml"})
     check(r.status == 207 and "Bob Baker" in r.raw and "mailto:bob@example.org" in r.raw and "INDIVIDUAL" in r.raw, f"principal-property-search finds bob: {r.status}")
     check("alice" not in r.raw.replace("/dav/principals/", ""), "and only bob")
+    # The principal a search names can be asked for the same properties.
+    r = http.request("/dav/principals/bob@example.org/", "PROPFIND", '<?xml version="1.0"?><D:propfind xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"><D:prop><D:displayname/><C:calendar-user-address-set/><C:calendar-home-set/></D:prop></D:propfind>', {"Depth": "0"})
+    check(r.status == 207 and "Bob Baker" in r.raw and "mailto:bob@example.org" in r.raw and "calendars/bob" not in r.raw, "a colleague's principal shows name and address, not their calendars")
+    r = http.request("/dav/principals/carol@other.example/", "PROPFIND", None, {"Depth": "0"})
+    check(r.status == 404, f"a principal of another organisation is not found ({r.status})")
     r = http.request("/dav/principals/", "REPORT", search % ("carol", "other.example"), {"Depth": "0", "Content-Type": "application/xml"})
     check(r.status == 207 and "carol" not in r.raw, "nobody of another organisation")
     r = http.request("/dav/principals/", "REPORT", '<?xml version="1.0"?><D:principal-search-property-set xmlns:D="DAV:"/>', {"Depth": "0", "Content-Type": "application/xml"})
