@@ -19,7 +19,11 @@ fn invalid(condition: &'static str, reason: impl Into<String>) -> DavError {
 
 /// Parses a vCard text.
 pub fn parse(data: &str) -> Result<VCard, String> {
-    match Parser::new(data).entry() {
+    card_of(Parser::new(data).entry())
+}
+
+fn card_of(entry: Entry) -> Result<VCard, String> {
+    match entry {
         Entry::VCard(card) => Ok(card),
         Entry::ICalendar(_) => Err("an iCalendar object, not a vCard".into()),
         Entry::Eof => Err("empty".into()),
@@ -29,10 +33,9 @@ pub fn parse(data: &str) -> Result<VCard, String> {
 
 /// Checks a PUT's body: one vCard with a UID, of at most `max_properties`.
 pub fn intake(name: &str, data: &str, max_properties: usize) -> Result<ResourceWrite, DavError> {
-    let card = parse(data).map_err(|r| invalid("valid-address-data", r))?;
-    // One vCard per resource (RFC 6352 §5.1): nothing may follow it.
     let mut parser = Parser::new(data);
-    let _ = parser.entry();
+    let card = card_of(parser.entry()).map_err(|r| invalid("valid-address-data", r))?;
+    // One vCard per resource (RFC 6352 §5.1): nothing may follow it.
     if !matches!(parser.entry(), Entry::Eof) {
         return Err(invalid(
             "valid-address-data",

@@ -186,6 +186,10 @@ fn object_from(r: &mut Row, with_data: bool) -> Result<DavObject> {
     })
 }
 
+fn rights_from(s: &str) -> Result<ShareRights> {
+    ShareRights::parse(s).ok_or_else(|| StoreError::Corrupt(format!("unknown share rights {s:?}")))
+}
+
 fn no_collection(id: CollectionId) -> StoreError {
     StoreError::NotFound {
         kind: "collection",
@@ -730,8 +734,7 @@ impl<B: Backend> CollectionStore for SqlStore<B> {
                 .await?
                 .into_iter()
                 .map(|r| {
-                    let rights = ShareRights::parse(r.str(1)?)
-                        .ok_or_else(|| StoreError::Corrupt("unknown share rights".into()))?;
+                    let rights = rights_from(r.str(1)?)?;
                     Ok((PrincipalId(r.int(0)?), rights))
                 })
                 .collect()
@@ -772,8 +775,7 @@ impl<B: Backend> CollectionStore for SqlStore<B> {
                 for mut r in rows {
                     let collection = collection_from(&mut r)?;
                     let owner_address = r.text(9)?;
-                    let rights = ShareRights::parse(r.str(10)?)
-                        .ok_or_else(|| StoreError::Corrupt("unknown share rights".into()))?;
+                    let rights = rights_from(r.str(10)?)?;
                     // Shared directly and through a group: the greater right.
                     match out.iter_mut().find(|s| s.collection.id == collection.id) {
                         Some(s) => s.rights = s.rights.max(rights),
